@@ -1,0 +1,97 @@
+//! The `#[task]` attribute of `taskhost-sdk`. Use it through `taskhost_sdk::task`.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::quote;
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, ReturnType, Type};
+
+/// Exports the function as the task's `run`: see the `taskhost_sdk` crate docs.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    let function = syn::parse_macro_input!(item as ItemFn);
+    match expand(attr, &function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#function #error).into()
+        }
+    }
+}
+
+fn expand(attr: TokenStream2, function: &ItemFn) -> syn::Result<TokenStream2> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new(attr.span(), "#[task] takes no arguments"));
+    }
+    check_signature(function)?;
+    let name = &function.sig.ident;
+    let call = if returns_result(&function.sig.output) {
+        quote!(#name(input).map_err(::core::convert::Into::<::taskhost_sdk::TaskError>::into))
+    } else {
+        quote!(::core::result::Result::<_, ::taskhost_sdk::TaskError>::Ok(#name(input)))
+    };
+    Ok(quote! {
+        #function
+
+        #[doc(hidden)]
+        struct __TaskhostTask;
+
+        impl ::taskhost_sdk::__private::Guest for __TaskhostTask {
+            fn run(
+                input: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, ::taskhost_sdk::__private::WireError> {
+                ::taskhost_sdk::__private::run(&input, |input| #call)
+            }
+        }
+
+        ::taskhost_sdk::__private::export!(__TaskhostTask with_types_in ::taskhost_sdk::__private::bindings);
+    })
+}
+
+/// A task is a plain, synchronous, non-generic function of exactly one input.
+fn check_signature(function: &ItemFn) -> syn::Result<()> {
+    let sig = &function.sig;
+    if let Some(token) = &sig.asyncness {
+        return Err(syn::Error::new(
+            token.span(),
+            "a task function cannot be async",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a task function cannot be generic",
+        ));
+    }
+    let mut inputs = sig.inputs.iter();
+    match (inputs.next(), inputs.next()) {
+        (Some(FnArg::Typed(_)), None) => Ok(()),
+        (Some(FnArg::Receiver(receiver)), _) => Err(syn::Error::new(
+            receiver.span(),
+            "a task function is a free function, not a method",
+        )),
+        (None, _) => Err(syn::Error::new(
+            sig.paren_token.span.join(),
+            "a task function takes exactly one argument: its input, e.g. `input: In` where `In: Deserialize`",
+        )),
+        (Some(_), Some(extra)) => Err(syn::Error::new(
+            extra.span(),
+            "a task function takes exactly one argument: its input",
+        )),
+    }
+}
+
+/// Whether the declared return type is a `Result<..>`, whose error converts into `TaskError`.
+fn returns_result(output: &ReturnType) -> bool {
+    let ReturnType::Type(_, ty) = output else {
+        return false;
+    };
+    let Type::Path(path) = ty.as_ref() else {
+        return false;
+    };
+    path.path
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "Result")
+}

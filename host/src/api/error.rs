@@ -1,0 +1,117 @@
+//! The one place errors become HTTP responses: `{"error": {"code", "message"}}` with a
+//! stable code and the right status.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::host::SubmitError;
+use crate::jobs::JobId;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No task has this name.
+    #[error("no task named {0:?}")]
+    UnknownTask(String),
+    /// No job has this id.
+    #[error("no job with id {0}")]
+    JobNotFound(JobId),
+    /// The path does not hold a job id.
+    #[error("{0:?} is not a job id (job ids are UUIDs)")]
+    InvalidJobId(String),
+    /// The request body could not be read as the JSON this route expects.
+    #[error("{message}")]
+    Body {
+        /// The HTTP status to answer.
+        status: StatusCode,
+        /// The stable code.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The query string could not be read.
+    #[error("invalid query string: {0}")]
+    InvalidQuery(String),
+    /// No route has this path.
+    #[error("no such route; the API lives under /v1")]
+    NoRoute,
+    /// The route exists but not with this method.
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::UnknownTask(_) => (StatusCode::NOT_FOUND, "unknown_task"),
+            Self::JobNotFound(_) => (StatusCode::NOT_FOUND, "job_not_found"),
+            Self::InvalidJobId(_) => (StatusCode::BAD_REQUEST, "invalid_job_id"),
+            Self::Body { status, code, .. } => (*status, code),
+            Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        match error {
+            SubmitError::UnknownTask(name) => Self::UnknownTask(name),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let (status, code) = match &rejection {
+            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            JsonRejection::JsonDataError(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+            }
+            _ => (rejection.status(), "invalid_body"),
+        };
+        Self::Body {
+            status,
+            code,
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::InvalidQuery(rejection.body_text())
+    }
+}

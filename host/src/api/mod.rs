@@ -1,0 +1,151 @@
+//! The HTTP API: an axum router over [`Host`]. Handlers translate between HTTP and the host
+//! and nothing more.
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `GET /healthz` | `ok` while the server is up |
+//! | `GET /v1/tasks` | the tasks served, with hash and size |
+//! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?}`: 200 if finished within the wait, else 202 |
+//! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish |
+
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+pub use error::ApiError;
+
+use crate::host::{Host, JobRequest};
+use crate::jobs::{JobId, JobRecord};
+
+/// The API's router, serving `host`.
+pub fn router(host: Arc<Host>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/tasks", get(list_tasks))
+        .route("/v1/jobs", post(submit_job))
+        .route("/v1/jobs/{id}", get(get_job))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(host)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[derive(Serialize)]
+struct TaskList {
+    tasks: Vec<TaskSummary>,
+}
+
+#[derive(Serialize)]
+struct TaskSummary {
+    name: String,
+    hash: String,
+    size: usize,
+}
+
+async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
+    let tasks = host
+        .tasks()
+        .into_iter()
+        .map(|version| TaskSummary {
+            name: version.name.clone(),
+            hash: version.hash.to_hex().to_string(),
+            size: version.size,
+        })
+        .collect();
+    Json(TaskList { tasks })
+}
+
+/// The body of `POST /v1/jobs`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    task: String,
+    #[serde(default)]
+    input: serde_json::Value,
+    /// How long to wait for the job to finish before answering, in milliseconds.
+    wait_ms: Option<u64>,
+}
+
+/// `?wait_ms=N`, accepted by both job routes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    wait_ms: Option<u64>,
+}
+
+async fn submit_job(
+    State(host): State<Arc<Host>>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+    ApiJson(body): ApiJson<SubmitBody>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let record = host.submit(JobRequest {
+        task: body.task,
+        input: body.input,
+    })?;
+    let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
+    let record = if wait > 0 {
+        host.wait(record.id, Duration::from_millis(wait))
+            .await
+            .unwrap_or(record)
+    } else {
+        record
+    };
+    Ok(job_response(record))
+}
+
+async fn get_job(
+    State(host): State<Arc<Host>>,
+    Path(id): Path<String>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<JobRecord>, ApiError> {
+    let Query(query) = query?;
+    let id: JobId = id.parse().map_err(|_| ApiError::InvalidJobId(id))?;
+    let record = match query.wait_ms {
+        Some(wait) if wait > 0 => host.wait(id, Duration::from_millis(wait)).await,
+        _ => host.job(id),
+    };
+    record.map(Json).ok_or(ApiError::JobNotFound(id))
+}
+
+/// 200 with a finished job, else 202 with the record so far and where to poll.
+fn job_response(record: JobRecord) -> Response {
+    if record.status.is_final() {
+        return (StatusCode::OK, Json(record)).into_response();
+    }
+    let location = format!("/v1/jobs/{}", record.id);
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(record),
+    )
+        .into_response()
+}
+
+/// `Json` whose rejections are [`ApiError`]s, so bad bodies get the API's error shape.
+struct ApiJson<T>(T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}

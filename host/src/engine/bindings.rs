@@ -1,0 +1,6 @@
+//! Host-side bindings of the `task` world in `wit/`: the one place that runs `bindgen!`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "task",
+});

@@ -1,0 +1,228 @@
+//! How a job ended: its output or a typed error, what it logged, and what it cost.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::{Trap, WasmBacktrace};
+
+use super::bindings::TaskError;
+use super::state::HostState;
+
+/// Most log lines kept per job; later lines are dropped and the log marked truncated.
+const MAX_LOG_LINES: usize = 256;
+/// Most log bytes kept per job.
+const MAX_LOG_BYTES: usize = 64 * 1024;
+
+/// The result of running one job.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The task's JSON output, or why there is none.
+    pub result: Result<serde_json::Value, JobError>,
+    /// What the task logged.
+    pub log: JobLog,
+    /// What the job cost.
+    pub receipt: Receipt,
+}
+
+impl Outcome {
+    /// The outcome of a job that failed before the task could run.
+    pub fn failed(error: JobError) -> Self {
+        Self {
+            result: Err(error),
+            log: JobLog::default(),
+            receipt: Receipt::default(),
+        }
+    }
+}
+
+/// Resources one job used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// Time from creating the store to the end of the call.
+    pub wall: Duration,
+}
+
+/// Why a job failed: a stable code and a human message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// What kind of failure this is; clients branch on this.
+    pub code: ErrorCode,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// The closed set of reasons a job can fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The input did not have the shape the task expects.
+    InvalidInput,
+    /// The task ran and returned an error.
+    TaskError,
+    /// The task panicked.
+    Panic,
+    /// The task trapped (e.g. `unreachable`, an out-of-bounds access).
+    Trap,
+    /// The job ran past its deadline and was stopped.
+    Timeout,
+    /// The task overflowed its wasm stack.
+    StackOverflow,
+    /// The job could not be run by the host: the message says why.
+    Internal,
+}
+
+/// How important a log line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Very detailed tracing.
+    Trace,
+    /// Information for debugging.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected that the task handled.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// One line a task logged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Its level.
+    pub level: LogLevel,
+    /// Its text.
+    pub message: String,
+}
+
+/// The lines a job logged, bounded in count and bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLog {
+    /// The lines kept, oldest first.
+    pub lines: Vec<LogLine>,
+    /// Whether lines were dropped because the log was full.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl JobLog {
+    /// Appends a line unless the log is full.
+    pub(crate) fn push(&mut self, level: LogLevel, message: String) {
+        let used: usize = self.lines.iter().map(|line| line.message.len()).sum();
+        if self.lines.len() >= MAX_LOG_LINES || used + message.len() > MAX_LOG_BYTES {
+            self.truncated = true;
+            return;
+        }
+        self.lines.push(LogLine { level, message });
+    }
+}
+
+/// Shortens `text` to at most `max` bytes without splitting a character.
+pub(crate) fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+/// Turns the result of instantiating and calling a task into an outcome.
+pub(crate) fn classify(
+    result: wasmtime::Result<Result<String, TaskError>>,
+    state: HostState,
+    receipt: Receipt,
+) -> Outcome {
+    let result = match result {
+        Ok(Ok(output)) => serde_json::from_str(&output).map_err(|error| JobError {
+            code: ErrorCode::TaskError,
+            message: format!("the task returned malformed JSON: {error}"),
+        }),
+        Ok(Err(TaskError::InvalidInput(message))) => Err(JobError {
+            code: ErrorCode::InvalidInput,
+            message,
+        }),
+        Ok(Err(TaskError::Failed(message))) => Err(JobError {
+            code: ErrorCode::TaskError,
+            message,
+        }),
+        Err(error) => Err(classify_trap(&error, state.panic_message)),
+    };
+    Outcome {
+        result,
+        log: state.log,
+        receipt,
+    }
+}
+
+fn classify_trap(error: &wasmtime::Error, panic_message: Option<String>) -> JobError {
+    if let Some(message) = panic_message {
+        return JobError {
+            code: ErrorCode::Panic,
+            message: format!("the task {message}"),
+        };
+    }
+    let Some(trap) = error.downcast_ref::<Trap>() else {
+        return JobError {
+            code: ErrorCode::Trap,
+            message: format!("{error:#}"),
+        };
+    };
+    let code = match trap {
+        Trap::Interrupt => ErrorCode::Timeout,
+        Trap::StackOverflow => ErrorCode::StackOverflow,
+        _ => ErrorCode::Trap,
+    };
+    let mut message = match code {
+        ErrorCode::Timeout => "the job ran past its deadline and was stopped".to_owned(),
+        _ => trap.to_string(),
+    };
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+        message.push_str(&format!("\n{backtrace}"));
+    }
+    JobError { code, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_stops_at_its_line_bound_and_says_so() {
+        let mut log = JobLog::default();
+        for i in 0..MAX_LOG_LINES + 10 {
+            log.push(LogLevel::Info, format!("line {i}"));
+        }
+        assert_eq!(log.lines.len(), MAX_LOG_LINES);
+        assert!(log.truncated);
+        assert_eq!(log.lines[0].message, "line 0");
+    }
+
+    #[test]
+    fn the_log_stops_at_its_byte_bound() {
+        let mut log = JobLog::default();
+        log.push(LogLevel::Info, "x".repeat(MAX_LOG_BYTES - 1));
+        log.push(LogLevel::Info, "yy".into());
+        assert_eq!(log.lines.len(), 1);
+        assert!(log.truncated);
+    }
+
+    #[test]
+    fn truncation_never_splits_a_character() {
+        let mut text = "aé".to_owned(); // 'é' is two bytes
+        truncate_at_char(&mut text, 2);
+        assert_eq!(text, "a");
+    }
+
+    #[test]
+    fn error_codes_serialize_in_snake_case() {
+        let codes = [ErrorCode::InvalidInput, ErrorCode::TaskError, ErrorCode::StackOverflow];
+        assert_eq!(
+            serde_json::to_value(codes).unwrap(),
+            serde_json::json!(["invalid_input", "task_error", "stack_overflow"])
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! taskhost: run untrusted tasks, compiled to WebAssembly components, in a sandbox, over HTTP.
+//!
+//! # Layout
+//!
+//! The path of a job, and where each step lives:
+//!
+//! ```text
+//! client ─HTTP─▶ api ─▶ host (facade) ─▶ registry: name → TaskVersion {hash, compiled}
+//!                          ├─▶ jobs: record (queued), waiters
+//!                          └─▶ scheduler: engine thread ─▶ engine::run → Outcome
+//!                                                             └─▶ jobs: finish record, wake waiters
+//! ```
+//!
+//! - [`config`]: the server's flags, validated all at once.
+//! - [`api`]: the axum router; one error type turns every failure into a JSON response.
+//! - [`host`]: the embedding facade the API (or a Rust program) drives.
+//! - [`jobs`]: job ids, records, status transitions and waiting.
+//! - [`scheduler`]: engine threads fed by crossbeam-deque work stealing.
+//! - [`engine`]: the wasmtime engine, store limits, deadlines, and running one job.
+//! - [`registry`]: task names → compiled versions, loaded from the tasks directory.
+//!
+//! Dependencies point one way: `api` → `host` → (`registry`, `jobs`, `scheduler`) → `engine`.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod host;
+pub mod jobs;
+pub mod registry;
+pub mod scheduler;
+
+pub use config::{Config, ServeArgs};
+pub use host::{Host, JobRequest};

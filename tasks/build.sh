@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds every task crate under tasks/ to a WASI component at target/tasks/NAME.wasm.
+#
+#   tasks/build.sh            build (installing the Debian toolchain first if needed)
+#   tasks/build.sh --setup    only make sure a toolchain that can build tasks is installed
+#
+# Toolchain, in order of preference:
+#   1. rustup with the wasm32-wasip2 target installed: the ordinary `cargo build`.
+#   2. Debian's rustc-web/cargo-web packages, which ship std sources and wasm-component-ld:
+#      std is built for wasm32-wasip2 with -Zbuild-std (cached in target/wasm). Installed with
+#      apt-get when this runs as root on Debian.
+#   3. Otherwise it stops and says what to install.
+#
+# Environment: TASKHOST_TASKS_OUT overrides the output directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${TASKHOST_TASKS_OUT:-$root/target/tasks}
+wasm_target_dir=$root/target/wasm
+debian_packages=(rustc-web cargo-web rust-web-src wasi-libc lld)
+debian_tools=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin
+debian_wasi_libc=/usr/lib/wasm32-wasi
+
+log() { printf 'tasks/build.sh: %s\n' "$*" >&2; }
+
+# This script may run inside another cargo build (the tests' build script): drop what that
+# build set for itself so that none of it leaks into the guest build.
+for var in $(compgen -e); do
+  case $var in
+    CARGO_HOME) ;;
+    CARGO | CARGO_* | RUSTC | RUSTC_* | RUSTFLAGS | RUSTDOC | RUSTDOCFLAGS | DEP_* | OUT_DIR | \
+      TARGET | HOST | PROFILE | OPT_LEVEL | DEBUG | NUM_JOBS) unset "$var" ;;
+  esac
+done
+
+have_rustup_target() {
+  command -v rustup >/dev/null 2>&1 &&
+    rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2
+}
+
+have_debian_toolchain() {
+  [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] &&
+    [ -x "$debian_tools/wasm-component-ld" ] &&
+    [ -f "$debian_wasi_libc/libc.a" ] &&
+    [ -d /usr/lib/rustlib/src/rust/library ]
+}
+
+install_debian_toolchain() {
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    log "no toolchain can build wasm32-wasip2 components. Install one of:"
+    log "  rustup target add wasm32-wasip2"
+    log "  apt-get install ${debian_packages[*]}    (Debian 12 or later, as root)"
+    exit 1
+  fi
+  log "installing Debian packages: ${debian_packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${debian_packages[@]}" >&2
+}
+
+ensure_toolchain() {
+  if have_rustup_target; then
+    toolchain=rustup
+  else
+    have_debian_toolchain || install_debian_toolchain
+    toolchain=debian
+  fi
+}
+
+build() {
+  local manifest=$root/tasks/Cargo.toml
+  local args=(build --release --locked --target wasm32-wasip2 --manifest-path "$manifest"
+    --target-dir "$wasm_target_dir")
+  log "building tasks with the $toolchain toolchain"
+  if [ "$toolchain" = rustup ]; then
+    cargo "${args[@]}"
+  else
+    PATH=$debian_tools:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+      RUSTFLAGS="-C link-self-contained=no -L $debian_wasi_libc" \
+      /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
+  fi
+
+  mkdir -p "$out"
+  local dir name
+  for dir in "$root"/tasks/*/; do
+    [ -f "$dir/Cargo.toml" ] || continue
+    name=$(basename "$dir")
+    # Cargo names a cdylib after the crate with '-' turned into '_'; the task keeps its name.
+    cp "$wasm_target_dir/wasm32-wasip2/release/${name//-/_}.wasm" "$out/$name.wasm.tmp"
+    mv "$out/$name.wasm.tmp" "$out/$name.wasm"
+    log "$(printf '%-12s %8d bytes  %s' "$name" "$(stat -c %s "$out/$name.wasm")" "$out/$name.wasm")"
+  done
+}
+
+ensure_toolchain
+[ "${1:-}" = --setup ] || build

@@ -1,0 +1,187 @@
+//! Running jobs: outputs, task errors, panics, traps, and waiting.
+
+use serde_json::json;
+
+use crate::server;
+
+#[test]
+fn uppercase_succeeds_with_its_output() {
+    let server = server();
+    let response = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "uppercase", "input": {"text": "hello wasm world"}, "wait_ms": 30000}),
+    );
+    assert_eq!(response.status, 200, "{}", response.text);
+    let job = &response.json;
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["task"], "uppercase");
+    assert_eq!(
+        job["output"],
+        json!({"upper": "HELLO WASM WORLD", "words": 3})
+    );
+    assert_eq!(job["hash"].as_str().unwrap().len(), 64, "blake3 hex: {job}");
+    assert!(job.get("error").is_none());
+    // The SDK's logger reached the job's log.
+    assert_eq!(job["log"]["lines"][0]["level"], "debug");
+    assert_eq!(job["log"]["lines"][0]["message"], "upper-casing 16 bytes");
+}
+
+#[test]
+fn fib_computes_its_value() {
+    let server = server();
+    let response = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "fib", "input": {"n": 30}, "wait_ms": 30000}),
+    );
+    assert_eq!(
+        response.json["output"],
+        json!({"value": 832040}),
+        "{}",
+        response.text
+    );
+}
+
+#[test]
+fn a_task_error_fails_the_job_with_its_message() {
+    let server = server();
+    let job = server
+        .post_json(
+            "/v1/jobs",
+            &json!({"task": "fail", "input": {"mode": "error"}, "wait_ms": 30000}),
+        )
+        .json;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(
+        job["error"],
+        json!({"code": "task_error", "message": "failed on request"})
+    );
+    assert!(job.get("output").is_none());
+}
+
+#[test]
+fn input_of_the_wrong_shape_fails_as_invalid_input() {
+    let server = server();
+    let job = server
+        .post_json(
+            "/v1/jobs",
+            &json!({"task": "uppercase", "input": {"txt": "x"}, "wait_ms": 30000}),
+        )
+        .json;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "invalid_input");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.contains("missing field `text`"), "{message}");
+
+    let job = server
+        .post_json(
+            "/v1/jobs",
+            &json!({"task": "fib", "input": {"n": 94}, "wait_ms": 30000}),
+        )
+        .json;
+    assert_eq!(job["error"]["code"], "invalid_input");
+    assert_eq!(job["error"]["message"], "n must be at most 93, got 94");
+}
+
+#[test]
+fn a_panic_fails_the_job_with_the_panic_message_and_the_host_keeps_serving() {
+    let server = server();
+    let job = server
+        .post_json(
+            "/v1/jobs",
+            &json!({"task": "fail", "input": {"mode": "panic"}, "wait_ms": 30000}),
+        )
+        .json;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "panic");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.contains("panicked on request"), "{message}");
+    assert!(message.contains("src/lib.rs"), "says where: {message}");
+
+    let after = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "uppercase", "input": {"text": "still here"}, "wait_ms": 30000}),
+    );
+    assert_eq!(after.json["status"], "succeeded", "{}", server.log());
+}
+
+#[test]
+fn a_trap_fails_the_job_with_the_trap_message_and_the_host_keeps_serving() {
+    let server = server();
+    let job = server
+        .post_json(
+            "/v1/jobs",
+            &json!({"task": "fail", "input": {"mode": "trap"}, "wait_ms": 30000}),
+        )
+        .json;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "trap");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unreachable"), "{message}");
+
+    let after = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "fib", "input": {"n": 10}, "wait_ms": 30000}),
+    );
+    assert_eq!(after.json["output"], json!({"value": 55}));
+}
+
+#[test]
+fn without_wait_the_job_is_accepted_and_can_be_awaited_by_id() {
+    let server = server();
+    let accepted = server.post_json("/v1/jobs", &json!({"task": "fib", "input": {"n": 25}}));
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    assert_eq!(accepted.json["status"], "queued");
+    let id = accepted.json["id"].as_str().unwrap();
+    assert_eq!(
+        accepted.location.as_deref(),
+        Some(format!("/v1/jobs/{id}").as_str())
+    );
+
+    let done = server.get(&format!("/v1/jobs/{id}?wait_ms=30000"));
+    assert_eq!(done.status, 200);
+    assert_eq!(done.json["status"], "succeeded");
+    assert_eq!(done.json["output"], json!({"value": 75025}));
+    assert_eq!(done.json["id"], id);
+
+    // Once finished, a plain GET returns the same record.
+    assert_eq!(server.get(&format!("/v1/jobs/{id}")).json, done.json);
+}
+
+#[test]
+fn wait_in_the_query_string_works_for_submissions_too() {
+    let server = server();
+    let response = server.post_json(
+        "/v1/jobs?wait_ms=30000",
+        &json!({"task": "uppercase", "input": {"text": "q"}}),
+    );
+    assert_eq!(response.status, 200, "{}", response.text);
+    assert_eq!(response.json["output"]["upper"], "Q");
+}
+
+#[test]
+fn many_concurrent_jobs_all_complete_with_their_own_outputs() {
+    let server = server();
+    let outputs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..32)
+            .map(|n| {
+                let server = &server;
+                scope.spawn(move || {
+                    server
+                        .post_json(
+                            "/v1/jobs",
+                            &json!({"task": "fib", "input": {"n": n % 20}, "wait_ms": 60000}),
+                        )
+                        .json
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    let fib = |n: u64| (0..n).fold((0u64, 1u64), |(a, b), _| (b, a + b)).0;
+    for (n, job) in outputs.iter().enumerate() {
+        assert_eq!(job["output"]["value"], fib(n as u64 % 20), "job {n}: {job}");
+    }
+}

@@ -1,0 +1,144 @@
+//! A real `taskhost serve` process on a free loopback port, and a small HTTP client for it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long a server may take to compile its tasks and start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A `taskhost serve` process, killed when dropped.
+pub struct Server {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+    data_dir: tempfile::TempDir,
+}
+
+/// An HTTP response: status, headers of interest, and the body as JSON (or `Value::Null` when
+/// the body is not JSON; `text` has it as sent).
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// The `Location` header, if any.
+    pub location: Option<String>,
+    /// The body, parsed as JSON.
+    pub json: Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Server {
+    /// Starts `binary serve` on `127.0.0.1:0` with `tasks_dir` and a fresh data directory,
+    /// and waits for its `listening on` line. Extra flags go after the standard ones.
+    pub fn start(binary: &Path, tasks_dir: &str, extra_args: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().expect("creating a data dir");
+        let log = std::fs::File::create(data_dir.path().join("server.log")).unwrap();
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--tasks-dir", tasks_dir])
+            .arg("--data-dir")
+            .arg(data_dir.path().join("data"))
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
+
+        let stdout = child.stdout.take().unwrap();
+        let (first_line, read) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = first_line.send(line);
+        });
+        let line = read.recv_timeout(START_TIMEOUT).unwrap_or_default();
+        let base = match line.trim().strip_prefix("listening on ") {
+            Some(url) => url.to_owned(),
+            None => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(data_dir.path().join("server.log"));
+                panic!(
+                    "server did not start: first line {line:?}, log:\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Self {
+            child,
+            base,
+            agent,
+            data_dir,
+        }
+    }
+
+    /// The server's base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Response {
+        into_response(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.post(path, "application/json", &body.to_string())
+    }
+
+    /// `POST path` with any body and content type.
+    pub fn post(&self, path: &str, content_type: &str, body: &str) -> Response {
+        let request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type);
+        into_response(request.send(body))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("server.log")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn into_response(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Response {
+    let mut response = result.expect("HTTP request failed");
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .expect("reading the body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Response {
+        status,
+        location,
+        json,
+        text,
+    }
+}
