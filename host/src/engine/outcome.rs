@@ -219,7 +219,11 @@ mod tests {
 
     #[test]
     fn error_codes_serialize_in_snake_case() {
-        let codes = [ErrorCode::InvalidInput, ErrorCode::TaskError, ErrorCode::StackOverflow];
+        let codes = [
+            ErrorCode::InvalidInput,
+            ErrorCode::TaskError,
+            ErrorCode::StackOverflow,
+        ];
         assert_eq!(
             serde_json::to_value(codes).unwrap(),
             serde_json::json!(["invalid_input", "task_error", "stack_overflow"])
