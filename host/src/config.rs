@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::engine::{EngineSettings, Limits};
+use crate::scheduler::SchedulerSettings;
+
 /// Flags of `taskhost serve`. Every flag can also be set with the environment variable named
 /// in its help.
 #[derive(Clone, Debug, clap::Args)]
@@ -25,17 +28,151 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Wall-clock limit of one job, in milliseconds.
+    /// Wall-clock limit of a job that does not ask for one (`timeout_ms`), in milliseconds.
     #[arg(long, env = "TASKHOST_JOB_TIMEOUT_MS", default_value_t = 30_000)]
     pub job_timeout_ms: u64,
 
-    /// Largest linear memory one job may use, in MiB.
+    /// Largest `timeout_ms` a job may ask for.
+    #[arg(long, env = "TASKHOST_MAX_JOB_TIMEOUT_MS", default_value_t = 300_000)]
+    pub max_job_timeout_ms: u64,
+
+    /// Linear memory limit of a job that does not ask for one (`memory_mib`), in MiB.
     #[arg(long, env = "TASKHOST_MEMORY_LIMIT_MIB", default_value_t = 256)]
     pub memory_limit_mib: usize,
+
+    /// Largest `memory_mib` a job may ask for.
+    #[arg(long, env = "TASKHOST_MAX_MEMORY_LIMIT_MIB", default_value_t = 1024)]
+    pub max_memory_limit_mib: usize,
+
+    /// Meter fuel: jobs can be given deterministic CPU budgets (`fuel`) and report the fuel
+    /// they consumed. Costs some speed (see the benchmarks); `false` turns it off.
+    #[arg(long, env = "TASKHOST_FUEL_METERING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fuel_metering: bool,
+
+    /// Largest `fuel` a job may ask for [default: no limit].
+    #[arg(long, env = "TASKHOST_MAX_FUEL")]
+    pub max_fuel: Option<u64>,
+
+    /// Largest wasm stack of a job, in KiB; deeper recursion fails with `stack_overflow`.
+    #[arg(long, env = "TASKHOST_MAX_WASM_STACK_KIB", default_value_t = 512)]
+    pub max_wasm_stack_kib: usize,
+
+    /// Most jobs waiting for an engine thread; further submissions get 429.
+    #[arg(long, env = "TASKHOST_MAX_QUEUED", default_value_t = 10_000)]
+    pub max_queued: usize,
+
+    /// Pin each engine thread to a core.
+    #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pin_workers: bool,
 
     /// Longest a request may wait for a job to finish (`wait_ms`), in milliseconds.
     #[arg(long, env = "TASKHOST_MAX_WAIT_MS", default_value_t = 60_000)]
     pub max_wait_ms: u64,
+
+    /// On SIGINT/SIGTERM, how long accepted jobs may take to finish before the rest are
+    /// cancelled, in milliseconds.
+    #[arg(long, env = "TASKHOST_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+}
+
+/// How request limits become a job's [`Limits`]: defaults for what a request leaves out, and
+/// ceilings it may not pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitPolicy {
+    /// Deadline of a job that asks for none.
+    pub default_timeout: Duration,
+    /// Longest deadline a job may ask for.
+    pub max_timeout: Duration,
+    /// Memory limit of a job that asks for none, in bytes.
+    pub default_memory_bytes: usize,
+    /// Largest memory limit a job may ask for, in bytes.
+    pub max_memory_bytes: usize,
+    /// Largest fuel a job may ask for; `None` is no ceiling.
+    pub max_fuel: Option<u64>,
+    /// Whether fuel is metered at all.
+    pub fuel_metering: bool,
+}
+
+/// Limits a job asked for, in the units of the API; `None` takes the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestedLimits {
+    /// `timeout_ms`.
+    pub timeout_ms: Option<u64>,
+    /// `fuel`.
+    pub fuel: Option<u64>,
+    /// `memory_mib`.
+    pub memory_mib: Option<usize>,
+}
+
+/// A limit a job asked for that this host does not allow.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// Above the host's ceiling, or zero.
+    #[error("{field} must be between 1 and {max}, got {requested}")]
+    OutOfRange {
+        /// The request field.
+        field: &'static str,
+        /// What was asked.
+        requested: u64,
+        /// The ceiling.
+        max: u64,
+    },
+    /// `fuel` was given but this host does not meter fuel.
+    #[error(
+        "this host runs without fuel metering (--fuel-metering false), so `fuel` cannot be set"
+    )]
+    FuelNotMetered,
+}
+
+impl LimitPolicy {
+    /// The limits of a job that asked for `requested`.
+    pub fn resolve(&self, requested: RequestedLimits) -> Result<Limits, LimitError> {
+        let timeout_ms = in_range(
+            "timeout_ms",
+            requested.timeout_ms,
+            self.default_timeout.as_millis() as u64,
+            self.max_timeout.as_millis() as u64,
+        )?;
+        let memory_mib = in_range(
+            "memory_mib",
+            requested.memory_mib.map(|mib| mib as u64),
+            (self.default_memory_bytes >> 20) as u64,
+            (self.max_memory_bytes >> 20) as u64,
+        )?;
+        let fuel = match requested.fuel {
+            Some(_) if !self.fuel_metering => return Err(LimitError::FuelNotMetered),
+            Some(fuel) => Some(in_range(
+                "fuel",
+                Some(fuel),
+                fuel,
+                self.max_fuel.unwrap_or(u64::MAX),
+            )?),
+            None => self.max_fuel,
+        };
+        Ok(Limits {
+            timeout: Duration::from_millis(timeout_ms),
+            fuel,
+            memory_bytes: (memory_mib as usize) << 20,
+        })
+    }
+}
+
+fn in_range(
+    field: &'static str,
+    requested: Option<u64>,
+    default: u64,
+    max: u64,
+) -> Result<u64, LimitError> {
+    match requested {
+        None => Ok(default),
+        Some(value) if (1..=max).contains(&value) => Ok(value),
+        Some(requested) => Err(LimitError::OutOfRange {
+            field,
+            requested,
+            max,
+        }),
+    }
 }
 
 /// Validated configuration of a host.
@@ -47,14 +184,16 @@ pub struct Config {
     pub tasks_dir: PathBuf,
     /// Directory for the host's own state.
     pub data_dir: PathBuf,
-    /// Number of engine threads.
-    pub workers: usize,
-    /// Wall-clock limit of one job.
-    pub job_timeout: Duration,
-    /// Largest linear memory of one job, in bytes.
-    pub memory_limit_bytes: usize,
+    /// Settings of the wasmtime engine.
+    pub engine: EngineSettings,
+    /// Settings of the queue and engine threads.
+    pub scheduler: SchedulerSettings,
+    /// Defaults and ceilings of per-job limits.
+    pub limits: LimitPolicy,
     /// Longest a request may wait for a job.
     pub max_wait: Duration,
+    /// How long accepted jobs may take to finish on shutdown.
+    pub drain_timeout: Duration,
 }
 
 /// Everything wrong with a configuration, each with what to change.
@@ -69,6 +208,10 @@ pub struct ConfigError {
 const MAX_WORKERS: usize = 1024;
 /// Largest per-job memory accepted, in MiB (the 32-bit wasm address space).
 const MAX_MEMORY_MIB: usize = 4096;
+/// Bounds of the wasm stack setting, in KiB: below 64 little real code runs; above 64 MiB
+/// exceeds what engine threads' native stacks can back.
+const MIN_WASM_STACK_KIB: usize = 64;
+const MAX_WASM_STACK_KIB: usize = 64 << 10;
 
 impl ServeArgs {
     /// Checks every setting and creates the data directory; lists all problems at once.
@@ -93,14 +236,39 @@ impl ServeArgs {
                 self.data_dir.display()
             ));
         }
-        if self.job_timeout_ms == 0 {
-            problems.push("--job-timeout-ms is 0: give jobs at least 1 ms".into());
-        }
-        if !(1..=MAX_MEMORY_MIB).contains(&self.memory_limit_mib) {
+        if !(1..=self.max_job_timeout_ms).contains(&self.job_timeout_ms) {
             problems.push(format!(
-                "--memory-limit-mib is {}: use 1 to {MAX_MEMORY_MIB}",
-                self.memory_limit_mib
+                "--job-timeout-ms is {}: use 1 to --max-job-timeout-ms ({})",
+                self.job_timeout_ms, self.max_job_timeout_ms
             ));
+        }
+        if !(1..=MAX_MEMORY_MIB).contains(&self.max_memory_limit_mib) {
+            problems.push(format!(
+                "--max-memory-limit-mib is {}: use 1 to {MAX_MEMORY_MIB}",
+                self.max_memory_limit_mib
+            ));
+        }
+        if !(1..=self.max_memory_limit_mib).contains(&self.memory_limit_mib) {
+            problems.push(format!(
+                "--memory-limit-mib is {}: use 1 to --max-memory-limit-mib ({})",
+                self.memory_limit_mib, self.max_memory_limit_mib
+            ));
+        }
+        if self.max_fuel.is_some() && !self.fuel_metering {
+            problems
+                .push("--max-fuel needs fuel metering: drop it or set --fuel-metering true".into());
+        }
+        if self.max_fuel == Some(0) {
+            problems.push("--max-fuel is 0: no job could run; give at least 1".into());
+        }
+        if !(MIN_WASM_STACK_KIB..=MAX_WASM_STACK_KIB).contains(&self.max_wasm_stack_kib) {
+            problems.push(format!(
+                "--max-wasm-stack-kib is {}: use {MIN_WASM_STACK_KIB} to {MAX_WASM_STACK_KIB}",
+                self.max_wasm_stack_kib
+            ));
+        }
+        if self.max_queued == 0 {
+            problems.push("--max-queued is 0: no job could be accepted; use at least 1".into());
         }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
@@ -109,10 +277,25 @@ impl ServeArgs {
             listen: self.listen,
             tasks_dir: self.tasks_dir,
             data_dir: self.data_dir,
-            workers,
-            job_timeout: Duration::from_millis(self.job_timeout_ms),
-            memory_limit_bytes: self.memory_limit_mib << 20,
+            engine: EngineSettings {
+                fuel_metering: self.fuel_metering,
+                max_wasm_stack: self.max_wasm_stack_kib << 10,
+            },
+            scheduler: SchedulerSettings {
+                workers,
+                pin_workers: self.pin_workers,
+                max_queued: self.max_queued,
+            },
+            limits: LimitPolicy {
+                default_timeout: Duration::from_millis(self.job_timeout_ms),
+                max_timeout: Duration::from_millis(self.max_job_timeout_ms),
+                default_memory_bytes: self.memory_limit_mib << 20,
+                max_memory_bytes: self.max_memory_limit_mib << 20,
+                max_fuel: self.max_fuel,
+                fuel_metering: self.fuel_metering,
+            },
             max_wait: Duration::from_millis(self.max_wait_ms),
+            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
         })
     }
 }
@@ -181,7 +364,103 @@ mod tests {
         .validate()
         .unwrap();
         assert!(data_dir.is_dir());
-        assert_eq!(config.workers, 2);
-        assert_eq!(config.memory_limit_bytes, 256 << 20);
+        assert_eq!(config.scheduler.workers, 2);
+        assert_eq!(config.limits.default_memory_bytes, 256 << 20);
+        assert!(config.engine.fuel_metering);
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    const POLICY: LimitPolicy = LimitPolicy {
+        default_timeout: Duration::from_secs(30),
+        max_timeout: Duration::from_secs(300),
+        default_memory_bytes: 256 << 20,
+        max_memory_bytes: 1024 << 20,
+        max_fuel: Some(1_000_000),
+        fuel_metering: true,
+    };
+
+    #[test]
+    fn a_request_without_limits_gets_the_defaults() {
+        let limits = POLICY.resolve(RequestedLimits::default()).unwrap();
+        assert_eq!(limits.timeout, Duration::from_secs(30));
+        assert_eq!(limits.memory_bytes, 256 << 20);
+        assert_eq!(
+            limits.fuel,
+            Some(1_000_000),
+            "the fuel ceiling is the default"
+        );
+    }
+
+    #[test]
+    fn requested_limits_within_the_ceilings_are_kept() {
+        let limits = POLICY
+            .resolve(RequestedLimits {
+                timeout_ms: Some(5),
+                fuel: Some(7),
+                memory_mib: Some(1024),
+            })
+            .unwrap();
+        assert_eq!(limits.timeout, Duration::from_millis(5));
+        assert_eq!(limits.fuel, Some(7));
+        assert_eq!(limits.memory_bytes, 1024 << 20);
+    }
+
+    #[test]
+    fn limits_above_the_ceiling_or_zero_are_refused_with_the_field_named() {
+        for (requested, field) in [
+            (
+                RequestedLimits {
+                    timeout_ms: Some(300_001),
+                    ..Default::default()
+                },
+                "timeout_ms",
+            ),
+            (
+                RequestedLimits {
+                    timeout_ms: Some(0),
+                    ..Default::default()
+                },
+                "timeout_ms",
+            ),
+            (
+                RequestedLimits {
+                    memory_mib: Some(1025),
+                    ..Default::default()
+                },
+                "memory_mib",
+            ),
+            (
+                RequestedLimits {
+                    fuel: Some(1_000_001),
+                    ..Default::default()
+                },
+                "fuel",
+            ),
+        ] {
+            let error = POLICY.resolve(requested).unwrap_err();
+            assert!(error.to_string().starts_with(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn fuel_cannot_be_asked_for_without_metering() {
+        let policy = LimitPolicy {
+            fuel_metering: false,
+            max_fuel: None,
+            ..POLICY
+        };
+        let requested = RequestedLimits {
+            fuel: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(policy.resolve(requested), Err(LimitError::FuelNotMetered));
+        assert_eq!(
+            policy.resolve(RequestedLimits::default()).unwrap().fuel,
+            None
+        );
     }
 }

@@ -1,27 +1,31 @@
-//! The embedding facade: start a host, submit jobs, read and await their records, shut down.
-//! The HTTP API is a thin layer over this; a Rust program can use it directly.
+//! The embedding facade: start a host, submit jobs, read, await and cancel them, read its
+//! status, shut down. The HTTP API is a thin layer over this; a Rust program can use it
+//! directly.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::config::Config;
-use crate::engine::{EngineError, ErrorCode, JobError, Limits, Outcome, TaskEngine};
-use crate::jobs::{JobId, JobRecord, JobStore};
+use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
+use crate::engine::{CancelToken, EngineError, ErrorCode, JobError, Limits, Outcome, TaskEngine};
+use crate::jobs::{Cancelled, JobId, JobRecord, JobStore};
 use crate::registry::{Registry, RegistryError, TaskVersion};
-use crate::scheduler::CpuPool;
+use crate::scheduler::{QueueFull, Scheduler};
+use crate::status::{EngineStatus, Status};
+
+/// How long cancelling a running job waits for it to stop before answering: a few epoch
+/// ticks are enough; this bound only matters if the machine is badly overloaded.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// A request to run a task once.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct JobRequest {
     /// Name of the task to run.
     pub task: String,
-    /// The task's input; `null` when absent.
-    #[serde(default)]
+    /// The task's input.
     pub input: serde_json::Value,
+    /// Limits asked for; the host's defaults fill the rest.
+    pub limits: RequestedLimits,
 }
 
 /// Errors from starting a host.
@@ -43,6 +47,33 @@ pub enum SubmitError {
     /// No task has this name.
     #[error("no task named {0:?}")]
     UnknownTask(String),
+    /// A requested limit is not allowed.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// The queue is full.
+    #[error(transparent)]
+    QueueFull(#[from] QueueFull),
+}
+
+/// Errors from cancelling a job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CancelError {
+    /// No job has this id.
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+    /// The job had already finished.
+    #[error("job {} already finished", .0.id)]
+    AlreadyFinished(Box<JobRecord>),
+}
+
+/// What shutting down did with the jobs still in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Whether every accepted job finished within the drain timeout.
+    pub drained: bool,
+    /// Jobs cancelled because they had not finished by then.
+    pub cancelled: usize,
 }
 
 /// A running task host.
@@ -50,27 +81,26 @@ pub struct Host {
     engine: Arc<TaskEngine>,
     registry: Registry,
     jobs: Arc<JobStore>,
-    pool: CpuPool,
-    limits: Limits,
+    scheduler: Arc<Scheduler>,
+    limits: LimitPolicy,
     max_wait: Duration,
+    drain_timeout: Duration,
 }
 
 impl Host {
     /// Sets up the engine, compiles the tasks in the tasks directory and starts the engine
     /// threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
-        let engine = Arc::new(TaskEngine::new()?);
+        let engine = Arc::new(TaskEngine::new(config.engine)?);
         let registry = Registry::load_dir(&engine, &config.tasks_dir)?;
         Ok(Self {
             engine,
             registry,
             jobs: Arc::default(),
-            pool: CpuPool::start(config.workers),
-            limits: Limits {
-                timeout: config.job_timeout,
-                memory_bytes: config.memory_limit_bytes,
-            },
+            scheduler: Arc::new(Scheduler::start(config.scheduler)),
+            limits: config.limits,
             max_wait: config.max_wait,
+            drain_timeout: config.drain_timeout,
         })
     }
 
@@ -85,18 +115,24 @@ impl Host {
             .registry
             .get(&request.task)
             .ok_or_else(|| SubmitError::UnknownTask(request.task.clone()))?;
+        let limits = self.limits.resolve(request.limits)?;
         let id = JobId::new();
+        let cancel = CancelToken::default();
         let record = JobRecord::queued(id, &version.name, &version.hash.to_hex());
-        self.jobs.insert(record.clone());
+        self.jobs.insert(record.clone(), cancel.clone());
         let run = RunJob {
             id,
             version,
             input: request.input.to_string(),
-            limits: self.limits,
+            limits,
+            cancel,
             engine: self.engine.clone(),
             jobs: self.jobs.clone(),
         };
-        self.pool.submit(Box::new(move || run.run()));
+        if let Err(full) = self.scheduler.submit(Box::new(move || run.run())) {
+            self.jobs.remove(id);
+            return Err(full.into());
+        }
         Ok(record)
     }
 
@@ -111,9 +147,38 @@ impl Host {
         self.jobs.wait(id, wait.min(self.max_wait)).await
     }
 
-    /// Runs the jobs already accepted to the end, then stops the engine threads.
-    pub fn shutdown(&self) {
-        self.pool.shutdown();
+    /// Cancels a job: a queued job fails with `cancelled` at once; a running one is stopped
+    /// at its next epoch tick, and this returns once it has.
+    pub async fn cancel(&self, id: JobId) -> Result<JobRecord, CancelError> {
+        match self.jobs.cancel(id).ok_or(CancelError::NotFound(id))? {
+            Cancelled::BeforeStart(record) => Ok(record),
+            Cancelled::AlreadyFinished(record) => {
+                Err(CancelError::AlreadyFinished(Box::new(record)))
+            }
+            Cancelled::Stopping => self
+                .jobs
+                .wait(id, CANCEL_WAIT)
+                .await
+                .ok_or(CancelError::NotFound(id)),
+        }
+    }
+
+    /// The state of every part of the host.
+    pub fn status(&self) -> Status {
+        Status {
+            tasks: self.registry.list().len(),
+            engine: EngineStatus::from(self.engine.settings()),
+            scheduler: self.scheduler.status(),
+        }
+    }
+
+    /// Lets accepted jobs finish for up to the drain timeout, cancels what is left, and stops
+    /// the engine threads. Call once no more jobs are being submitted.
+    pub fn shutdown(&self) -> DrainReport {
+        let drained = self.scheduler.drain(self.drain_timeout);
+        let cancelled = if drained { 0 } else { self.jobs.cancel_all() };
+        self.scheduler.shutdown();
+        DrainReport { drained, cancelled }
     }
 }
 
@@ -123,18 +188,25 @@ struct RunJob {
     version: Arc<TaskVersion>,
     input: String,
     limits: Limits,
+    cancel: CancelToken,
     engine: Arc<TaskEngine>,
     jobs: Arc<JobStore>,
 }
 
 impl RunJob {
     fn run(self) {
+        if !self.jobs.mark_running(self.id) {
+            return; // cancelled while queued; its record is final already
+        }
         let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
         let _entered = span.enter();
-        self.jobs.mark_running(self.id);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.engine
-                .run(&self.version.compiled, &self.input, self.limits)
+            self.engine.run(
+                &self.version.compiled,
+                &self.input,
+                self.limits,
+                self.cancel.clone(),
+            )
         }))
         .unwrap_or_else(|_| {
             Outcome::failed(JobError {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::engine::{JobError, JobLog, Outcome};
+use crate::engine::{CancelToken, ErrorCode, JobError, JobLog, Outcome};
 
 /// A job's id: a UUIDv7, so ids sort by submission time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -90,6 +90,12 @@ pub struct JobRecord {
     /// Wall-clock time the task ran, in milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_ms: Option<f64>,
+    /// Fuel the task consumed, once finished, when the host meters fuel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_consumed: Option<u64>,
+    /// Largest size the task's linear memory reached, in bytes, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<usize>,
 }
 
 impl JobRecord {
@@ -104,6 +110,8 @@ impl JobRecord {
             error: None,
             log: None,
             wall_ms: None,
+            fuel_consumed: None,
+            peak_memory_bytes: None,
         }
     }
 
@@ -120,6 +128,8 @@ impl JobRecord {
         }
         self.log = Some(outcome.log);
         self.wall_ms = Some(milliseconds(outcome.receipt.wall));
+        self.fuel_consumed = outcome.receipt.fuel_consumed;
+        self.peak_memory_bytes = Some(outcome.receipt.peak_memory_bytes);
     }
 }
 
@@ -128,46 +138,91 @@ fn milliseconds(duration: Duration) -> f64 {
     duration.as_micros() as f64 / 1e3
 }
 
+/// What asking a job to stop did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cancelled {
+    /// The job had not started: it is now failed with `cancelled`.
+    BeforeStart(JobRecord),
+    /// The job is running: it stops at its next epoch tick.
+    Stopping,
+    /// The job had already finished; nothing changed.
+    AlreadyFinished(JobRecord),
+}
+
 /// All jobs this host knows, in memory.
 #[derive(Default)]
 pub struct JobStore {
-    jobs: RwLock<HashMap<JobId, watch::Sender<JobRecord>>>,
+    jobs: RwLock<HashMap<JobId, Entry>>,
+}
+
+struct Entry {
+    record: watch::Sender<JobRecord>,
+    cancel: CancelToken,
 }
 
 impl JobStore {
-    /// Adds a new job's record.
-    pub fn insert(&self, record: JobRecord) {
+    /// Adds a new job's record; the token stops it once it runs.
+    pub fn insert(&self, record: JobRecord, cancel: CancelToken) {
         let id = record.id;
-        let (sender, _) = watch::channel(record);
+        let (record, _) = watch::channel(record);
         self.jobs
             .write()
             .expect("job store poisoned")
-            .insert(id, sender);
+            .insert(id, Entry { record, cancel });
+    }
+
+    /// Forgets a job that was never queued (its submission was refused).
+    pub fn remove(&self, id: JobId) {
+        self.jobs.write().expect("job store poisoned").remove(&id);
     }
 
     /// The current record of a job.
     pub fn get(&self, id: JobId) -> Option<JobRecord> {
-        self.with_sender(id, |sender| sender.borrow().clone())
+        self.with_entry(id, |entry| entry.record.borrow().clone())
     }
 
-    /// Marks a queued job as running.
-    pub fn mark_running(&self, id: JobId) {
-        self.with_sender(id, |sender| {
-            sender.send_modify(|record| record.status = JobStatus::Running)
-        });
+    /// Marks a queued job as running; false if it is no longer queued (it was cancelled).
+    pub fn mark_running(&self, id: JobId) -> bool {
+        self.with_entry(id, |entry| {
+            entry.record.send_if_modified(|record| {
+                let queued = record.status == JobStatus::Queued;
+                if queued {
+                    record.status = JobStatus::Running;
+                }
+                queued
+            })
+        })
+        .unwrap_or(false)
     }
 
     /// Records how a job ended and wakes everyone waiting on it.
     pub fn finish(&self, id: JobId, outcome: Outcome) {
-        self.with_sender(id, |sender| {
-            sender.send_modify(|record| record.finish(outcome))
+        self.with_entry(id, |entry| {
+            entry.record.send_modify(|record| record.finish(outcome))
         });
+    }
+
+    /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
+    /// next epoch tick. `None` if there is no such job.
+    pub fn cancel(&self, id: JobId) -> Option<Cancelled> {
+        self.with_entry(id, cancel_entry)
+    }
+
+    /// Cancels every job that has not finished; returns how many there were.
+    pub fn cancel_all(&self) -> usize {
+        self.jobs
+            .read()
+            .expect("job store poisoned")
+            .values()
+            .map(cancel_entry)
+            .filter(|cancelled| !matches!(cancelled, Cancelled::AlreadyFinished(_)))
+            .count()
     }
 
     /// The job's record once it has finished, or as it is after `timeout`; `None` if there is
     /// no such job.
     pub async fn wait(&self, id: JobId, timeout: Duration) -> Option<JobRecord> {
-        let mut updates = self.with_sender(id, watch::Sender::subscribe)?;
+        let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
         let finished =
             tokio::time::timeout(timeout, updates.wait_for(|record| record.status.is_final()))
                 .await
@@ -178,17 +233,34 @@ impl JobStore {
         Some(record)
     }
 
-    fn with_sender<T>(
-        &self,
-        id: JobId,
-        f: impl FnOnce(&watch::Sender<JobRecord>) -> T,
-    ) -> Option<T> {
+    fn with_entry<T>(&self, id: JobId, f: impl FnOnce(&Entry) -> T) -> Option<T> {
         self.jobs
             .read()
             .expect("job store poisoned")
             .get(&id)
             .map(f)
     }
+}
+
+fn cancel_entry(entry: &Entry) -> Cancelled {
+    entry.cancel.cancel();
+    let mut outcome = Cancelled::Stopping;
+    entry.record.send_if_modified(|record| match record.status {
+        JobStatus::Queued => {
+            record.finish(Outcome::failed(JobError {
+                code: ErrorCode::Cancelled,
+                message: "the job was cancelled before it started".into(),
+            }));
+            outcome = Cancelled::BeforeStart(record.clone());
+            true
+        }
+        JobStatus::Running => false,
+        JobStatus::Succeeded | JobStatus::Failed => {
+            outcome = Cancelled::AlreadyFinished(record.clone());
+            false
+        }
+    });
+    outcome
 }
 
 #[cfg(test)]
@@ -204,11 +276,52 @@ mod tests {
         }
     }
 
+    fn store_with_queued_job() -> (JobStore, JobId) {
+        let store = JobStore::default();
+        let id = JobId::new();
+        store.insert(JobRecord::queued(id, "t", "h"), CancelToken::default());
+        (store, id)
+    }
+
+    #[test]
+    fn cancelling_a_queued_job_fails_it_at_once_and_it_never_runs() {
+        let (store, id) = store_with_queued_job();
+        let Some(Cancelled::BeforeStart(record)) = store.cancel(id) else {
+            panic!("expected the queued job to be cancelled");
+        };
+        assert_eq!(record.status, JobStatus::Failed);
+        assert_eq!(record.error.unwrap().code, ErrorCode::Cancelled);
+        assert!(!store.mark_running(id), "a cancelled job must not start");
+    }
+
+    #[test]
+    fn cancelling_a_running_job_signals_its_token() {
+        let store = JobStore::default();
+        let id = JobId::new();
+        let token = CancelToken::default();
+        store.insert(JobRecord::queued(id, "t", "h"), token.clone());
+        assert!(store.mark_running(id));
+        assert_eq!(store.cancel(id), Some(Cancelled::Stopping));
+        assert!(token.is_cancelled());
+        assert_eq!(store.get(id).unwrap().status, JobStatus::Running);
+    }
+
+    #[test]
+    fn cancelling_a_finished_job_changes_nothing() {
+        let (store, id) = store_with_queued_job();
+        store.mark_running(id);
+        store.finish(id, succeeded());
+        let Some(Cancelled::AlreadyFinished(record)) = store.cancel(id) else {
+            panic!("expected the job to be already finished");
+        };
+        assert_eq!(record.status, JobStatus::Succeeded);
+        assert_eq!(store.cancel_all(), 0);
+    }
+
     #[tokio::test]
     async fn wait_returns_as_soon_as_the_job_finishes() {
-        let store = std::sync::Arc::new(JobStore::default());
-        let id = JobId::new();
-        store.insert(JobRecord::queued(id, "t", "h"));
+        let (store, id) = store_with_queued_job();
+        let store = std::sync::Arc::new(store);
         let waiter = tokio::spawn({
             let store = store.clone();
             async move { store.wait(id, Duration::from_secs(60)).await }
@@ -226,9 +339,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn wait_gives_up_after_its_timeout_with_the_record_so_far() {
-        let store = JobStore::default();
-        let id = JobId::new();
-        store.insert(JobRecord::queued(id, "t", "h"));
+        let (store, id) = store_with_queued_job();
         store.mark_running(id);
         let record = store.wait(id, Duration::from_secs(5)).await.unwrap();
         assert_eq!(record.status, JobStatus::Running);

@@ -15,9 +15,12 @@
 //! - [`api`]: the axum router; one error type turns every failure into a JSON response.
 //! - [`host`]: the embedding facade the API (or a Rust program) drives.
 //! - [`jobs`]: job ids, records, status transitions and waiting.
-//! - [`scheduler`]: engine threads fed by crossbeam-deque work stealing.
-//! - [`engine`]: the wasmtime engine, store limits, deadlines, and running one job.
+//! - [`scheduler`]: the bounded queue, and engine threads (pinned to cores) fed by
+//!   crossbeam-deque work stealing; drain on shutdown.
+//! - [`engine`]: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
+//!   ticks), and running one job.
 //! - [`registry`]: task names → compiled versions, loaded from the tasks directory.
+//! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status.
 //!
 //! Dependencies point one way: `api` → `host` → (`registry`, `jobs`, `scheduler`) → `engine`.
 
@@ -28,6 +31,7 @@ pub mod host;
 pub mod jobs;
 pub mod registry;
 pub mod scheduler;
+pub mod status;
 
 pub use config::{Config, ServeArgs};
 pub use host::{Host, JobRequest};

@@ -48,8 +48,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     axum::serve(listener, taskhost::api::router(host.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    tracing::info!("stopped accepting requests; finishing accepted jobs");
-    tokio::task::spawn_blocking(move || host.shutdown()).await?;
+    tracing::info!("stopped accepting requests; letting accepted jobs finish");
+    let report = tokio::task::spawn_blocking(move || host.shutdown()).await?;
+    if report.drained {
+        tracing::info!("shut down: every accepted job finished");
+    } else {
+        tracing::warn!(
+            cancelled = report.cancelled,
+            "shut down: the drain timeout passed; cancelled the jobs still queued or running"
+        );
+    }
     Ok(())
 }
 

@@ -190,7 +190,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("broken.wasm"), b"not wasm").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
-        let engine = TaskEngine::new().unwrap();
+        let engine = TaskEngine::for_tests();
         let registry = Registry::load_dir(&engine, dir.path()).unwrap();
         assert!(registry.list().is_empty());
     }

@@ -93,5 +93,16 @@ fn health_and_task_list() {
         .iter()
         .map(|task| task["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["fail", "fib", "uppercase"]);
+    assert_eq!(
+        names,
+        [
+            "alloc",
+            "fail",
+            "fib",
+            "loop",
+            "noop",
+            "recurse",
+            "uppercase"
+        ]
+    );
 }

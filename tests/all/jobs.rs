@@ -2,17 +2,15 @@
 
 use serde_json::json;
 
-use crate::server;
+use crate::{run_job, server};
 
 #[test]
 fn uppercase_succeeds_with_its_output() {
     let server = server();
-    let response = server.post_json(
-        "/v1/jobs",
-        &json!({"task": "uppercase", "input": {"text": "hello wasm world"}, "wait_ms": 30000}),
+    let job = run_job(
+        &server,
+        json!({"task": "uppercase", "input": {"text": "hello wasm world"}}),
     );
-    assert_eq!(response.status, 200, "{}", response.text);
-    let job = &response.json;
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["task"], "uppercase");
     assert_eq!(
@@ -29,27 +27,14 @@ fn uppercase_succeeds_with_its_output() {
 #[test]
 fn fib_computes_its_value() {
     let server = server();
-    let response = server.post_json(
-        "/v1/jobs",
-        &json!({"task": "fib", "input": {"n": 30}, "wait_ms": 30000}),
-    );
-    assert_eq!(
-        response.json["output"],
-        json!({"value": 832040}),
-        "{}",
-        response.text
-    );
+    let job = run_job(&server, json!({"task": "fib", "input": {"n": 30}}));
+    assert_eq!(job["output"], json!({"value": 832040}), "{job}");
 }
 
 #[test]
 fn a_task_error_fails_the_job_with_its_message() {
     let server = server();
-    let job = server
-        .post_json(
-            "/v1/jobs",
-            &json!({"task": "fail", "input": {"mode": "error"}, "wait_ms": 30000}),
-        )
-        .json;
+    let job = run_job(&server, json!({"task": "fail", "input": {"mode": "error"}}));
     assert_eq!(job["status"], "failed");
     assert_eq!(
         job["error"],
@@ -61,23 +46,13 @@ fn a_task_error_fails_the_job_with_its_message() {
 #[test]
 fn input_of_the_wrong_shape_fails_as_invalid_input() {
     let server = server();
-    let job = server
-        .post_json(
-            "/v1/jobs",
-            &json!({"task": "uppercase", "input": {"txt": "x"}, "wait_ms": 30000}),
-        )
-        .json;
+    let job = run_job(&server, json!({"task": "uppercase", "input": {"txt": "x"}}));
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error"]["code"], "invalid_input");
     let message = job["error"]["message"].as_str().unwrap();
     assert!(message.contains("missing field `text`"), "{message}");
 
-    let job = server
-        .post_json(
-            "/v1/jobs",
-            &json!({"task": "fib", "input": {"n": 94}, "wait_ms": 30000}),
-        )
-        .json;
+    let job = run_job(&server, json!({"task": "fib", "input": {"n": 94}}));
     assert_eq!(job["error"]["code"], "invalid_input");
     assert_eq!(job["error"]["message"], "n must be at most 93, got 94");
 }
@@ -85,44 +60,31 @@ fn input_of_the_wrong_shape_fails_as_invalid_input() {
 #[test]
 fn a_panic_fails_the_job_with_the_panic_message_and_the_host_keeps_serving() {
     let server = server();
-    let job = server
-        .post_json(
-            "/v1/jobs",
-            &json!({"task": "fail", "input": {"mode": "panic"}, "wait_ms": 30000}),
-        )
-        .json;
+    let job = run_job(&server, json!({"task": "fail", "input": {"mode": "panic"}}));
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error"]["code"], "panic");
     let message = job["error"]["message"].as_str().unwrap();
     assert!(message.contains("panicked on request"), "{message}");
     assert!(message.contains("src/lib.rs"), "says where: {message}");
 
-    let after = server.post_json(
-        "/v1/jobs",
-        &json!({"task": "uppercase", "input": {"text": "still here"}, "wait_ms": 30000}),
+    let after = run_job(
+        &server,
+        json!({"task": "uppercase", "input": {"text": "still here"}}),
     );
-    assert_eq!(after.json["status"], "succeeded", "{}", server.log());
+    assert_eq!(after["status"], "succeeded", "{}", server.log());
 }
 
 #[test]
 fn a_trap_fails_the_job_with_the_trap_message_and_the_host_keeps_serving() {
     let server = server();
-    let job = server
-        .post_json(
-            "/v1/jobs",
-            &json!({"task": "fail", "input": {"mode": "trap"}, "wait_ms": 30000}),
-        )
-        .json;
+    let job = run_job(&server, json!({"task": "fail", "input": {"mode": "trap"}}));
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error"]["code"], "trap");
     let message = job["error"]["message"].as_str().unwrap();
     assert!(message.contains("unreachable"), "{message}");
 
-    let after = server.post_json(
-        "/v1/jobs",
-        &json!({"task": "fib", "input": {"n": 10}, "wait_ms": 30000}),
-    );
-    assert_eq!(after.json["output"], json!({"value": 55}));
+    let after = run_job(&server, json!({"task": "fib", "input": {"n": 10}}));
+    assert_eq!(after["output"], json!({"value": 55}));
 }
 
 #[test]

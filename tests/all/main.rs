@@ -4,7 +4,9 @@
 //! `CARGO_BIN_EXE_taskhost` is the binary built in this very run).
 
 mod api;
+mod flow;
 mod jobs;
+mod limits;
 
 use std::path::Path;
 
@@ -13,9 +15,22 @@ use taskhost_tests::fixtures;
 
 /// A server running every example task.
 fn server() -> Server {
+    server_with(&[])
+}
+
+/// A server running every example task, with extra `serve` flags.
+fn server_with(flags: &[&str]) -> Server {
     Server::start(
         Path::new(env!("CARGO_BIN_EXE_taskhost")),
         fixtures::TASKS_DIR,
-        &[],
+        flags,
     )
+}
+
+/// Submits a job and waits for it to finish; returns its record.
+fn run_job(server: &Server, mut job: serde_json::Value) -> serde_json::Value {
+    job["wait_ms"] = 60_000.into();
+    let response = server.post_json("/v1/jobs", &job);
+    assert_eq!(response.status, 200, "{}", response.text);
+    response.json
 }

@@ -13,7 +13,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A `taskhost serve` process, killed when dropped.
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
     base: String,
     agent: ureq::Agent,
     data_dir: tempfile::TempDir,
@@ -27,6 +27,8 @@ pub struct Response {
     pub status: u16,
     /// The `Location` header, if any.
     pub location: Option<String>,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
     /// The body, parsed as JSON.
     pub json: Value,
     /// The body as text.
@@ -50,6 +52,8 @@ impl Server {
             .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
 
         let stdout = child.stdout.take().unwrap();
+        // Reads the first line only; the rest of stdout is left unread (the server prints
+        // nothing else there).
         let (first_line, read) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -74,7 +78,7 @@ impl Server {
             .build()
             .into();
         Self {
-            child,
+            child: Some(child),
             base,
             agent,
             data_dir,
@@ -96,6 +100,11 @@ impl Server {
         into_response(self.agent.get(format!("{}{path}", self.base)).call())
     }
 
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Response {
+        into_response(self.agent.delete(format!("{}{path}", self.base)).call())
+    }
+
     /// `POST path` with a JSON body.
     pub fn post_json(&self, path: &str, body: &Value) -> Response {
         self.post(path, "application/json", &body.to_string())
@@ -110,6 +119,28 @@ impl Server {
         into_response(request.send(body))
     }
 
+    /// Sends SIGTERM and waits (up to `timeout`) for the server to exit; returns whether it
+    /// exited successfully.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let mut child = self.child.take().expect("server already stopped");
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(signalled.success(), "kill -TERM failed");
+        let (exited, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exited.send(child.wait());
+        });
+        match exit.recv_timeout(timeout) {
+            Ok(Ok(status)) => status.success(),
+            _ => panic!(
+                "server did not exit within {timeout:?}; log:\n{}",
+                self.log()
+            ),
+        }
+    }
+
     fn log_path(&self) -> PathBuf {
         self.data_dir.path().join("server.log")
     }
@@ -117,19 +148,25 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 fn into_response(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Response {
     let mut response = result.expect("HTTP request failed");
     let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let location = header("location");
+    let retry_after = header("retry-after");
     let text = response
         .body_mut()
         .read_to_string()
@@ -138,6 +175,7 @@ fn into_response(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) 
     Response {
         status,
         location,
+        retry_after,
         json,
         text,
     }

@@ -95,3 +95,59 @@ fn returns_result(output: &ReturnType) -> bool {
         .last()
         .is_some_and(|segment| segment.ident == "Result")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_for(function: &str) -> String {
+        let function: ItemFn = syn::parse_str(function).unwrap();
+        expand(TokenStream2::new(), &function)
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn accepts_one_input_with_or_without_result() {
+        assert_eq!(
+            error_for("fn run(input: In) -> Result<Out, TaskError> { todo!() }"),
+            ""
+        );
+        assert_eq!(error_for("fn run(input: In) -> Out { todo!() }"), "");
+        assert_eq!(error_for("fn run(_: In) {}"), "");
+    }
+
+    #[test]
+    fn rejects_signatures_a_task_cannot_have() {
+        let cases = [
+            (
+                "async fn run(input: In) -> Out { todo!() }",
+                "cannot be async",
+            ),
+            (
+                "fn run<T>(input: T) -> Out { todo!() }",
+                "cannot be generic",
+            ),
+            ("fn run() -> Out { todo!() }", "exactly one argument"),
+            (
+                "fn run(a: In, b: In) -> Out { todo!() }",
+                "exactly one argument",
+            ),
+            ("fn run(&self) -> Out { todo!() }", "not a method"),
+        ];
+        for (function, expected) in cases {
+            let error = error_for(function);
+            assert!(error.contains(expected), "{function}: {error}");
+        }
+    }
+
+    #[test]
+    fn only_a_result_return_type_is_mapped_into_task_errors() {
+        let output = |ty: &str| -> ReturnType { syn::parse_str(&format!("-> {ty}")).unwrap() };
+        assert!(returns_result(&output("Result<Out, TaskError>")));
+        assert!(returns_result(&output("std::result::Result<Out, MyError>")));
+        assert!(!returns_result(&output("Out")));
+        assert!(!returns_result(&ReturnType::Default));
+    }
+}

@@ -2,12 +2,14 @@
 //! stable code and the right status.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::host::SubmitError;
+use crate::config::LimitError;
+use crate::host::{CancelError, SubmitError};
 use crate::jobs::JobId;
+use crate::scheduler::QueueFull;
 
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,15 @@ pub enum ApiError {
     /// No job has this id.
     #[error("no job with id {0}")]
     JobNotFound(JobId),
+    /// The job finished before it could be cancelled.
+    #[error("job {0} already finished")]
+    JobFinished(JobId),
+    /// A requested limit is not allowed.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// The queue is full; the response says when to retry.
+    #[error(transparent)]
+    QueueFull(#[from] QueueFull),
     /// The path does not hold a job id.
     #[error("{0:?} is not a job id (job ids are UUIDs)")]
     InvalidJobId(String),
@@ -48,6 +59,9 @@ impl ApiError {
         match self {
             Self::UnknownTask(_) => (StatusCode::NOT_FOUND, "unknown_task"),
             Self::JobNotFound(_) => (StatusCode::NOT_FOUND, "job_not_found"),
+            Self::JobFinished(_) => (StatusCode::CONFLICT, "job_finished"),
+            Self::Limit(_) => (StatusCode::BAD_REQUEST, "invalid_limit"),
+            Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             Self::InvalidJobId(_) => (StatusCode::BAD_REQUEST, "invalid_job_id"),
             Self::Body { status, code, .. } => (*status, code),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
@@ -77,7 +91,14 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::QueueFull(full) = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(full.retry_after.as_secs()),
+            );
+        }
+        response
     }
 }
 
@@ -85,6 +106,17 @@ impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> Self {
         match error {
             SubmitError::UnknownTask(name) => Self::UnknownTask(name),
+            SubmitError::Limit(error) => Self::Limit(error),
+            SubmitError::QueueFull(full) => Self::QueueFull(full),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> Self {
+        match error {
+            CancelError::NotFound(id) => Self::JobNotFound(id),
+            CancelError::AlreadyFinished(record) => Self::JobFinished(record.id),
         }
     }
 }

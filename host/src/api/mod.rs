@@ -5,8 +5,10 @@
 //! | --- | --- |
 //! | `GET /healthz` | `ok` while the server is up |
 //! | `GET /v1/tasks` | the tasks served, with hash and size |
-//! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?}`: 200 if finished within the wait, else 202 |
+//! | `GET /v1/status` | queue, engine threads and engine settings |
+//! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish |
+//! | `DELETE /v1/jobs/{id}` | cancel a job; returns its final record |
 
 mod error;
 
@@ -23,8 +25,10 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ApiError;
 
+use crate::config::RequestedLimits;
 use crate::host::{Host, JobRequest};
 use crate::jobs::{JobId, JobRecord};
+use crate::status::Status;
 
 /// The API's router, serving `host`.
 pub fn router(host: Arc<Host>) -> Router {
@@ -32,7 +36,8 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/tasks", get(list_tasks))
         .route("/v1/jobs", post(submit_job))
-        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/status", get(status))
+        .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(host)
@@ -76,6 +81,12 @@ struct SubmitBody {
     input: serde_json::Value,
     /// How long to wait for the job to finish before answering, in milliseconds.
     wait_ms: Option<u64>,
+    /// The job's deadline, in milliseconds.
+    timeout_ms: Option<u64>,
+    /// The job's fuel budget.
+    fuel: Option<u64>,
+    /// The job's memory limit, in MiB.
+    memory_mib: Option<usize>,
 }
 
 /// `?wait_ms=N`, accepted by both job routes.
@@ -94,6 +105,11 @@ async fn submit_job(
     let record = host.submit(JobRequest {
         task: body.task,
         input: body.input,
+        limits: RequestedLimits {
+            timeout_ms: body.timeout_ms,
+            fuel: body.fuel,
+            memory_mib: body.memory_mib,
+        },
     })?;
     let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
     let record = if wait > 0 {
@@ -112,12 +128,28 @@ async fn get_job(
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<JobRecord>, ApiError> {
     let Query(query) = query?;
-    let id: JobId = id.parse().map_err(|_| ApiError::InvalidJobId(id))?;
+    let id = parse_job_id(id)?;
     let record = match query.wait_ms {
         Some(wait) if wait > 0 => host.wait(id, Duration::from_millis(wait)).await,
         _ => host.job(id),
     };
     record.map(Json).ok_or(ApiError::JobNotFound(id))
+}
+
+async fn cancel_job(
+    State(host): State<Arc<Host>>,
+    Path(id): Path<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    let id = parse_job_id(id)?;
+    Ok(Json(host.cancel(id).await?))
+}
+
+async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
+    Json(host.status())
+}
+
+fn parse_job_id(id: String) -> Result<JobId, ApiError> {
+    id.parse().map_err(|_| ApiError::InvalidJobId(id))
 }
 
 /// 200 with a finished job, else 202 with the record so far and where to poll.

@@ -5,32 +5,48 @@
 //! a [`CompiledTask`], and [`TaskEngine::run`] runs one input through it and says how it went.
 
 mod bindings;
+mod limiter;
 mod outcome;
 mod state;
+mod stop;
 mod ticker;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use outcome::{ErrorCode, JobError, JobLog, LogLevel, LogLine, Outcome, Receipt};
+pub use stop::CancelToken;
 
 use bindings::{Task, TaskPre};
 use state::HostState;
 use ticker::EpochTicker;
 
-/// How often the epoch advances. Deadlines are counted in these ticks, so a job is stopped
-/// at most one tick after its deadline; 10 ms keeps that error small while the ticker thread
-/// wakes only 100 times a second.
+/// How often the epoch advances. A job's deadline and its cancellation are checked at each
+/// tick, so a job is stopped at most one tick after its deadline or its cancellation; 10 ms
+/// keeps that small while the ticker thread wakes only 100 times a second.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings of the engine that hold for every job (they change the generated code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Count fuel, so that jobs get deterministic CPU budgets and report what they used.
+    /// Costs some speed; off means `fuel` limits cannot be set.
+    pub fuel_metering: bool,
+    /// Largest wasm stack of a job, in bytes; deeper recursion fails with `stack_overflow`.
+    pub max_wasm_stack: usize,
+}
 
 /// Limits applied to one job's store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock time the job may run before it is stopped with `timeout`.
     pub timeout: Duration,
+    /// Fuel the job may consume before it is stopped with `fuel_exhausted`; `None` is no
+    /// limit. Only counted when the engine meters fuel.
+    pub fuel: Option<u64>,
     /// Largest linear memory the job's instance may grow to, in bytes.
     pub memory_bytes: usize,
 }
@@ -63,16 +79,19 @@ pub struct CompiledTask {
 pub struct TaskEngine {
     engine: Engine,
     linker: Linker<HostState>,
+    settings: EngineSettings,
     _ticker: Arc<EpochTicker>,
 }
 
 impl TaskEngine {
     /// Creates the engine, links WASI (granting no files, network or environment) and the
     /// taskhost host interface, and starts the epoch ticker.
-    pub fn new() -> Result<Self, EngineError> {
+    pub fn new(settings: EngineSettings) -> Result<Self, EngineError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        config.consume_fuel(settings.fuel_metering);
+        config.max_wasm_stack(settings.max_wasm_stack);
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
@@ -83,8 +102,14 @@ impl TaskEngine {
         Ok(Self {
             engine,
             linker,
+            settings,
             _ticker: ticker,
         })
+    }
+
+    /// The settings this engine was created with.
+    pub fn settings(&self) -> EngineSettings {
+        self.settings
     }
 
     /// Compiles a component with Cranelift and checks it against the `task` world.
@@ -99,30 +124,61 @@ impl TaskEngine {
     }
 
     /// Runs one job: a fresh instance in a fresh store, `input` (JSON text) in, an outcome
-    /// out. Traps and limits end up in the outcome, never as a panic of the host.
-    pub fn run(&self, task: &CompiledTask, input: &str, limits: Limits) -> Outcome {
+    /// out. Limits, traps and cancellation end up in the outcome, never as a panic of the
+    /// host.
+    pub fn run(
+        &self,
+        task: &CompiledTask,
+        input: &str,
+        limits: Limits,
+        cancel: CancelToken,
+    ) -> Outcome {
         let started = Instant::now();
-        let mut store = Store::new(&self.engine, HostState::new(limits));
-        store.limiter(|state| state.limiter());
-        store.set_epoch_deadline(ticks_for(limits.timeout));
-        store.epoch_deadline_trap();
+        let state = HostState::new(limits.memory_bytes, started + limits.timeout, cancel);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Every tick, check for cancellation and the deadline.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|context| match context.data().stop_reason() {
+            Some(reason) => Err(reason.into()),
+            None => Ok(UpdateDeadline::Continue(1)),
+        });
+        let fuel_given = limits.fuel.unwrap_or(u64::MAX);
+        if self.settings.fuel_metering {
+            store
+                .set_fuel(fuel_given)
+                .expect("fuel is enabled on this engine");
+        }
 
         let result = task
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.call_run(&mut store, input));
+
+        let fuel_consumed = self
+            .settings
+            .fuel_metering
+            .then(|| fuel_given - store.get_fuel().unwrap_or(0));
         let state = store.into_data();
         let receipt = Receipt {
             wall: started.elapsed(),
+            fuel_consumed,
+            peak_memory_bytes: state.limiter.peak_memory,
         };
-        outcome::classify(result, state, receipt)
+        outcome::classify(result, state, limits, receipt)
     }
 }
 
-/// Epoch ticks that cover `timeout`, rounded up so that no job is stopped early.
-fn ticks_for(timeout: Duration) -> u64 {
-    let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
-    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+#[cfg(test)]
+impl TaskEngine {
+    /// An engine with the CLI's default settings.
+    pub(crate) fn for_tests() -> Self {
+        Self::new(EngineSettings {
+            fuel_metering: true,
+            max_wasm_stack: 512 << 10,
+        })
+        .expect("creating an engine")
+    }
 }
 
 #[cfg(test)]
@@ -130,17 +186,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadlines_round_up_to_whole_ticks() {
-        assert_eq!(ticks_for(Duration::ZERO), 1);
-        assert_eq!(ticks_for(Duration::from_millis(1)), 1);
-        assert_eq!(ticks_for(EPOCH_TICK), 1);
-        assert_eq!(ticks_for(EPOCH_TICK + Duration::from_nanos(1)), 2);
-        assert_eq!(ticks_for(Duration::from_secs(30)), 3000);
-    }
-
-    #[test]
     fn garbage_and_core_modules_are_not_components() {
-        let engine = TaskEngine::new().unwrap();
+        let engine = TaskEngine::for_tests();
         assert!(matches!(
             engine.compile(b"not wasm"),
             Err(CompileError::Invalid(_))

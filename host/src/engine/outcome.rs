@@ -5,8 +5,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use wasmtime::{Trap, WasmBacktrace};
 
+use super::Limits;
 use super::bindings::TaskError;
 use super::state::HostState;
+use super::stop::Stopped;
 
 /// Most log lines kept per job; later lines are dropped and the log marked truncated.
 const MAX_LOG_LINES: usize = 256;
@@ -40,6 +42,10 @@ impl Outcome {
 pub struct Receipt {
     /// Time from creating the store to the end of the call.
     pub wall: Duration,
+    /// Fuel consumed, when the engine meters fuel.
+    pub fuel_consumed: Option<u64>,
+    /// Largest size the job's linear memory reached, in bytes.
+    pub peak_memory_bytes: usize,
 }
 
 /// Why a job failed: a stable code and a human message.
@@ -66,8 +72,14 @@ pub enum ErrorCode {
     Trap,
     /// The job ran past its deadline and was stopped.
     Timeout,
+    /// The job used all the fuel it was given.
+    FuelExhausted,
+    /// The task tried to grow its memory past its limit.
+    MemoryLimit,
     /// The task overflowed its wasm stack.
     StackOverflow,
+    /// The job was cancelled before it finished.
+    Cancelled,
     /// The job could not be run by the host: the message says why.
     Internal,
 }
@@ -134,6 +146,7 @@ pub(crate) fn truncate_at_char(text: &mut String, max: usize) {
 pub(crate) fn classify(
     result: wasmtime::Result<Result<String, TaskError>>,
     state: HostState,
+    limits: Limits,
     receipt: Receipt,
 ) -> Outcome {
     let result = match result {
@@ -149,7 +162,7 @@ pub(crate) fn classify(
             code: ErrorCode::TaskError,
             message,
         }),
-        Err(error) => Err(classify_trap(&error, state.panic_message)),
+        Err(error) => Err(classify_abort(&error, &state, limits, receipt)),
     };
     Outcome {
         result,
@@ -158,27 +171,59 @@ pub(crate) fn classify(
     }
 }
 
-fn classify_trap(error: &wasmtime::Error, panic_message: Option<String>) -> JobError {
-    if let Some(message) = panic_message {
-        return JobError {
-            code: ErrorCode::Panic,
-            message: format!("the task {message}"),
+/// Why the instance ended without returning, most specific reason first: the host stopped
+/// it, it hit its memory limit, it panicked, or it trapped.
+fn classify_abort(
+    error: &wasmtime::Error,
+    state: &HostState,
+    limits: Limits,
+    receipt: Receipt,
+) -> JobError {
+    let error_with = |code, message| JobError { code, message };
+    if let Some(stopped) = error.downcast_ref::<Stopped>() {
+        return match stopped {
+            Stopped::Timeout => error_with(
+                ErrorCode::Timeout,
+                format!(
+                    "the job ran past its deadline of {} ms and was stopped",
+                    limits.timeout.as_millis()
+                ),
+            ),
+            Stopped::Cancelled => error_with(
+                ErrorCode::Cancelled,
+                "the job was cancelled while running".into(),
+            ),
         };
     }
+    if let Some(desired) = state.limiter.refused_memory {
+        return error_with(
+            ErrorCode::MemoryLimit,
+            format!(
+                "the task tried to grow its memory to {} MiB; its limit is {} MiB",
+                desired.div_ceil(1 << 20),
+                limits.memory_bytes >> 20
+            ),
+        );
+    }
+    if let Some(message) = &state.panic_message {
+        return error_with(ErrorCode::Panic, format!("the task {message}"));
+    }
     let Some(trap) = error.downcast_ref::<Trap>() else {
-        return JobError {
-            code: ErrorCode::Trap,
-            message: format!("{error:#}"),
-        };
+        return error_with(ErrorCode::Trap, format!("{error:#}"));
     };
-    let code = match trap {
-        Trap::Interrupt => ErrorCode::Timeout,
-        Trap::StackOverflow => ErrorCode::StackOverflow,
-        _ => ErrorCode::Trap,
-    };
-    let mut message = match code {
-        ErrorCode::Timeout => "the job ran past its deadline and was stopped".to_owned(),
-        _ => trap.to_string(),
+    let (code, mut message) = match trap {
+        Trap::StackOverflow => (
+            ErrorCode::StackOverflow,
+            "the task overflowed its wasm stack (too deep a recursion?)".to_owned(),
+        ),
+        Trap::OutOfFuel => (
+            ErrorCode::FuelExhausted,
+            format!(
+                "the job used all of its fuel ({} units)",
+                receipt.fuel_consumed.unwrap_or_default()
+            ),
+        ),
+        _ => (ErrorCode::Trap, trap.to_string()),
     };
     if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
         message.push_str(&format!("\n{backtrace}"));

@@ -1,20 +1,15 @@
 //! What a job's store holds: its WASI context (granting nothing), its limits, and what the
 //! task told the host through the `host` interface.
 
+use std::time::Instant;
+
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::Limits;
 use super::bindings::taskhost::task::{host, types};
+use super::limiter::JobLimiter;
 use super::outcome::{JobLog, LogLevel};
-
-/// A task may have this many instances, tables and memories in its store: enough for any
-/// component built by the SDK (which uses one of each per core module), not for a bomb.
-const MAX_INSTANCES: usize = 64;
-const MAX_TABLES: usize = 64;
-const MAX_MEMORIES: usize = 16;
-const MAX_TABLE_ELEMENTS: usize = 100_000;
+use super::stop::{CancelToken, Stopped};
 
 /// Longest panic message kept, in bytes.
 const MAX_PANIC_MESSAGE: usize = 4 * 1024;
@@ -23,7 +18,9 @@ const MAX_PANIC_MESSAGE: usize = 4 * 1024;
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    pub(crate) limiter: JobLimiter,
+    cancel: CancelToken,
+    deadline: Instant,
     pub(crate) log: JobLog,
     pub(crate) panic_message: Option<String>,
 }
@@ -31,25 +28,27 @@ pub(crate) struct HostState {
 impl HostState {
     /// State for a new job: no arguments, environment, files, sockets or stdin; stdout and
     /// stderr discarded.
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(memory_limit: usize, deadline: Instant, cancel: CancelToken) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(MAX_INSTANCES)
-                .tables(MAX_TABLES)
-                .memories(MAX_MEMORIES)
-                .table_elements(MAX_TABLE_ELEMENTS)
-                .build(),
+            limiter: JobLimiter::new(memory_limit),
+            cancel,
+            deadline,
             log: JobLog::default(),
             panic_message: None,
         }
     }
 
-    /// The resource limiter the store consults before growing memories and tables.
-    pub(crate) fn limiter(&mut self) -> &mut StoreLimits {
-        &mut self.limits
+    /// Why the job must stop now, if it must: checked at every epoch tick.
+    pub(crate) fn stop_reason(&self) -> Option<Stopped> {
+        if self.cancel.is_cancelled() {
+            Some(Stopped::Cancelled)
+        } else if Instant::now() >= self.deadline {
+            Some(Stopped::Timeout)
+        } else {
+            None
+        }
     }
 }
 

@@ -1,0 +1,249 @@
+//! Admission and execution of jobs: a bounded queue in front of the engine threads, the
+//! counters that show how it is doing, and draining on shutdown.
+//!
+//! The scheduler runs opaque work; it knows nothing of wasm. Submission is refused at once
+//! when the queue is full (the caller answers 429 with a retry hint); work it accepts is
+//! always run or, on shutdown past the drain timeout, handed back as cancelled: never dropped
+//! silently.
+
+mod pool;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use pool::{CpuPool, Work, WorkerStatus};
+
+/// How the scheduler is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedulerSettings {
+    /// Number of engine threads.
+    pub workers: usize,
+    /// Pin engine threads to cores.
+    pub pin_workers: bool,
+    /// Most jobs waiting for an engine thread; more are refused.
+    pub max_queued: usize,
+}
+
+/// The queue is full: try again after the given delay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the job queue is full ({capacity} jobs waiting); retry after {} s", retry_after.as_secs())]
+pub struct QueueFull {
+    /// How many jobs the queue holds.
+    pub capacity: usize,
+    /// A guess at when there will be room: the queue's expected drain time, 1 s to 60 s.
+    pub retry_after: Duration,
+}
+
+/// Admits jobs into a bounded queue and runs them on the engine threads.
+pub struct Scheduler {
+    pool: CpuPool,
+    max_queued: usize,
+    /// Jobs accepted and not yet finished (queued or running), behind one lock so that
+    /// admission is exact and drain can wait on it.
+    in_flight: Mutex<InFlight>,
+    idle: Condvar,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    completed: AtomicU64,
+}
+
+#[derive(Default)]
+struct InFlight {
+    queued: usize,
+    running: usize,
+}
+
+/// A snapshot of the scheduler's queue and threads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SchedulerStatus {
+    /// Jobs waiting for an engine thread.
+    pub queued: usize,
+    /// Jobs running now.
+    pub running: usize,
+    /// Most jobs that may wait.
+    pub max_queued: usize,
+    /// Jobs accepted since start.
+    pub accepted: u64,
+    /// Jobs refused because the queue was full.
+    pub rejected: u64,
+    /// Jobs finished since start (in any way).
+    pub completed: u64,
+    /// Each engine thread.
+    pub workers: Vec<WorkerStatus>,
+}
+
+impl Scheduler {
+    /// Starts the engine threads.
+    pub fn start(settings: SchedulerSettings) -> Self {
+        Self {
+            pool: CpuPool::start(settings.workers, settings.pin_workers),
+            max_queued: settings.max_queued,
+            in_flight: Mutex::default(),
+            idle: Condvar::new(),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `work` unless the queue is full.
+    pub fn submit(self: &std::sync::Arc<Self>, work: Work) -> Result<(), QueueFull> {
+        {
+            let mut in_flight = self.lock();
+            if in_flight.queued >= self.max_queued {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(QueueFull {
+                    capacity: self.max_queued,
+                    retry_after: self.drain_estimate(in_flight.queued),
+                });
+            }
+            in_flight.queued += 1;
+        }
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        let scheduler = self.clone();
+        self.pool.submit(Box::new(move || {
+            scheduler.update(|in_flight| {
+                in_flight.queued -= 1;
+                in_flight.running += 1;
+            });
+            let _finished = FinishGuard(&scheduler);
+            work();
+        }));
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for every accepted job to finish; true if they all did.
+    pub fn drain(&self, timeout: Duration) -> bool {
+        let in_flight = self.lock();
+        let (in_flight, _) = self
+            .idle
+            .wait_timeout_while(in_flight, timeout, |in_flight| {
+                in_flight.queued + in_flight.running > 0
+            })
+            .expect("scheduler lock poisoned");
+        in_flight.queued + in_flight.running == 0
+    }
+
+    /// Stops the engine threads once the queued work has run.
+    pub fn shutdown(&self) {
+        self.pool.shutdown();
+    }
+
+    /// A snapshot of the queue and the engine threads.
+    pub fn status(&self) -> SchedulerStatus {
+        let (queued, running) = {
+            let in_flight = self.lock();
+            (in_flight.queued, in_flight.running)
+        };
+        SchedulerStatus {
+            queued,
+            running,
+            max_queued: self.max_queued,
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            completed: self.completed.load(Ordering::Relaxed),
+            workers: self.pool.status(),
+        }
+    }
+
+    /// How long `queued` jobs should take to drain, from the mean job time so far.
+    fn drain_estimate(&self, queued: usize) -> Duration {
+        let workers = self.pool.status();
+        let completed: u64 = workers.iter().map(|worker| worker.completed).sum();
+        let busy_ms: u64 = workers.iter().map(|worker| worker.busy_ms).sum();
+        let mean_ms = busy_ms.checked_div(completed).unwrap_or(0);
+        let estimate_ms = mean_ms * queued as u64 / workers.len().max(1) as u64;
+        Duration::from_secs(estimate_ms.div_ceil(1000).clamp(1, 60))
+    }
+
+    fn update(&self, change: impl FnOnce(&mut InFlight)) {
+        let mut in_flight = self.lock();
+        change(&mut in_flight);
+        if in_flight.queued + in_flight.running == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().expect("scheduler lock poisoned")
+    }
+}
+
+/// Counts a job as finished however its work ends, panics included.
+struct FinishGuard<'a>(&'a Scheduler);
+
+impl Drop for FinishGuard<'_> {
+    fn drop(&mut self) {
+        self.0.completed.fetch_add(1, Ordering::Relaxed);
+        self.0.update(|in_flight| in_flight.running -= 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, mpsc};
+
+    fn scheduler(workers: usize, max_queued: usize) -> Arc<Scheduler> {
+        Arc::new(Scheduler::start(SchedulerSettings {
+            workers,
+            pin_workers: false,
+            max_queued,
+        }))
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_and_loses_nothing_it_accepted() {
+        let scheduler = scheduler(1, 3);
+        let (release, blocked) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel();
+        scheduler
+            .submit(Box::new(move || {
+                started.send(()).unwrap();
+                let _ = blocked.recv();
+            }))
+            .unwrap();
+        running.recv_timeout(Duration::from_secs(30)).unwrap();
+
+        let (done, finished) = mpsc::channel();
+        let mut refused = 0;
+        for _ in 0..10 {
+            let done = done.clone();
+            match scheduler.submit(Box::new(move || done.send(()).unwrap())) {
+                Ok(()) => {}
+                Err(full) => {
+                    assert_eq!(full.capacity, 3);
+                    assert!(full.retry_after >= Duration::from_secs(1));
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 7);
+        let status = scheduler.status();
+        assert_eq!((status.queued, status.running), (3, 1));
+        assert_eq!((status.accepted, status.rejected), (4, 7));
+
+        release.send(()).unwrap();
+        drop(done);
+        assert_eq!(finished.iter().count(), 3, "every accepted job ran");
+        assert!(scheduler.drain(Duration::from_secs(30)));
+        assert_eq!(scheduler.status().completed, 4);
+    }
+
+    #[test]
+    fn drain_gives_up_after_its_timeout() {
+        let scheduler = scheduler(1, 10);
+        let (release, blocked) = mpsc::channel::<()>();
+        scheduler
+            .submit(Box::new(move || {
+                let _ = blocked.recv();
+            }))
+            .unwrap();
+        assert!(!scheduler.drain(Duration::from_millis(20)));
+        release.send(()).unwrap();
+        assert!(scheduler.drain(Duration::from_secs(30)));
+    }
+}

@@ -1,0 +1,282 @@
+//! A pool of engine threads, pinned to cores, fed by work stealing.
+//!
+//! A global [`Injector`] takes new work; each engine thread keeps a local deque, refills it in
+//! batches from the injector, and steals from its siblings when both are empty, so no thread
+//! sits idle while another has a queue. Idle threads park on a condition variable and are
+//! woken by new work; they never spin.
+
+use std::iter;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use serde::Serialize;
+
+/// A unit of work for an engine thread.
+pub type Work = Box<dyn FnOnce() + Send + 'static>;
+
+/// A pool of engine threads.
+pub struct CpuPool {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Shared {
+    injector: Injector<Work>,
+    stealers: Vec<Stealer<Work>>,
+    stats: Vec<WorkerStats>,
+    parking: Mutex<()>,
+    wake: Condvar,
+    stopping: AtomicBool,
+}
+
+/// Counters of one engine thread, updated as it works.
+#[derive(Default)]
+struct WorkerStats {
+    core: Mutex<Option<usize>>,
+    running: AtomicBool,
+    completed: AtomicU64,
+    stolen: AtomicU64,
+    busy_nanos: AtomicU64,
+}
+
+/// A snapshot of one engine thread's counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WorkerStatus {
+    /// The thread's index in the pool.
+    pub index: usize,
+    /// The core it is pinned to, if pinning succeeded.
+    pub core: Option<usize>,
+    /// Whether it is running a job now.
+    pub running: bool,
+    /// Pieces of work it finished.
+    pub completed: u64,
+    /// Pieces of work it took from a sibling's deque.
+    pub stolen: u64,
+    /// Time it spent running work, in milliseconds.
+    pub busy_ms: u64,
+}
+
+impl CpuPool {
+    /// Starts `workers` engine threads; with `pin`, thread `i` is pinned to core
+    /// `i mod cores` (where the OS refuses, a warning is logged once and threads run unpinned).
+    pub fn start(workers: usize, pin: bool) -> Self {
+        let locals: Vec<Worker<Work>> = (0..workers).map(|_| Worker::new_fifo()).collect();
+        let shared = Arc::new(Shared {
+            injector: Injector::new(),
+            stealers: locals.iter().map(Worker::stealer).collect(),
+            stats: (0..workers).map(|_| WorkerStats::default()).collect(),
+            parking: Mutex::new(()),
+            wake: Condvar::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let cores = if pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if pin && cores.is_empty() {
+            tracing::warn!("cannot list this machine's cores; engine threads run unpinned");
+        }
+        let threads = locals
+            .into_iter()
+            .enumerate()
+            .map(|(index, local)| {
+                let shared = shared.clone();
+                let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+                thread::Builder::new()
+                    .name(format!("taskhost-engine-{index}"))
+                    .spawn(move || {
+                        if let Some(core) = core {
+                            shared.pin(index, core);
+                        }
+                        shared.work_loop(index, &local);
+                    })
+                    .expect("spawning an engine thread")
+            })
+            .collect();
+        Self {
+            shared,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Queues work for the next free engine thread.
+    pub fn submit(&self, work: Work) {
+        self.shared.injector.push(work);
+        // Taking the lock orders this wake-up after any parking thread's last look at the
+        // queues, so the wake-up cannot be lost.
+        drop(self.shared.parking.lock().expect("pool lock poisoned"));
+        self.shared.wake.notify_one();
+    }
+
+    /// A snapshot of every engine thread's counters.
+    pub fn status(&self) -> Vec<WorkerStatus> {
+        self.shared
+            .stats
+            .iter()
+            .enumerate()
+            .map(|(index, stats)| WorkerStatus {
+                index,
+                core: *stats.core.lock().expect("pool lock poisoned"),
+                running: stats.running.load(Ordering::Relaxed),
+                completed: stats.completed.load(Ordering::Relaxed),
+                stolen: stats.stolen.load(Ordering::Relaxed),
+                busy_ms: stats.busy_nanos.load(Ordering::Relaxed) / 1_000_000,
+            })
+            .collect()
+    }
+
+    /// Finishes the queued work, then stops and joins every engine thread.
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        drop(self.shared.parking.lock().expect("pool lock poisoned"));
+        self.shared.wake.notify_all();
+        let threads = std::mem::take(&mut *self.threads.lock().expect("pool lock poisoned"));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for CpuPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Shared {
+    fn pin(&self, index: usize, core: core_affinity::CoreId) {
+        if core_affinity::set_for_current(core) {
+            *self.stats[index].core.lock().expect("pool lock poisoned") = Some(core.id);
+        } else {
+            static WARN_ONCE: Once = Once::new();
+            WARN_ONCE.call_once(|| {
+                tracing::warn!("the OS refused to pin engine threads to cores; they run unpinned");
+            });
+        }
+    }
+
+    fn work_loop(&self, index: usize, local: &Worker<Work>) {
+        let stats = &self.stats[index];
+        loop {
+            if let Some(work) = self.find_work(index, local) {
+                stats.running.store(true, Ordering::Relaxed);
+                let started = Instant::now();
+                // Work reports its own failures; a panic here must not take the thread down.
+                if catch_unwind(AssertUnwindSafe(work)).is_err() {
+                    tracing::error!(worker = index, "work panicked on an engine thread");
+                }
+                let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                stats.busy_nanos.fetch_add(busy, Ordering::Relaxed);
+                stats.completed.fetch_add(1, Ordering::Relaxed);
+                stats.running.store(false, Ordering::Relaxed);
+                continue;
+            }
+            let parked = self.parking.lock().expect("pool lock poisoned");
+            if self.has_queued_work() {
+                continue;
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            drop(self.wake.wait(parked).expect("pool lock poisoned"));
+        }
+    }
+
+    /// Local deque first, then a batch from the injector, then a sibling's deque.
+    fn find_work(&self, index: usize, local: &Worker<Work>) -> Option<Work> {
+        if let Some(work) = local.pop() {
+            return Some(work);
+        }
+        iter::repeat_with(|| {
+            self.injector.steal_batch_and_pop(local).or_else(|| {
+                let stolen: Steal<Work> = self
+                    .stealers
+                    .iter()
+                    .enumerate()
+                    .filter(|(other, _)| *other != index)
+                    .map(|(_, stealer)| stealer.steal())
+                    .collect();
+                if stolen.is_success() {
+                    self.stats[index].stolen.fetch_add(1, Ordering::Relaxed);
+                }
+                stolen
+            })
+        })
+        .find(|steal| !steal.is_retry())
+        .and_then(Steal::success)
+    }
+
+    fn has_queued_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|stealer| !stealer.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn every_submitted_piece_of_work_runs() {
+        let pool = CpuPool::start(3, false);
+        let (done, finished) = mpsc::channel();
+        for i in 0..1000 {
+            let done = done.clone();
+            pool.submit(Box::new(move || done.send(i).unwrap()));
+        }
+        let mut seen: Vec<i32> = (0..1000)
+            .map(|_| finished.recv_timeout(Duration::from_secs(30)).unwrap())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_panicking_piece_of_work_does_not_kill_its_thread() {
+        let pool = CpuPool::start(1, false);
+        pool.submit(Box::new(|| panic!("boom")));
+        let (done, finished) = mpsc::channel();
+        pool.submit(Box::new(move || done.send(()).unwrap()));
+        finished.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+
+    #[test]
+    fn shutdown_finishes_queued_work_first_and_counts_it() {
+        let pool = CpuPool::start(2, true);
+        let (done, finished) = mpsc::channel();
+        for _ in 0..100 {
+            let done = done.clone();
+            pool.submit(Box::new(move || done.send(()).unwrap()));
+        }
+        pool.shutdown();
+        drop(done);
+        assert_eq!(finished.iter().count(), 100);
+        let completed: u64 = pool.status().iter().map(|worker| worker.completed).sum();
+        assert_eq!(completed, 100);
+    }
+
+    #[test]
+    fn a_blocked_thread_does_not_hold_up_the_queue() {
+        // One thread blocks until the end; the other must run everything else.
+        let pool = CpuPool::start(2, false);
+        let (release, blocked) = mpsc::channel::<()>();
+        pool.submit(Box::new(move || {
+            let _ = blocked.recv();
+        }));
+        let (done, finished) = mpsc::channel();
+        for _ in 0..50 {
+            let done = done.clone();
+            pool.submit(Box::new(move || done.send(()).unwrap()));
+        }
+        for _ in 0..50 {
+            finished.recv_timeout(Duration::from_secs(30)).unwrap();
+        }
+        release.send(()).unwrap();
+    }
+}
