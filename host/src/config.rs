@@ -61,6 +61,14 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MAX_QUEUED", default_value_t = 10_000)]
     pub max_queued: usize,
 
+    /// Threads of the async executor that runs IO-bound jobs.
+    #[arg(long, env = "TASKHOST_IO_THREADS", default_value_t = 2)]
+    pub io_threads: usize,
+
+    /// Most IO-bound jobs running at once (waiting ones included); more wait in the queue.
+    #[arg(long, env = "TASKHOST_MAX_IO_JOBS", default_value_t = 10_000)]
+    pub max_io_jobs: usize,
+
     /// Pin each engine thread to a core.
     #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub pin_workers: bool,
@@ -267,6 +275,15 @@ impl ServeArgs {
                 self.max_wasm_stack_kib
             ));
         }
+        if !(1..=MAX_WORKERS).contains(&self.io_threads) {
+            problems.push(format!(
+                "--io-threads is {}: use 1 to {MAX_WORKERS}",
+                self.io_threads
+            ));
+        }
+        if self.max_io_jobs == 0 {
+            problems.push("--max-io-jobs is 0: no IO-bound job could run; use at least 1".into());
+        }
         if self.max_queued == 0 {
             problems.push("--max-queued is 0: no job could be accepted; use at least 1".into());
         }
@@ -285,6 +302,8 @@ impl ServeArgs {
                 workers,
                 pin_workers: self.pin_workers,
                 max_queued: self.max_queued,
+                io_threads: self.io_threads,
+                max_io_running: self.max_io_jobs,
             },
             limits: LimitPolicy {
                 default_timeout: Duration::from_millis(self.job_timeout_ms),

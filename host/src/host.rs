@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
-use crate::engine::{CancelToken, EngineError, ErrorCode, JobError, Limits, Outcome, TaskEngine};
+use tracing::Instrument;
+
+use crate::engine::{
+    CancelToken, EngineError, ErrorCode, JobError, Kind, Limits, Outcome, TaskEngine,
+};
 use crate::jobs::{Cancelled, JobId, JobRecord, JobStore};
 use crate::registry::{Registry, RegistryError, TaskVersion};
 use crate::scheduler::{QueueFull, Scheduler};
@@ -26,6 +30,9 @@ pub struct JobRequest {
     pub input: serde_json::Value,
     /// Limits asked for; the host's defaults fill the rest.
     pub limits: RequestedLimits,
+    /// How to run it; `None` takes the task's default
+    /// ([`CompiledTask::default_kind`](crate::engine::CompiledTask::default_kind)).
+    pub kind: Option<Kind>,
 }
 
 /// Errors from starting a host.
@@ -38,6 +45,9 @@ pub enum StartError {
     /// The tasks could not be loaded.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The IO executor could not be started.
+    #[error("could not start the IO executor: {0}")]
+    Executor(#[from] std::io::Error),
 }
 
 /// Errors from submitting a job.
@@ -97,7 +107,7 @@ impl Host {
             engine,
             registry,
             jobs: Arc::default(),
-            scheduler: Arc::new(Scheduler::start(config.scheduler)),
+            scheduler: Arc::new(Scheduler::start(config.scheduler)?),
             limits: config.limits,
             max_wait: config.max_wait,
             drain_timeout: config.drain_timeout,
@@ -116,9 +126,12 @@ impl Host {
             .get(&request.task)
             .ok_or_else(|| SubmitError::UnknownTask(request.task.clone()))?;
         let limits = self.limits.resolve(request.limits)?;
+        let kind = request
+            .kind
+            .unwrap_or_else(|| version.compiled.default_kind());
         let id = JobId::new();
         let cancel = CancelToken::default();
-        let record = JobRecord::queued(id, &version.name, &version.hash.to_hex());
+        let record = JobRecord::queued(id, &version.name, &version.hash.to_hex(), kind);
         self.jobs.insert(record.clone(), cancel.clone());
         let run = RunJob {
             id,
@@ -129,7 +142,11 @@ impl Host {
             engine: self.engine.clone(),
             jobs: self.jobs.clone(),
         };
-        if let Err(full) = self.scheduler.submit(Box::new(move || run.run())) {
+        let admitted = match kind {
+            Kind::Cpu => self.scheduler.submit_cpu(Box::new(move || run.run())),
+            Kind::Io => self.scheduler.submit_io(Box::pin(run.run_async())),
+        };
+        if let Err(full) = admitted {
             self.jobs.remove(id);
             return Err(full.into());
         }
@@ -194,6 +211,7 @@ struct RunJob {
 }
 
 impl RunJob {
+    /// Runs the job on this (engine) thread.
     fn run(self) {
         if !self.jobs.mark_running(self.id) {
             return; // cancelled while queued; its record is final already
@@ -208,16 +226,45 @@ impl RunJob {
                 self.cancel.clone(),
             )
         }))
-        .unwrap_or_else(|_| {
-            Outcome::failed(JobError {
-                code: ErrorCode::Internal,
-                message: "the host failed while running this job; it has been logged".into(),
-            })
-        });
+        .unwrap_or_else(|_| internal_failure());
+        self.finish(outcome);
+    }
+
+    /// Runs the job on the IO executor.
+    async fn run_async(self) {
+        if !self.jobs.mark_running(self.id) {
+            return; // cancelled while queued; its record is final already
+        }
+        let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
+        let engine = self.engine.clone();
+        let version = self.version.clone();
+        let (input, limits, cancel) = (self.input.clone(), self.limits, self.cancel.clone());
+        // A task of its own, so that a panic in the host ends this job, not the executor.
+        let run = tokio::spawn(
+            async move {
+                engine
+                    .run_async(&version.compiled, &input, limits, cancel)
+                    .await
+            }
+            .instrument(span),
+        );
+        let outcome = run.await.unwrap_or_else(|_| internal_failure());
+        self.finish(outcome);
+    }
+
+    fn finish(&self, outcome: Outcome) {
         match &outcome.result {
-            Ok(_) => tracing::debug!(wall = ?outcome.receipt.wall, "job succeeded"),
-            Err(error) => tracing::info!(code = ?error.code, "job failed"),
+            Ok(_) => tracing::debug!(id = %self.id, wall = ?outcome.receipt.wall, "job succeeded"),
+            Err(error) => tracing::info!(id = %self.id, code = ?error.code, "job failed"),
         }
         self.jobs.finish(self.id, outcome);
     }
+}
+
+/// The outcome of a job during which the host itself failed (a bug, logged where it happened).
+fn internal_failure() -> Outcome {
+    Outcome::failed(JobError {
+        code: ErrorCode::Internal,
+        message: "the host failed while running this job; it has been logged".into(),
+    })
 }

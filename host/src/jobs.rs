@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::engine::{CancelToken, ErrorCode, JobError, JobLog, Outcome};
+use crate::engine::{CancelToken, ErrorCode, JobError, JobLog, Kind, Outcome};
 
 /// A job's id: a UUIDv7, so ids sort by submission time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,6 +76,8 @@ pub struct JobRecord {
     pub task: String,
     /// The blake3 hash of the component it runs, in hex.
     pub hash: String,
+    /// Whether it runs on an engine thread (`cpu`) or the IO executor (`io`).
+    pub kind: Kind,
     /// Where it is in its life.
     pub status: JobStatus,
     /// The task's output, once succeeded.
@@ -100,11 +102,12 @@ pub struct JobRecord {
 
 impl JobRecord {
     /// The record of a job just accepted.
-    pub fn queued(id: JobId, task: &str, hash: &str) -> Self {
+    pub fn queued(id: JobId, task: &str, hash: &str, kind: Kind) -> Self {
         Self {
             id,
             task: task.to_owned(),
             hash: hash.to_owned(),
+            kind,
             status: JobStatus::Queued,
             output: None,
             error: None,
@@ -279,7 +282,10 @@ mod tests {
     fn store_with_queued_job() -> (JobStore, JobId) {
         let store = JobStore::default();
         let id = JobId::new();
-        store.insert(JobRecord::queued(id, "t", "h"), CancelToken::default());
+        store.insert(
+            JobRecord::queued(id, "t", "h", Kind::Cpu),
+            CancelToken::default(),
+        );
         (store, id)
     }
 
@@ -299,7 +305,7 @@ mod tests {
         let store = JobStore::default();
         let id = JobId::new();
         let token = CancelToken::default();
-        store.insert(JobRecord::queued(id, "t", "h"), token.clone());
+        store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), token.clone());
         assert!(store.mark_running(id));
         assert_eq!(store.cancel(id), Some(Cancelled::Stopping));
         assert!(token.is_cancelled());

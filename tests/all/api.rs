@@ -102,7 +102,18 @@ fn health_and_task_list() {
             "loop",
             "noop",
             "recurse",
+            "sleep",
             "uppercase"
         ]
     );
+    let kind_of = |name: &str| {
+        let task = tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name);
+        task.unwrap()["kind"].clone()
+    };
+    assert_eq!(kind_of("fib"), "cpu");
+    assert_eq!(kind_of("sleep"), "io", "sleep imports wasi:io/poll");
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod flow;
+mod io;
 mod jobs;
 mod limits;
 

@@ -4,9 +4,9 @@
 //! | route | does |
 //! | --- | --- |
 //! | `GET /healthz` | `ok` while the server is up |
-//! | `GET /v1/tasks` | the tasks served, with hash and size |
+//! | `GET /v1/tasks` | the tasks served, with hash, size, default kind and imports |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
-//! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
+//! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish |
 //! | `DELETE /v1/jobs/{id}` | cancel a job; returns its final record |
 
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ApiError;
 
 use crate::config::RequestedLimits;
+use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
 use crate::jobs::{JobId, JobRecord};
 use crate::status::Status;
@@ -57,6 +58,8 @@ struct TaskSummary {
     name: String,
     hash: String,
     size: usize,
+    kind: Kind,
+    imports: Vec<String>,
 }
 
 async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
@@ -67,6 +70,8 @@ async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
             name: version.name.clone(),
             hash: version.hash.to_hex().to_string(),
             size: version.size,
+            kind: version.compiled.default_kind(),
+            imports: version.compiled.imports().to_vec(),
         })
         .collect();
     Json(TaskList { tasks })
@@ -87,6 +92,8 @@ struct SubmitBody {
     fuel: Option<u64>,
     /// The job's memory limit, in MiB.
     memory_mib: Option<usize>,
+    /// `cpu` or `io`; the task's default when absent.
+    kind: Option<Kind>,
 }
 
 /// `?wait_ms=N`, accepted by both job routes.
@@ -110,6 +117,7 @@ async fn submit_job(
             fuel: body.fuel,
             memory_mib: body.memory_mib,
         },
+        kind: body.kind,
     })?;
     let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
     let record = if wait > 0 {

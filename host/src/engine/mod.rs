@@ -2,7 +2,8 @@
 //! every job a fresh store with limits, a deadline and nothing of the outside world.
 //!
 //! The engine knows nothing of names, queues or HTTP: [`TaskEngine::compile`] turns bytes into
-//! a [`CompiledTask`], and [`TaskEngine::run`] runs one input through it and says how it went.
+//! a [`CompiledTask`]; [`TaskEngine::run`] (on an engine thread) and [`TaskEngine::run_async`]
+//! (on the IO executor) run one input through it and say how it went.
 
 mod bindings;
 mod limiter;
@@ -14,20 +15,27 @@ mod ticker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use outcome::{ErrorCode, JobError, JobLog, LogLevel, LogLine, Outcome, Receipt};
-pub use stop::CancelToken;
+pub use tokio_util::sync::CancellationToken as CancelToken;
 
-use bindings::{Task, TaskPre};
+use bindings::{io, sync};
 use state::HostState;
+use stop::Stopped;
 use ticker::EpochTicker;
 
-/// How often the epoch advances. A job's deadline and its cancellation are checked at each
-/// tick, so a job is stopped at most one tick after its deadline or its cancellation; 10 ms
-/// keeps that small while the ticker thread wakes only 100 times a second.
+/// How often the epoch advances. A running job's deadline and cancellation are checked at
+/// each tick, and an IO-bound job yields to the executor at each tick, so a job is stopped
+/// at most one tick late and cannot hold an executor thread longer than one tick; 10 ms keeps
+/// both small while the ticker thread wakes only 100 times a second.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Import prefixes that make a component IO-bound by default: it can wait on the network or
+/// on a clock, so it must not hold an engine thread while it waits.
+const IO_IMPORTS: [&str; 3] = ["wasi:http/", "wasi:sockets/", "wasi:io/poll"];
 
 /// Settings of the engine that hold for every job (they change the generated code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +59,16 @@ pub struct Limits {
     pub memory_bytes: usize,
 }
 
+/// How a job runs: on an engine thread, or on the async IO executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// CPU-bound: runs to completion on a pinned engine thread.
+    Cpu,
+    /// IO-bound: runs on the async executor and yields while it waits.
+    Io,
+}
+
 /// Errors from compiling a component into a runnable task.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,16 +87,37 @@ pub enum CompileError {
 #[error("could not set up the wasmtime engine: {0:#}")]
 pub struct EngineError(#[from] wasmtime::Error);
 
-/// A component compiled and linked against the host, ready to instantiate per job.
+/// A component compiled and linked against the host, ready to instantiate per job, on
+/// either path.
 #[derive(Clone)]
 pub struct CompiledTask {
-    pre: TaskPre<HostState>,
+    sync: sync::TaskPre<HostState>,
+    io: io::TaskPre<HostState>,
+    imports: Vec<String>,
 }
 
-/// The one wasmtime engine of the host, with its linker and epoch ticker.
+impl CompiledTask {
+    /// The interfaces the component imports, sorted.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// How the component runs unless a job says otherwise: IO-bound if it imports an
+    /// interface that can wait (see `IO_IMPORTS`), else CPU-bound.
+    pub fn default_kind(&self) -> Kind {
+        let waits = self
+            .imports
+            .iter()
+            .any(|import| IO_IMPORTS.iter().any(|prefix| import.starts_with(prefix)));
+        if waits { Kind::Io } else { Kind::Cpu }
+    }
+}
+
+/// The one wasmtime engine of the host, with its linkers and epoch ticker.
 pub struct TaskEngine {
     engine: Engine,
-    linker: Linker<HostState>,
+    sync_linker: Linker<HostState>,
+    io_linker: Linker<HostState>,
     settings: EngineSettings,
     _ticker: Arc<EpochTicker>,
 }
@@ -94,14 +133,18 @@ impl TaskEngine {
         config.max_wasm_stack(settings.max_wasm_stack);
         let engine = Engine::new(&config)?;
 
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+        let mut sync_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut sync_linker)?;
+        sync::Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut sync_linker, |s| s)?;
+        let mut io_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut io_linker)?;
+        io::Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut io_linker, |s| s)?;
 
         let ticker = Arc::new(EpochTicker::start(engine.clone(), EPOCH_TICK));
         Ok(Self {
             engine,
-            linker,
+            sync_linker,
+            io_linker,
             settings,
             _ticker: ticker,
         })
@@ -115,17 +158,30 @@ impl TaskEngine {
     /// Compiles a component with Cranelift and checks it against the `task` world.
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledTask, CompileError> {
         let component = Component::new(&self.engine, bytes).map_err(CompileError::Invalid)?;
-        let instance_pre = self
-            .linker
+        let sync_pre = self
+            .sync_linker
             .instantiate_pre(&component)
             .map_err(CompileError::WrongWorld)?;
-        let pre = TaskPre::new(instance_pre).map_err(CompileError::WrongWorld)?;
-        Ok(CompiledTask { pre })
+        let io_pre = self
+            .io_linker
+            .instantiate_pre(&component)
+            .map_err(CompileError::WrongWorld)?;
+        let mut imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        imports.sort();
+        Ok(CompiledTask {
+            sync: sync::TaskPre::new(sync_pre).map_err(CompileError::WrongWorld)?,
+            io: io::TaskPre::new(io_pre).map_err(CompileError::WrongWorld)?,
+            imports,
+        })
     }
 
-    /// Runs one job: a fresh instance in a fresh store, `input` (JSON text) in, an outcome
-    /// out. Limits, traps and cancellation end up in the outcome, never as a panic of the
-    /// host.
+    /// Runs one CPU-bound job on the calling thread: a fresh instance in a fresh store,
+    /// `input` (JSON text) in, an outcome out. Limits, traps and cancellation end up in the
+    /// outcome, never as a panic of the host.
     pub fn run(
         &self,
         task: &CompiledTask,
@@ -134,31 +190,80 @@ impl TaskEngine {
         cancel: CancelToken,
     ) -> Outcome {
         let started = Instant::now();
-        let state = HostState::new(limits.memory_bytes, started + limits.timeout, cancel);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        // Every tick, check for cancellation and the deadline.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|context| match context.data().stop_reason() {
-            Some(reason) => Err(reason.into()),
-            None => Ok(UpdateDeadline::Continue(1)),
-        });
-        let fuel_given = limits.fuel.unwrap_or(u64::MAX);
-        if self.settings.fuel_metering {
-            store
-                .set_fuel(fuel_given)
-                .expect("fuel is enabled on this engine");
-        }
-
+        let mut store = self.new_store(limits, cancel, false);
         let result = task
-            .pre
+            .sync
             .instantiate(&mut store)
             .and_then(|instance| instance.call_run(&mut store, input));
+        self.outcome(store, result, started, limits)
+    }
 
+    /// Runs one IO-bound job on the async executor. It yields at every epoch tick while it
+    /// computes, and while it waits (on a clock, say) its deadline and cancellation still
+    /// stop it at once.
+    pub async fn run_async(
+        &self,
+        task: &CompiledTask,
+        input: &str,
+        limits: Limits,
+        cancel: CancelToken,
+    ) -> Outcome {
+        let started = Instant::now();
+        let mut store = self.new_store(limits, cancel.clone(), true);
+        let call = async {
+            let instance = task.io.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, input).await
+        };
+        let deadline = tokio::time::Instant::from_std(started + limits.timeout);
+        let result = tokio::select! {
+            result = call => result,
+            () = tokio::time::sleep_until(deadline) => Err(Stopped::Timeout.into()),
+            () = cancel.cancelled() => Err(Stopped::Cancelled.into()),
+        };
+        self.outcome(store, result, started, limits)
+    }
+
+    /// A store for one job: its limiter, fuel, and an epoch callback that stops the job on
+    /// cancellation or deadline, and otherwise continues (or, with `yield_on_tick`, first
+    /// yields to the async executor).
+    fn new_store(
+        &self,
+        limits: Limits,
+        cancel: CancelToken,
+        yield_on_tick: bool,
+    ) -> Store<HostState> {
+        let deadline = Instant::now() + limits.timeout;
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(limits.memory_bytes, deadline, cancel),
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |context| match context.data().stop_reason() {
+            Some(reason) => Err(reason.into()),
+            None if yield_on_tick => Ok(UpdateDeadline::Yield(1)),
+            None => Ok(UpdateDeadline::Continue(1)),
+        });
+        if self.settings.fuel_metering {
+            store
+                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+                .expect("fuel is enabled on this engine");
+        }
+        store
+    }
+
+    /// What a finished (or stopped) call amounts to.
+    fn outcome(
+        &self,
+        store: Store<HostState>,
+        result: wasmtime::Result<Result<String, bindings::sync::TaskError>>,
+        started: Instant,
+        limits: Limits,
+    ) -> Outcome {
         let fuel_consumed = self
             .settings
             .fuel_metering
-            .then(|| fuel_given - store.get_fuel().unwrap_or(0));
+            .then(|| limits.fuel.unwrap_or(u64::MAX) - store.get_fuel().unwrap_or(0));
         let state = store.into_data();
         let receipt = Receipt {
             wall: started.elapsed(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use wasmtime::{Trap, WasmBacktrace};
 
 use super::Limits;
-use super::bindings::TaskError;
+use super::bindings::sync::TaskError;
 use super::state::HostState;
 use super::stop::Stopped;
 

@@ -6,10 +6,11 @@ use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::taskhost::task::{host, types};
+use super::CancelToken;
+use super::bindings::sync::taskhost::task::{host, types};
 use super::limiter::JobLimiter;
 use super::outcome::{JobLog, LogLevel};
-use super::stop::{CancelToken, Stopped};
+use super::stop::Stopped;
 
 /// Longest panic message kept, in bytes.
 const MAX_PANIC_MESSAGE: usize = 4 * 1024;

@@ -1,20 +1,28 @@
-//! Admission and execution of jobs: a bounded queue in front of the engine threads, the
-//! counters that show how it is doing, and draining on shutdown.
+//! Admission and execution of jobs: a bounded queue in front of the engine threads (CPU-bound
+//! work) and the async IO executor (IO-bound work), the counters that show how it is doing,
+//! and draining on shutdown.
 //!
 //! The scheduler runs opaque work; it knows nothing of wasm. Submission is refused at once
 //! when the queue is full (the caller answers 429 with a retry hint); work it accepts is
 //! always run or, on shutdown past the drain timeout, handed back as cancelled: never dropped
 //! silently.
 
+mod io;
 mod pool;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub use io::{IoExecutor, IoStatus};
 pub use pool::{CpuPool, Work, WorkerStatus};
+
+/// A unit of IO-bound work for the async executor.
+pub type IoWork = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// How the scheduler is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,8 +31,12 @@ pub struct SchedulerSettings {
     pub workers: usize,
     /// Pin engine threads to cores.
     pub pin_workers: bool,
-    /// Most jobs waiting for an engine thread; more are refused.
+    /// Most jobs waiting to run; more are refused.
     pub max_queued: usize,
+    /// Threads of the IO executor.
+    pub io_threads: usize,
+    /// Most IO-bound jobs running at once; more wait in the queue.
+    pub max_io_running: usize,
 }
 
 /// The queue is full: try again after the given delay.
@@ -37,9 +49,10 @@ pub struct QueueFull {
     pub retry_after: Duration,
 }
 
-/// Admits jobs into a bounded queue and runs them on the engine threads.
+/// Admits jobs into a bounded queue and runs them on the engine threads or the IO executor.
 pub struct Scheduler {
     pool: CpuPool,
+    io: IoExecutor,
     max_queued: usize,
     /// Jobs accepted and not yet finished (queued or running), behind one lock so that
     /// admission is exact and drain can wait on it.
@@ -73,44 +86,41 @@ pub struct SchedulerStatus {
     pub completed: u64,
     /// Each engine thread.
     pub workers: Vec<WorkerStatus>,
+    /// The IO executor.
+    pub io: IoStatus,
 }
 
 impl Scheduler {
-    /// Starts the engine threads.
-    pub fn start(settings: SchedulerSettings) -> Self {
-        Self {
+    /// Starts the engine threads and the IO executor.
+    pub fn start(settings: SchedulerSettings) -> std::io::Result<Self> {
+        Ok(Self {
             pool: CpuPool::start(settings.workers, settings.pin_workers),
+            io: IoExecutor::start(settings.io_threads, settings.max_io_running)?,
             max_queued: settings.max_queued,
             in_flight: Mutex::default(),
             idle: Condvar::new(),
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             completed: AtomicU64::new(0),
-        }
+        })
     }
 
-    /// Queues `work` unless the queue is full.
-    pub fn submit(self: &std::sync::Arc<Self>, work: Work) -> Result<(), QueueFull> {
-        {
-            let mut in_flight = self.lock();
-            if in_flight.queued >= self.max_queued {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(QueueFull {
-                    capacity: self.max_queued,
-                    retry_after: self.drain_estimate(in_flight.queued),
-                });
-            }
-            in_flight.queued += 1;
-        }
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        let scheduler = self.clone();
+    /// Queues CPU-bound `work` for an engine thread, unless the queue is full.
+    pub fn submit_cpu(self: &Arc<Self>, work: Work) -> Result<(), QueueFull> {
+        let ticket = self.admit()?;
         self.pool.submit(Box::new(move || {
-            scheduler.update(|in_flight| {
-                in_flight.queued -= 1;
-                in_flight.running += 1;
-            });
-            let _finished = FinishGuard(&scheduler);
+            let _running = ticket.start();
             work();
+        }));
+        Ok(())
+    }
+
+    /// Queues IO-bound `work` for the async executor, unless the queue is full.
+    pub fn submit_io(self: &Arc<Self>, work: IoWork) -> Result<(), QueueFull> {
+        let ticket = self.admit()?;
+        self.io.spawn(Box::pin(async move {
+            let _running = ticket.start();
+            work.await;
         }));
         Ok(())
     }
@@ -120,19 +130,18 @@ impl Scheduler {
         let in_flight = self.lock();
         let (in_flight, _) = self
             .idle
-            .wait_timeout_while(in_flight, timeout, |in_flight| {
-                in_flight.queued + in_flight.running > 0
-            })
+            .wait_timeout_while(in_flight, timeout, |in_flight| in_flight.total() > 0)
             .expect("scheduler lock poisoned");
-        in_flight.queued + in_flight.running == 0
+        in_flight.total() == 0
     }
 
-    /// Stops the engine threads once the queued work has run.
+    /// Stops the engine threads once the queued work has run, and the IO executor.
     pub fn shutdown(&self) {
         self.pool.shutdown();
+        self.io.shutdown();
     }
 
-    /// A snapshot of the queue and the engine threads.
+    /// A snapshot of the queue, the engine threads and the IO executor.
     pub fn status(&self) -> SchedulerStatus {
         let (queued, running) = {
             let in_flight = self.lock();
@@ -146,10 +155,26 @@ impl Scheduler {
             rejected: self.rejected.load(Ordering::Relaxed),
             completed: self.completed.load(Ordering::Relaxed),
             workers: self.pool.status(),
+            io: self.io.status(),
         }
     }
 
-    /// How long `queued` jobs should take to drain, from the mean job time so far.
+    /// Counts a job in as queued, or refuses it when the queue is full.
+    fn admit(self: &Arc<Self>) -> Result<Ticket, QueueFull> {
+        let mut in_flight = self.lock();
+        if in_flight.queued >= self.max_queued {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(QueueFull {
+                capacity: self.max_queued,
+                retry_after: self.drain_estimate(in_flight.queued),
+            });
+        }
+        in_flight.queued += 1;
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(Ticket(Some(self.clone())))
+    }
+
+    /// How long `queued` jobs should take to drain, from the mean CPU job time so far.
     fn drain_estimate(&self, queued: usize) -> Duration {
         let workers = self.pool.status();
         let completed: u64 = workers.iter().map(|worker| worker.completed).sum();
@@ -162,7 +187,7 @@ impl Scheduler {
     fn update(&self, change: impl FnOnce(&mut InFlight)) {
         let mut in_flight = self.lock();
         change(&mut in_flight);
-        if in_flight.queued + in_flight.running == 0 {
+        if in_flight.total() == 0 {
             self.idle.notify_all();
         }
     }
@@ -172,10 +197,41 @@ impl Scheduler {
     }
 }
 
-/// Counts a job as finished however its work ends, panics included.
-struct FinishGuard<'a>(&'a Scheduler);
+impl InFlight {
+    fn total(&self) -> usize {
+        self.queued + self.running
+    }
+}
 
-impl Drop for FinishGuard<'_> {
+/// An admitted job, counted as queued until it starts. Dropped unstarted (its executor shut
+/// down), it is uncounted again.
+struct Ticket(Option<Arc<Scheduler>>);
+
+impl Ticket {
+    /// Moves the job from queued to running; the guard counts it finished when dropped,
+    /// however its work ends, panics included.
+    fn start(mut self) -> Running {
+        let scheduler = self.0.take().expect("a ticket starts once");
+        scheduler.update(|in_flight| {
+            in_flight.queued -= 1;
+            in_flight.running += 1;
+        });
+        Running(scheduler)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(scheduler) = self.0.take() {
+            scheduler.update(|in_flight| in_flight.queued -= 1);
+        }
+    }
+}
+
+/// A running job; counted finished when dropped.
+struct Running(Arc<Scheduler>);
+
+impl Drop for Running {
     fn drop(&mut self) {
         self.0.completed.fetch_add(1, Ordering::Relaxed);
         self.0.update(|in_flight| in_flight.running -= 1);
@@ -185,14 +241,19 @@ impl Drop for FinishGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, mpsc};
+    use std::sync::mpsc;
 
     fn scheduler(workers: usize, max_queued: usize) -> Arc<Scheduler> {
-        Arc::new(Scheduler::start(SchedulerSettings {
-            workers,
-            pin_workers: false,
-            max_queued,
-        }))
+        Arc::new(
+            Scheduler::start(SchedulerSettings {
+                workers,
+                pin_workers: false,
+                max_queued,
+                io_threads: 1,
+                max_io_running: 100,
+            })
+            .unwrap(),
+        )
     }
 
     #[test]
@@ -201,7 +262,7 @@ mod tests {
         let (release, blocked) = mpsc::channel::<()>();
         let (started, running) = mpsc::channel();
         scheduler
-            .submit(Box::new(move || {
+            .submit_cpu(Box::new(move || {
                 started.send(()).unwrap();
                 let _ = blocked.recv();
             }))
@@ -212,7 +273,7 @@ mod tests {
         let mut refused = 0;
         for _ in 0..10 {
             let done = done.clone();
-            match scheduler.submit(Box::new(move || done.send(()).unwrap())) {
+            match scheduler.submit_cpu(Box::new(move || done.send(()).unwrap())) {
                 Ok(()) => {}
                 Err(full) => {
                     assert_eq!(full.capacity, 3);
@@ -238,7 +299,7 @@ mod tests {
         let scheduler = scheduler(1, 10);
         let (release, blocked) = mpsc::channel::<()>();
         scheduler
-            .submit(Box::new(move || {
+            .submit_cpu(Box::new(move || {
                 let _ = blocked.recv();
             }))
             .unwrap();

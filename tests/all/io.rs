@@ -1,0 +1,78 @@
+//! IO-bound jobs on the async executor: they wait without holding engine threads.
+
+use serde_json::json;
+
+use crate::{run_job, server, server_with};
+
+#[test]
+fn many_sleeping_io_jobs_do_not_stop_cpu_jobs() {
+    let server = server_with(&["--workers", "1", "--io-threads", "1"]);
+    let sleepers = 500;
+    let ids: Vec<String> = (0..sleepers)
+        .map(|_| {
+            let response = server.post_json(
+                "/v1/jobs",
+                &json!({"task": "sleep", "input": {"ms": 600_000}, "timeout_ms": 5000}),
+            );
+            assert_eq!(response.status, 202, "{}", response.text);
+            assert_eq!(response.json["kind"], "io");
+            response.json["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    // The single engine thread is free: CPU jobs run while every sleeper waits.
+    for n in 0..5 {
+        let job = run_job(&server, json!({"task": "fib", "input": {"n": 20 + n}}));
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    let status = server.get("/v1/status").json;
+    assert_eq!(status["scheduler"]["io"]["running"], sleepers, "{status}");
+
+    // A deadline stops a job even while it waits in a host call.
+    for id in ids {
+        let done = server.get(&format!("/v1/jobs/{id}?wait_ms=60000")).json;
+        assert_eq!(done["error"]["code"], "timeout", "{done}");
+    }
+}
+
+#[test]
+fn a_sleeping_job_is_cancelled_at_once() {
+    let server = server();
+    let job = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "sleep", "input": {"ms": 600_000}}),
+    );
+    let id = job.json["id"].as_str().unwrap();
+    let cancelled = server.delete(&format!("/v1/jobs/{id}")).json;
+    assert_eq!(cancelled["error"]["code"], "cancelled", "{cancelled}");
+}
+
+#[test]
+fn kind_can_be_chosen_per_job() {
+    let server = server();
+    let sleep_on_cpu = run_job(
+        &server,
+        json!({"task": "sleep", "input": {"ms": 20}, "kind": "cpu"}),
+    );
+    assert_eq!(sleep_on_cpu["kind"], "cpu");
+    assert!(sleep_on_cpu["output"]["slept_ms"].as_u64().unwrap() >= 20);
+
+    let fib_on_io = run_job(
+        &server,
+        json!({"task": "fib", "input": {"n": 25}, "kind": "io"}),
+    );
+    assert_eq!(fib_on_io["kind"], "io");
+    assert_eq!(fib_on_io["output"]["value"], 75025);
+
+    let stopped = run_job(
+        &server,
+        json!({"task": "loop", "kind": "io", "timeout_ms": 200}),
+    );
+    assert_eq!(
+        stopped["error"]["code"], "timeout",
+        "an IO-run loop still meets its deadline"
+    );
+
+    let bad = server.post_json("/v1/jobs", &json!({"task": "fib", "kind": "gpu"}));
+    assert_eq!(bad.status, 400, "{}", bad.text);
+}
