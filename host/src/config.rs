@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::{EngineSettings, Limits};
+use crate::engine::{EngineSettings, Limits, POOL_SLOT_BYTES, PoolSettings};
 use crate::scheduler::SchedulerSettings;
 
 /// Flags of `taskhost serve`. Every flag can also be set with the environment variable named
@@ -66,8 +66,14 @@ pub struct ServeArgs {
     pub io_threads: usize,
 
     /// Most IO-bound jobs running at once (waiting ones included); more wait in the queue.
-    #[arg(long, env = "TASKHOST_MAX_IO_JOBS", default_value_t = 10_000)]
+    #[arg(long, env = "TASKHOST_MAX_IO_JOBS", default_value_t = 4096)]
     pub max_io_jobs: usize,
+
+    /// Where instances get their memory: `pooling` reserves address space for every instance
+    /// that may exist at once (workers + max IO jobs) and instantiates fastest; `on-demand`
+    /// allocates per instance. If the reservation fails, the host falls back to on-demand.
+    #[arg(long, env = "TASKHOST_INSTANCE_ALLOCATION", value_enum, default_value_t = InstanceAllocation::Pooling)]
+    pub instance_allocation: InstanceAllocation,
 
     /// Pin each engine thread to a core.
     #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -81,6 +87,15 @@ pub struct ServeArgs {
     /// cancelled, in milliseconds.
     #[arg(long, env = "TASKHOST_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
+}
+
+/// Where instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InstanceAllocation {
+    /// A pool reserved at start.
+    Pooling,
+    /// Per instance, on demand.
+    OnDemand,
 }
 
 /// How request limits become a job's [`Limits`]: defaults for what a request leaves out, and
@@ -216,6 +231,9 @@ pub struct ConfigError {
 const MAX_WORKERS: usize = 1024;
 /// Largest per-job memory accepted, in MiB (the 32-bit wasm address space).
 const MAX_MEMORY_MIB: usize = 4096;
+/// Most address space the instance pool may reserve: a quarter of x86-64's 128 TiB user
+/// address space, leaving the rest for everything else.
+const MAX_POOL_RESERVATION: u64 = 32 << 40;
 /// Bounds of the wasm stack setting, in KiB: below 64 little real code runs; above 64 MiB
 /// exceeds what engine threads' native stacks can back.
 const MIN_WASM_STACK_KIB: usize = 64;
@@ -284,6 +302,23 @@ impl ServeArgs {
         if self.max_io_jobs == 0 {
             problems.push("--max-io-jobs is 0: no IO-bound job could run; use at least 1".into());
         }
+        let pool =
+            (self.instance_allocation == InstanceAllocation::Pooling).then(|| PoolSettings {
+                instances: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
+                async_stacks: u32::try_from(self.max_io_jobs).unwrap_or(u32::MAX),
+                max_memory_bytes: self.max_memory_limit_mib << 20,
+            });
+        if let Some(pool) = pool {
+            let max_instances = MAX_POOL_RESERVATION / POOL_SLOT_BYTES;
+            if u64::from(pool.instances) > max_instances {
+                problems.push(format!(
+                    "--workers plus --max-io-jobs is {}: a pool of more than {max_instances} \
+                     instances does not fit the address space; lower --max-io-jobs or use \
+                     --instance-allocation on-demand",
+                    pool.instances
+                ));
+            }
+        }
         if self.max_queued == 0 {
             problems.push("--max-queued is 0: no job could be accepted; use at least 1".into());
         }
@@ -297,6 +332,7 @@ impl ServeArgs {
             engine: EngineSettings {
                 fuel_metering: self.fuel_metering,
                 max_wasm_stack: self.max_wasm_stack_kib << 10,
+                pool,
             },
             scheduler: SchedulerSettings {
                 workers,
@@ -386,6 +422,7 @@ mod tests {
         assert_eq!(config.scheduler.workers, 2);
         assert_eq!(config.limits.default_memory_bytes, 256 << 20);
         assert!(config.engine.fuel_metering);
+        assert_eq!(config.engine.pool.unwrap().instances, 2 + 4096);
     }
 }
 

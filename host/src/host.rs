@@ -14,7 +14,7 @@ use crate::engine::{
 };
 use crate::jobs::{Cancelled, JobId, JobRecord, JobStore};
 use crate::registry::{Registry, RegistryError, TaskVersion};
-use crate::scheduler::{QueueFull, Scheduler};
+use crate::scheduler::{Finish, QueueFull, Scheduler};
 use crate::status::{EngineStatus, Status};
 
 /// How long cancelling a running job waits for it to stop before answering: a few epoch
@@ -184,7 +184,7 @@ impl Host {
     pub fn status(&self) -> Status {
         Status {
             tasks: self.registry.list().len(),
-            engine: EngineStatus::from(self.engine.settings()),
+            engine: EngineStatus::of(&self.engine),
             scheduler: self.scheduler.status(),
         }
     }
@@ -211,10 +211,10 @@ struct RunJob {
 }
 
 impl RunJob {
-    /// Runs the job on this (engine) thread.
-    fn run(self) {
+    /// Runs the job on this (engine) thread; returns the step that publishes its outcome.
+    fn run(self) -> Finish {
         if !self.jobs.mark_running(self.id) {
-            return; // cancelled while queued; its record is final already
+            return Box::new(|| ()); // cancelled while queued; its record is final already
         }
         let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
         let _entered = span.enter();
@@ -227,13 +227,13 @@ impl RunJob {
             )
         }))
         .unwrap_or_else(|_| internal_failure());
-        self.finish(outcome);
+        self.publish(outcome)
     }
 
-    /// Runs the job on the IO executor.
-    async fn run_async(self) {
+    /// Runs the job on the IO executor; returns the step that publishes its outcome.
+    async fn run_async(self) -> Finish {
         if !self.jobs.mark_running(self.id) {
-            return; // cancelled while queued; its record is final already
+            return Box::new(|| ()); // cancelled while queued; its record is final already
         }
         let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
         let engine = self.engine.clone();
@@ -249,15 +249,16 @@ impl RunJob {
             .instrument(span),
         );
         let outcome = run.await.unwrap_or_else(|_| internal_failure());
-        self.finish(outcome);
+        self.publish(outcome)
     }
 
-    fn finish(&self, outcome: Outcome) {
+    /// The step that records the outcome and wakes the job's waiters.
+    fn publish(self, outcome: Outcome) -> Finish {
         match &outcome.result {
             Ok(_) => tracing::debug!(id = %self.id, wall = ?outcome.receipt.wall, "job succeeded"),
             Err(error) => tracing::info!(id = %self.id, code = ?error.code, "job failed"),
         }
-        self.jobs.finish(self.id, outcome);
+        Box::new(move || self.jobs.finish(self.id, outcome))
     }
 }
 

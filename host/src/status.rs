@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::engine::EngineSettings;
+use crate::engine::{Allocation, TaskEngine};
 use crate::scheduler::SchedulerStatus;
 
 /// The state of a whole host.
@@ -18,19 +18,24 @@ pub struct Status {
 }
 
 /// The engine's settings that matter to users.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EngineStatus {
     /// Whether fuel is metered.
     pub fuel_metering: bool,
     /// Largest wasm stack of a job, in bytes.
     pub max_wasm_stack: usize,
+    /// How instances are allocated.
+    pub allocation: Allocation,
 }
 
-impl From<EngineSettings> for EngineStatus {
-    fn from(settings: EngineSettings) -> Self {
+impl EngineStatus {
+    /// The status of `engine`.
+    pub fn of(engine: &TaskEngine) -> Self {
+        let settings = engine.settings();
         Self {
             fuel_metering: settings.fuel_metering,
             max_wasm_stack: settings.max_wasm_stack,
+            allocation: engine.allocation().clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod flow;
 mod io;
 mod jobs;
 mod limits;
+mod pool;
 
 use std::path::Path;
 

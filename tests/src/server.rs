@@ -39,9 +39,29 @@ impl Server {
     /// Starts `binary serve` on `127.0.0.1:0` with `tasks_dir` and a fresh data directory,
     /// and waits for its `listening on` line. Extra flags go after the standard ones.
     pub fn start(binary: &Path, tasks_dir: &str, extra_args: &[&str]) -> Self {
+        Self::start_wrapped(&[], binary, tasks_dir, extra_args)
+    }
+
+    /// Like [`Server::start`], but runs the server through `wrapper` (a command that ends by
+    /// executing the server command it is given as its arguments, e.g. a shell that first
+    /// sets a `ulimit`).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        binary: &Path,
+        tasks_dir: &str,
+        extra_args: &[&str],
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("creating a data dir");
         let log = std::fs::File::create(data_dir.path().join("server.log")).unwrap();
-        let mut child = Command::new(binary)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--tasks-dir", tasks_dir])
             .arg("--data-dir")
             .arg(data_dir.path().join("data"))

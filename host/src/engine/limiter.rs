@@ -3,12 +3,12 @@
 use wasmtime::ResourceLimiter;
 
 /// A task may have this many instances, tables and memories in its store: enough for any
-/// component the SDK builds (one of each per core module, a handful of modules), not a bomb.
+/// component the SDK builds (a handful of core modules, one memory), not a bomb.
 const MAX_INSTANCES: usize = 64;
-const MAX_TABLES: usize = 64;
-const MAX_MEMORIES: usize = 16;
+pub(crate) const MAX_TABLES: usize = 16;
+pub(crate) const MAX_MEMORIES: usize = 2;
 /// Elements one table may hold (function tables of large programs have a few thousand).
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Limits one job's linear memories and tables, remembering the peak and any refusal.
 pub(crate) struct JobLimiter {

@@ -5,6 +5,7 @@
 //! a [`CompiledTask`]; [`TaskEngine::run`] (on an engine thread) and [`TaskEngine::run_async`]
 //! (on the IO executor) run one input through it and say how it went.
 
+mod allocation;
 mod bindings;
 mod limiter;
 mod outcome;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
+pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
 pub use outcome::{ErrorCode, JobError, JobLog, LogLevel, LogLine, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
 
@@ -45,6 +47,8 @@ pub struct EngineSettings {
     pub fuel_metering: bool,
     /// Largest wasm stack of a job, in bytes; deeper recursion fails with `stack_overflow`.
     pub max_wasm_stack: usize,
+    /// The instance pool, or `None` to allocate instances on demand.
+    pub pool: Option<PoolSettings>,
 }
 
 /// Limits applied to one job's store.
@@ -119,6 +123,7 @@ pub struct TaskEngine {
     sync_linker: Linker<HostState>,
     io_linker: Linker<HostState>,
     settings: EngineSettings,
+    allocation: Allocation,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -131,7 +136,7 @@ impl TaskEngine {
         config.epoch_interruption(true);
         config.consume_fuel(settings.fuel_metering);
         config.max_wasm_stack(settings.max_wasm_stack);
-        let engine = Engine::new(&config)?;
+        let (engine, allocation) = allocation::create_engine(&mut config, settings.pool)?;
 
         let mut sync_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut sync_linker)?;
@@ -146,6 +151,7 @@ impl TaskEngine {
             sync_linker,
             io_linker,
             settings,
+            allocation,
             _ticker: ticker,
         })
     }
@@ -153,6 +159,11 @@ impl TaskEngine {
     /// The settings this engine was created with.
     pub fn settings(&self) -> EngineSettings {
         self.settings
+    }
+
+    /// How this engine allocates instances (the pool may have fallen back to on demand).
+    pub fn allocation(&self) -> &Allocation {
+        &self.allocation
     }
 
     /// Compiles a component with Cranelift and checks it against the `task` world.
@@ -281,6 +292,7 @@ impl TaskEngine {
         Self::new(EngineSettings {
             fuel_metering: true,
             max_wasm_stack: 512 << 10,
+            pool: None,
         })
         .expect("creating an engine")
     }

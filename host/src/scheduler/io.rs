@@ -1,14 +1,13 @@
 //! The IO executor: a tokio runtime of its own, where IO-bound jobs wait without holding an
 //! engine thread. A semaphore bounds how many run at once; the rest wait their turn.
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Semaphore;
 
-use super::IoWork;
+use std::future::Future;
 
 /// Runs IO-bound work on a dedicated multi-threaded tokio runtime.
 pub struct IoExecutor {
@@ -48,7 +47,7 @@ impl IoExecutor {
     }
 
     /// Runs `work` once a slot is free.
-    pub fn spawn(&self, work: IoWork) {
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
         let slots = self.slots.clone();
         self.handle.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.

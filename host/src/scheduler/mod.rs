@@ -19,10 +19,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use io::{IoExecutor, IoStatus};
-pub use pool::{CpuPool, Work, WorkerStatus};
+pub use pool::{CpuPool, Finish, Work, WorkerStatus};
 
-/// A unit of IO-bound work for the async executor.
-pub type IoWork = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// A unit of IO-bound work for the async executor; like [`Work`], it returns its last step.
+pub type IoWork = Pin<Box<dyn Future<Output = Finish> + Send + 'static>>;
 
 /// How the scheduler is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,8 +109,10 @@ impl Scheduler {
     pub fn submit_cpu(self: &Arc<Self>, work: Work) -> Result<(), QueueFull> {
         let ticket = self.admit()?;
         self.pool.submit(Box::new(move || {
-            let _running = ticket.start();
-            work();
+            let running = ticket.start();
+            let finish = work();
+            drop(running);
+            finish
         }));
         Ok(())
     }
@@ -118,10 +120,12 @@ impl Scheduler {
     /// Queues IO-bound `work` for the async executor, unless the queue is full.
     pub fn submit_io(self: &Arc<Self>, work: IoWork) -> Result<(), QueueFull> {
         let ticket = self.admit()?;
-        self.io.spawn(Box::pin(async move {
-            let _running = ticket.start();
-            work.await;
-        }));
+        self.io.spawn(async move {
+            let running = ticket.start();
+            let finish = work.await;
+            drop(running);
+            finish();
+        });
         Ok(())
     }
 
@@ -265,6 +269,7 @@ mod tests {
             .submit_cpu(Box::new(move || {
                 started.send(()).unwrap();
                 let _ = blocked.recv();
+                Box::new(|| ())
             }))
             .unwrap();
         running.recv_timeout(Duration::from_secs(30)).unwrap();
@@ -273,7 +278,8 @@ mod tests {
         let mut refused = 0;
         for _ in 0..10 {
             let done = done.clone();
-            match scheduler.submit_cpu(Box::new(move || done.send(()).unwrap())) {
+            let work = move || -> Finish { Box::new(move || done.send(()).unwrap()) };
+            match scheduler.submit_cpu(Box::new(work)) {
                 Ok(()) => {}
                 Err(full) => {
                     assert_eq!(full.capacity, 3);
@@ -301,6 +307,7 @@ mod tests {
         scheduler
             .submit_cpu(Box::new(move || {
                 let _ = blocked.recv();
+                Box::new(|| ())
             }))
             .unwrap();
         assert!(!scheduler.drain(Duration::from_millis(20)));

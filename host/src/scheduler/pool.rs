@@ -15,8 +15,13 @@ use std::time::Instant;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use serde::Serialize;
 
-/// A unit of work for an engine thread.
-pub type Work = Box<dyn FnOnce() + Send + 'static>;
+/// A unit of work for an engine thread. It returns its last step, which runs once the
+/// thread's counters count the work done: so whoever sees the result of the work (a
+/// finished job record) also sees it counted.
+pub type Work = Box<dyn FnOnce() -> Finish + Send + 'static>;
+
+/// The last step of a piece of work: publishing its result.
+pub type Finish = Box<dyn FnOnce() + Send + 'static>;
 
 /// A pool of engine threads.
 pub struct CpuPool {
@@ -167,13 +172,15 @@ impl Shared {
                 stats.running.store(true, Ordering::Relaxed);
                 let started = Instant::now();
                 // Work reports its own failures; a panic here must not take the thread down.
-                if catch_unwind(AssertUnwindSafe(work)).is_err() {
-                    tracing::error!(worker = index, "work panicked on an engine thread");
-                }
+                let finish = catch_unwind(AssertUnwindSafe(work));
                 let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 stats.busy_nanos.fetch_add(busy, Ordering::Relaxed);
                 stats.completed.fetch_add(1, Ordering::Relaxed);
                 stats.running.store(false, Ordering::Relaxed);
+                match finish.map(|finish| catch_unwind(AssertUnwindSafe(finish))) {
+                    Ok(Ok(())) => {}
+                    _ => tracing::error!(worker = index, "work panicked on an engine thread"),
+                }
                 continue;
             }
             let parked = self.parking.lock().expect("pool lock poisoned");
@@ -228,7 +235,10 @@ mod tests {
         let (done, finished) = mpsc::channel();
         for i in 0..1000 {
             let done = done.clone();
-            pool.submit(Box::new(move || done.send(i).unwrap()));
+            pool.submit(Box::new(move || {
+                done.send(i).unwrap();
+                Box::new(|| ())
+            }));
         }
         let mut seen: Vec<i32> = (0..1000)
             .map(|_| finished.recv_timeout(Duration::from_secs(30)).unwrap())
@@ -241,8 +251,12 @@ mod tests {
     fn a_panicking_piece_of_work_does_not_kill_its_thread() {
         let pool = CpuPool::start(1, false);
         pool.submit(Box::new(|| panic!("boom")));
+        pool.submit(Box::new(|| Box::new(|| panic!("boom, finishing"))));
         let (done, finished) = mpsc::channel();
-        pool.submit(Box::new(move || done.send(()).unwrap()));
+        pool.submit(Box::new(move || {
+            done.send(()).unwrap();
+            Box::new(|| ())
+        }));
         finished.recv_timeout(Duration::from_secs(30)).unwrap();
     }
 
@@ -252,7 +266,10 @@ mod tests {
         let (done, finished) = mpsc::channel();
         for _ in 0..100 {
             let done = done.clone();
-            pool.submit(Box::new(move || done.send(()).unwrap()));
+            pool.submit(Box::new(move || {
+                done.send(()).unwrap();
+                Box::new(|| ())
+            }));
         }
         pool.shutdown();
         drop(done);
@@ -268,11 +285,15 @@ mod tests {
         let (release, blocked) = mpsc::channel::<()>();
         pool.submit(Box::new(move || {
             let _ = blocked.recv();
+            Box::new(|| ())
         }));
         let (done, finished) = mpsc::channel();
         for _ in 0..50 {
             let done = done.clone();
-            pool.submit(Box::new(move || done.send(()).unwrap()));
+            pool.submit(Box::new(move || {
+                done.send(()).unwrap();
+                Box::new(|| ())
+            }));
         }
         for _ in 0..50 {
             finished.recv_timeout(Duration::from_secs(30)).unwrap();
