@@ -1,0 +1,232 @@
+//! A one-shot report of taskhost's costs, every figure next to a baseline measured in the
+//! same run (the machines are shared and noisy, so only ratios travel):
+//!
+//! - a no-op job: bare wasmtime `InstancePre` loop vs the taskhost engine vs a job through the
+//!   host's scheduler, on-demand and pooled, one thread and all threads (p50/p99, jobs/s);
+//! - `fib(25)` with no interruption, epoch only, and epoch + fuel;
+//! - CPU-heavy jobs on one engine thread vs all of them;
+//! - how long after its deadline an infinite loop is stopped.
+//!
+//! `cargo bench -p taskhost-benches --bench report`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use taskhost::Host;
+use taskhost::engine::{CancelToken, EngineSettings, Limits, PoolSettings, TaskEngine};
+use taskhost_benches::bare::{Bare, Metering};
+use taskhost_benches::{host, request, task_path};
+
+const LIMITS: Limits = Limits {
+    timeout: Duration::from_secs(60),
+    fuel: None,
+    memory_bytes: 256 << 20,
+};
+
+/// Latencies of one scenario.
+struct Sample(Vec<Duration>);
+
+impl Sample {
+    fn measure(iterations: usize, mut run: impl FnMut()) -> Self {
+        for _ in 0..iterations / 10 {
+            run(); // warm-up
+        }
+        let mut times: Vec<Duration> = (0..iterations)
+            .map(|_| {
+                let started = Instant::now();
+                run();
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        Self(times)
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let index = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[index]
+    }
+
+    fn mean(&self) -> Duration {
+        self.0.iter().sum::<Duration>() / self.0.len() as u32
+    }
+}
+
+fn us(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+fn engine(pooling: bool) -> TaskEngine {
+    TaskEngine::new(EngineSettings {
+        fuel_metering: true,
+        max_wasm_stack: 512 << 10,
+        pool: pooling.then_some(PoolSettings {
+            instances: 64,
+            async_stacks: 64,
+            max_memory_bytes: 256 << 20,
+        }),
+    })
+    .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Submits `count` jobs and waits for all of them; returns the time taken.
+fn batch(host: &Arc<Host>, task: &str, input: serde_json::Value, count: usize) -> Duration {
+    let runtime = runtime();
+    let started = Instant::now();
+    let ids: Vec<_> = (0..count)
+        .map(|_| host.submit(request(task, input.clone())).unwrap().id)
+        .collect();
+    for id in ids {
+        runtime.block_on(host.wait(id, Duration::from_secs(120)));
+    }
+    started.elapsed()
+}
+
+fn noop_one_thread() {
+    println!("## No-op job, one thread (per job)\n");
+    println!("| path | allocation | p50 µs | p99 µs | jobs/s | p50 vs bare |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    let iterations = 5000;
+    for pooling in [true, false] {
+        let allocation = if pooling { "pooling" } else { "on-demand" };
+        let bare = Bare::new(&task_path("noop"), Metering::EpochAndFuel, pooling);
+        let bare_sample = Sample::measure(iterations, || {
+            bare.run("null");
+        });
+        let engine = engine(pooling);
+        let task = engine
+            .compile(&std::fs::read(task_path("noop")).unwrap())
+            .unwrap();
+        let engine_sample = Sample::measure(iterations, || {
+            engine.run(&task, "null", LIMITS, CancelToken::new());
+        });
+        let host = host(1, true, pooling);
+        let runtime = runtime();
+        let host_sample = Sample::measure(iterations, || {
+            let record = host.submit(request("noop", json!(null))).unwrap();
+            runtime.block_on(host.wait(record.id, Duration::from_secs(60)));
+        });
+        let base = us(bare_sample.percentile(0.5));
+        for (path, sample) in [
+            ("bare wasmtime InstancePre loop", &bare_sample),
+            ("taskhost engine::run", &engine_sample),
+            ("taskhost Host submit + wait", &host_sample),
+        ] {
+            println!(
+                "| {path} | {allocation} | {:.1} | {:.1} | {:.0} | {:.2} |",
+                us(sample.percentile(0.5)),
+                us(sample.percentile(0.99)),
+                1.0 / sample.mean().as_secs_f64(),
+                us(sample.percentile(0.5)) / base
+            );
+        }
+    }
+    println!();
+}
+
+fn noop_all_threads() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("## No-op jobs, all {cores} threads (throughput)\n");
+    let jobs = 20_000;
+    let bare = Arc::new(Bare::new(&task_path("noop"), Metering::EpochAndFuel, true));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            let bare = bare.clone();
+            scope.spawn(move || {
+                for _ in 0..jobs / cores {
+                    bare.run("null");
+                }
+            });
+        }
+    });
+    let bare_rate = jobs as f64 / started.elapsed().as_secs_f64();
+    let host = host(cores, true, true);
+    batch(&host, "noop", json!(null), 1000); // warm-up
+    let host_rate = jobs as f64 / batch(&host, "noop", json!(null), jobs).as_secs_f64();
+    println!("| path | jobs/s | vs bare |");
+    println!("| --- | ---: | ---: |");
+    println!("| bare wasmtime loop, {cores} threads, pooling | {bare_rate:.0} | 1.00 |");
+    println!(
+        "| taskhost Host, {cores} engine threads, pooling | {host_rate:.0} | {:.2} |\n",
+        host_rate / bare_rate
+    );
+}
+
+fn fib_metering() {
+    println!("## fib(25): cost of interruption (bare engine, same component)\n");
+    println!("| metering | mean ms | overhead |");
+    println!("| --- | ---: | ---: |");
+    let mut base = None;
+    for metering in [Metering::None, Metering::Epoch, Metering::EpochAndFuel] {
+        let bare = Bare::new(&task_path("fib"), metering, true);
+        let sample = Sample::measure(40, || {
+            bare.run(r#"{"n": 25}"#);
+        });
+        let mean = sample.mean().as_secs_f64() * 1e3;
+        let base = *base.get_or_insert(mean);
+        println!(
+            "| {metering:?} | {mean:.2} | {:+.1}% |",
+            (mean / base - 1.0) * 100.0
+        );
+    }
+    println!();
+}
+
+fn scaling() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("## Scaling: 32 fib(27) jobs\n");
+    println!("| engine threads | seconds | speed-up |");
+    println!("| ---: | ---: | ---: |");
+    let mut base = None;
+    for workers in [1, cores] {
+        let host = host(workers, true, true);
+        batch(&host, "fib", json!({"n": 27}), 4); // warm-up
+        let seconds = batch(&host, "fib", json!({"n": 27}), 32).as_secs_f64();
+        let base = *base.get_or_insert(seconds);
+        println!("| {workers} | {seconds:.2} | {:.2}x |", base / seconds);
+    }
+    println!();
+}
+
+fn deadline_precision() {
+    println!("## Deadline precision: `loop` with timeout_ms = 20, 50 runs\n");
+    let host = host(1, true, true);
+    let runtime = runtime();
+    let mut late: Vec<f64> = (0..50)
+        .map(|_| {
+            let mut job = request("loop", json!(null));
+            job.limits.timeout_ms = Some(20);
+            let record = host.submit(job).unwrap();
+            let record = runtime
+                .block_on(host.wait(record.id, Duration::from_secs(60)))
+                .unwrap();
+            record.wall_ms.unwrap() - 20.0
+        })
+        .collect();
+    late.sort_by(f64::total_cmp);
+    println!(
+        "stopped after its deadline by: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (epoch tick: {} ms)\n",
+        late[late.len() / 2],
+        late[(late.len() * 99) / 100],
+        late[late.len() - 1],
+        taskhost::engine::EPOCH_TICK.as_millis()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this report takes no options.
+    noop_one_thread();
+    noop_all_threads();
+    fib_metering();
+    scaling();
+    deadline_precision();
+}

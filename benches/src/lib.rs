@@ -1,0 +1,65 @@
+//! Shared pieces of taskhost's benchmarks: a bare wasmtime embedding to measure the host
+//! against, and hosts set up for benchmarking.
+
+pub mod bare;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use taskhost::config::{Config, LimitPolicy};
+use taskhost::engine::{EngineSettings, PoolSettings};
+use taskhost::scheduler::SchedulerSettings;
+use taskhost::{Host, JobRequest};
+use taskhost_tests::fixtures;
+
+/// The path of an example task's component.
+pub fn task_path(name: &str) -> String {
+    format!("{}/{name}.wasm", fixtures::TASKS_DIR)
+}
+
+/// A host over the example tasks with `workers` engine threads, fuel metering as given, and
+/// the instance pool or not.
+pub fn host(workers: usize, fuel_metering: bool, pooling: bool) -> Arc<Host> {
+    let data_dir = std::env::temp_dir().join("taskhost-bench");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tasks_dir: fixtures::TASKS_DIR.into(),
+        data_dir,
+        engine: EngineSettings {
+            fuel_metering,
+            max_wasm_stack: 512 << 10,
+            pool: pooling.then_some(PoolSettings {
+                instances: workers as u32 + 64,
+                async_stacks: 64,
+                max_memory_bytes: 256 << 20,
+            }),
+        },
+        scheduler: SchedulerSettings {
+            workers,
+            pin_workers: true,
+            max_queued: 1 << 20,
+            io_threads: 1,
+            max_io_running: 64,
+        },
+        limits: LimitPolicy {
+            default_timeout: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(60),
+            default_memory_bytes: 256 << 20,
+            max_memory_bytes: 256 << 20,
+            max_fuel: None,
+            fuel_metering,
+        },
+        max_wait: Duration::from_secs(60),
+        drain_timeout: Duration::from_secs(60),
+    };
+    Arc::new(Host::start(&config).expect("starting a host"))
+}
+
+/// A request for `task` with `input`.
+pub fn request(task: &str, input: serde_json::Value) -> JobRequest {
+    JobRequest {
+        task: task.into(),
+        input,
+        ..JobRequest::default()
+    }
+}
