@@ -76,3 +76,25 @@ fn kind_can_be_chosen_per_job() {
     let bad = server.post_json("/v1/jobs", &json!({"task": "fib", "kind": "gpu"}));
     assert_eq!(bad.status, 400, "{}", bad.text);
 }
+
+#[test]
+fn a_computing_io_job_yields_so_it_cannot_starve_the_executor() {
+    // One executor thread: the loop must yield at every epoch tick for the sleeper to finish.
+    let server = server_with(&["--io-threads", "1"]);
+    let looping = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "loop", "kind": "io", "timeout_ms": 20000}),
+    );
+    let loop_id = looping.json["id"].as_str().unwrap();
+    let running = server.get(&format!("/v1/jobs/{loop_id}?wait_ms=300")).json;
+    assert_eq!(running["status"], "running", "{running}");
+
+    let sleeper = run_job(&server, json!({"task": "sleep", "input": {"ms": 10}}));
+    assert_eq!(sleeper["status"], "succeeded", "{sleeper}");
+    let looping = server.get(&format!("/v1/jobs/{loop_id}")).json;
+    assert_eq!(
+        looping["status"], "running",
+        "the sleeper finished first: {looping}"
+    );
+    server.delete(&format!("/v1/jobs/{loop_id}"));
+}
