@@ -69,7 +69,8 @@ ensure_toolchain() {
 
 build() {
   local manifest=$root/tasks/Cargo.toml
-  local args=(build --release --locked --target wasm32-wasip2 --manifest-path "$manifest"
+  # Not --locked: a newly added task crate must be able to join tasks/Cargo.lock.
+  local args=(build --release --target wasm32-wasip2 --manifest-path "$manifest"
     --target-dir "$wasm_target_dir")
   log "building tasks with the $toolchain toolchain"
   if [ "$toolchain" = rustup ]; then
