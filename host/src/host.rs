@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::engine::{
     CancelToken, EngineError, ErrorCode, JobError, Kind, Limits, Outcome, TaskEngine,
 };
-use crate::jobs::{Cancelled, JobId, JobRecord, JobStore};
+use crate::jobs::{Cancelled, JobId, JobRecord, JobStore, Until};
 use crate::registry::{Registry, RegistryError, TaskVersion};
 use crate::scheduler::{Finish, QueueFull, Scheduler};
 use crate::status::{EngineStatus, Status};
@@ -161,7 +161,13 @@ impl Host {
     /// The job's record once finished, or as it is after `wait` (capped at the configured
     /// maximum wait).
     pub async fn wait(&self, id: JobId, wait: Duration) -> Option<JobRecord> {
-        self.jobs.wait(id, wait.min(self.max_wait)).await
+        self.wait_until(id, Until::Finished, wait).await
+    }
+
+    /// The job's record once it has reached `until`, or as it is after `wait` (capped at the
+    /// configured maximum wait).
+    pub async fn wait_until(&self, id: JobId, until: Until, wait: Duration) -> Option<JobRecord> {
+        self.jobs.wait(id, until, wait.min(self.max_wait)).await
     }
 
     /// Cancels a job: a queued job fails with `cancelled` at once; a running one is stopped
@@ -174,7 +180,7 @@ impl Host {
             }
             Cancelled::Stopping => self
                 .jobs
-                .wait(id, CANCEL_WAIT)
+                .wait(id, Until::Finished, CANCEL_WAIT)
                 .await
                 .ok_or(CancelError::NotFound(id)),
         }

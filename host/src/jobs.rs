@@ -67,6 +67,26 @@ impl JobStatus {
     }
 }
 
+/// What a waiter waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Until {
+    /// The job has finished (the default).
+    #[default]
+    Finished,
+    /// The job has started (or already finished, or was cancelled before it started).
+    Started,
+}
+
+impl Until {
+    fn reached(self, status: JobStatus) -> bool {
+        match self {
+            Self::Finished => status.is_final(),
+            Self::Started => status != JobStatus::Queued,
+        }
+    }
+}
+
 /// Everything known about one job; what `GET /v1/jobs/{id}` returns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -222,16 +242,18 @@ impl JobStore {
             .count()
     }
 
-    /// The job's record once it has finished, or as it is after `timeout`; `None` if there is
-    /// no such job.
-    pub async fn wait(&self, id: JobId, timeout: Duration) -> Option<JobRecord> {
+    /// The job's record once it has reached `until`, or as it is after `timeout`; `None` if
+    /// there is no such job.
+    pub async fn wait(&self, id: JobId, until: Until, timeout: Duration) -> Option<JobRecord> {
         let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
-        let finished =
-            tokio::time::timeout(timeout, updates.wait_for(|record| record.status.is_final()))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .map(|record| record.clone());
+        let finished = tokio::time::timeout(
+            timeout,
+            updates.wait_for(|record| until.reached(record.status)),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|record| record.clone());
         let record = finished.unwrap_or_else(|| updates.borrow().clone());
         Some(record)
     }
@@ -330,7 +352,11 @@ mod tests {
         let store = std::sync::Arc::new(store);
         let waiter = tokio::spawn({
             let store = store.clone();
-            async move { store.wait(id, Duration::from_secs(60)).await }
+            async move {
+                store
+                    .wait(id, Until::Finished, Duration::from_secs(60))
+                    .await
+            }
         });
         store.mark_running(id);
         store.finish(id, succeeded());
@@ -343,11 +369,35 @@ mod tests {
         assert_eq!(record.output, Some(serde_json::json!({"ok": true})));
     }
 
+    #[tokio::test]
+    async fn waiting_until_started_returns_once_the_job_runs() {
+        let (store, id) = store_with_queued_job();
+        let store = std::sync::Arc::new(store);
+        let waiter = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .wait(id, Until::Started, Duration::from_secs(60))
+                    .await
+            }
+        });
+        store.mark_running(id);
+        let record = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiter woke")
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, JobStatus::Running);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn wait_gives_up_after_its_timeout_with_the_record_so_far() {
         let (store, id) = store_with_queued_job();
         store.mark_running(id);
-        let record = store.wait(id, Duration::from_secs(5)).await.unwrap();
+        let record = store
+            .wait(id, Until::Finished, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(record.status, JobStatus::Running);
     }
 
@@ -355,6 +405,11 @@ mod tests {
     async fn unknown_jobs_are_none() {
         let store = JobStore::default();
         assert!(store.get(JobId::new()).is_none());
-        assert!(store.wait(JobId::new(), Duration::ZERO).await.is_none());
+        assert!(
+            store
+                .wait(JobId::new(), Until::Finished, Duration::ZERO)
+                .await
+                .is_none()
+        );
     }
 }

@@ -18,7 +18,9 @@ fn a_full_queue_answers_429_with_retry_after_and_every_accepted_job_completes() 
     let blocker = submit(&server, json!({"task": "loop", "timeout_ms": 60000}));
     let blocker_id = blocker.json["id"].as_str().unwrap().to_owned();
     let running = server
-        .get(&format!("/v1/jobs/{blocker_id}?wait_ms=300"))
+        .get(&format!(
+            "/v1/jobs/{blocker_id}?wait_ms=60000&until=started"
+        ))
         .json;
     assert_eq!(running["status"], "running", "{running}");
 
@@ -60,7 +62,9 @@ fn a_running_job_is_cancelled_at_its_next_epoch_tick() {
     let server = server();
     let job = submit(&server, json!({"task": "loop", "timeout_ms": 60000}));
     let id = job.json["id"].as_str().unwrap();
-    let running = server.get(&format!("/v1/jobs/{id}?wait_ms=300")).json;
+    let running = server
+        .get(&format!("/v1/jobs/{id}?wait_ms=60000&until=started"))
+        .json;
     assert_eq!(running["status"], "running", "{running}");
 
     let cancelled = server.delete(&format!("/v1/jobs/{id}"));
@@ -110,14 +114,20 @@ fn a_queued_job_is_cancelled_before_it_starts() {
 }
 
 #[test]
-fn cpu_heavy_jobs_spread_fairly_across_engine_threads() {
+fn jobs_spread_fairly_across_engine_threads() {
+    // Each job holds its engine thread for 50 ms of wall-clock time (a sleep run as a CPU
+    // job), so how many each thread completes depends only on the scheduler handing work to
+    // whichever thread is free, not on how much CPU other processes leave each core.
     let server = server_with(&["--workers", "2"]);
     let jobs = 40;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
-                let job = run_job(&server, json!({"task": "fib", "input": {"n": 24}}));
-                assert_eq!(job["output"]["value"], 46368);
+                let job = run_job(
+                    &server,
+                    json!({"task": "sleep", "input": {"ms": 50}, "kind": "cpu"}),
+                );
+                assert_eq!(job["status"], "succeeded", "{job}");
             });
         }
     });

@@ -7,7 +7,7 @@
 //! | `GET /v1/tasks` | the tasks served, with hash, size, default kind and imports |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
 //! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
-//! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish |
+//! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish (`&until=started`: to start) |
 //! | `DELETE /v1/jobs/{id}` | cancel a job; returns its final record |
 
 mod error;
@@ -28,7 +28,7 @@ pub use error::ApiError;
 use crate::config::RequestedLimits;
 use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
-use crate::jobs::{JobId, JobRecord};
+use crate::jobs::{JobId, JobRecord, Until};
 use crate::status::Status;
 
 /// The API's router, serving `host`.
@@ -96,11 +96,13 @@ struct SubmitBody {
     kind: Option<Kind>,
 }
 
-/// `?wait_ms=N`, accepted by both job routes.
+/// `?wait_ms=N`, accepted by both job routes, and `&until=started|finished` (the default).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaitQuery {
     wait_ms: Option<u64>,
+    #[serde(default)]
+    until: Until,
 }
 
 async fn submit_job(
@@ -138,7 +140,10 @@ async fn get_job(
     let Query(query) = query?;
     let id = parse_job_id(id)?;
     let record = match query.wait_ms {
-        Some(wait) if wait > 0 => host.wait(id, Duration::from_millis(wait)).await,
+        Some(wait) if wait > 0 => {
+            host.wait_until(id, query.until, Duration::from_millis(wait))
+                .await
+        }
         _ => host.job(id),
     };
     record.map(Json).ok_or(ApiError::JobNotFound(id))
