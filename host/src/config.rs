@@ -83,6 +83,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MAX_WAIT_MS", default_value_t = 60_000)]
     pub max_wait_ms: u64,
 
+    /// Finished jobs whose records are kept (for `GET /v1/jobs/{id}`); older ones are
+    /// forgotten first.
+    #[arg(long, env = "TASKHOST_MAX_FINISHED_JOBS", default_value_t = 100_000)]
+    pub max_finished_jobs: usize,
+
     /// On SIGINT/SIGTERM, how long accepted jobs may take to finish before the rest are
     /// cancelled, in milliseconds.
     #[arg(long, env = "TASKHOST_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
@@ -217,6 +222,8 @@ pub struct Config {
     pub max_wait: Duration,
     /// How long accepted jobs may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// Finished jobs whose records are kept.
+    pub max_finished_jobs: usize,
 }
 
 /// Everything wrong with a configuration, each with what to change.
@@ -351,6 +358,7 @@ impl ServeArgs {
             },
             max_wait: Duration::from_millis(self.max_wait_ms),
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            max_finished_jobs: self.max_finished_jobs,
         })
     }
 }

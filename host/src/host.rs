@@ -106,7 +106,7 @@ impl Host {
         Ok(Self {
             engine,
             registry,
-            jobs: Arc::default(),
+            jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
             scheduler: Arc::new(Scheduler::start(config.scheduler)?),
             limits: config.limits,
             max_wait: config.max_wait,

@@ -3,10 +3,10 @@
 //! The store keeps every record behind a `watch` channel, so any number of waiters (HTTP
 //! long-polls, the `wait_ms` of a submission) wake the moment the job's record changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -172,10 +172,13 @@ pub enum Cancelled {
     AlreadyFinished(JobRecord),
 }
 
-/// All jobs this host knows, in memory.
-#[derive(Default)]
+/// All jobs this host knows, in memory: every job not yet finished, and the most recent
+/// finished ones (the oldest are forgotten past a bound, so memory stays bounded).
 pub struct JobStore {
     jobs: RwLock<HashMap<JobId, Entry>>,
+    /// Finished jobs, oldest first.
+    finished: Mutex<VecDeque<JobId>>,
+    max_finished: usize,
 }
 
 struct Entry {
@@ -184,6 +187,15 @@ struct Entry {
 }
 
 impl JobStore {
+    /// An empty store that keeps the records of at most `max_finished` finished jobs.
+    pub fn new(max_finished: usize) -> Self {
+        Self {
+            jobs: RwLock::default(),
+            finished: Mutex::default(),
+            max_finished,
+        }
+    }
+
     /// Adds a new job's record; the token stops it once it runs.
     pub fn insert(&self, record: JobRecord, cancel: CancelToken) {
         let id = record.id;
@@ -223,23 +235,55 @@ impl JobStore {
         self.with_entry(id, |entry| {
             entry.record.send_modify(|record| record.finish(outcome))
         });
+        self.retire(id);
     }
 
     /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
     /// next epoch tick. `None` if there is no such job.
     pub fn cancel(&self, id: JobId) -> Option<Cancelled> {
-        self.with_entry(id, cancel_entry)
+        let cancelled = self.with_entry(id, cancel_entry)?;
+        if let Cancelled::BeforeStart(_) = cancelled {
+            self.retire(id);
+        }
+        Some(cancelled)
     }
 
     /// Cancels every job that has not finished; returns how many there were.
     pub fn cancel_all(&self) -> usize {
-        self.jobs
+        let outcomes: Vec<(JobId, Cancelled)> = self
+            .jobs
             .read()
             .expect("job store poisoned")
-            .values()
-            .map(cancel_entry)
-            .filter(|cancelled| !matches!(cancelled, Cancelled::AlreadyFinished(_)))
-            .count()
+            .iter()
+            .map(|(id, entry)| (*id, cancel_entry(entry)))
+            .collect();
+        let mut count = 0;
+        for (id, cancelled) in outcomes {
+            match cancelled {
+                Cancelled::BeforeStart(_) => self.retire(id),
+                Cancelled::Stopping => {}
+                Cancelled::AlreadyFinished(_) => continue,
+            }
+            count += 1;
+        }
+        count
+    }
+
+    /// Counts a job as finished, forgetting the oldest finished job past the bound.
+    fn retire(&self, id: JobId) {
+        let forgotten = {
+            let mut finished = self.finished.lock().expect("job store poisoned");
+            finished.push_back(id);
+            (finished.len() > self.max_finished)
+                .then(|| finished.pop_front())
+                .flatten()
+        };
+        if let Some(forgotten) = forgotten {
+            self.jobs
+                .write()
+                .expect("job store poisoned")
+                .remove(&forgotten);
+        }
     }
 
     /// The job's record once it has reached `until`, or as it is after `timeout`; `None` if
@@ -302,7 +346,7 @@ mod tests {
     }
 
     fn store_with_queued_job() -> (JobStore, JobId) {
-        let store = JobStore::default();
+        let store = JobStore::new(100);
         let id = JobId::new();
         store.insert(
             JobRecord::queued(id, "t", "h", Kind::Cpu),
@@ -324,7 +368,7 @@ mod tests {
 
     #[test]
     fn cancelling_a_running_job_signals_its_token() {
-        let store = JobStore::default();
+        let store = JobStore::new(100);
         let id = JobId::new();
         let token = CancelToken::default();
         store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), token.clone());
@@ -369,6 +413,38 @@ mod tests {
         assert_eq!(record.output, Some(serde_json::json!({"ok": true})));
     }
 
+    #[test]
+    fn only_the_newest_finished_jobs_are_kept() {
+        let store = JobStore::new(2);
+        let ids: Vec<JobId> = (0..3).map(|_| JobId::new()).collect();
+        for id in &ids {
+            store.insert(
+                JobRecord::queued(*id, "t", "h", Kind::Cpu),
+                CancelToken::default(),
+            );
+        }
+        let running = JobId::new();
+        store.insert(
+            JobRecord::queued(running, "t", "h", Kind::Cpu),
+            CancelToken::default(),
+        );
+        store.mark_running(running);
+        for id in &ids {
+            store.mark_running(*id);
+            store.finish(*id, succeeded());
+        }
+        assert!(
+            store.get(ids[0]).is_none(),
+            "the oldest finished job is forgotten"
+        );
+        assert!(store.get(ids[1]).is_some());
+        assert!(store.get(ids[2]).is_some());
+        assert!(
+            store.get(running).is_some(),
+            "unfinished jobs are never forgotten"
+        );
+    }
+
     #[tokio::test]
     async fn waiting_until_started_returns_once_the_job_runs() {
         let (store, id) = store_with_queued_job();
@@ -403,7 +479,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_jobs_are_none() {
-        let store = JobStore::default();
+        let store = JobStore::new(100);
         assert!(store.get(JobId::new()).is_none());
         assert!(
             store
