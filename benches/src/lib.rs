@@ -52,6 +52,7 @@ pub fn host(workers: usize, fuel_metering: bool, pooling: bool) -> Arc<Host> {
         max_wait: Duration::from_secs(60),
         drain_timeout: Duration::from_secs(60),
         max_finished_jobs: 1 << 20,
+        max_cached_components: 64,
     };
     Arc::new(Host::start(&config).expect("starting a host"))
 }

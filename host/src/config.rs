@@ -83,6 +83,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MAX_WAIT_MS", default_value_t = 60_000)]
     pub max_wait_ms: u64,
 
+    /// Compiled components kept in memory; the least recently used go first.
+    #[arg(long, env = "TASKHOST_MAX_CACHED_COMPONENTS", default_value_t = 256)]
+    pub max_cached_components: usize,
+
     /// Finished jobs whose records are kept (for `GET /v1/jobs/{id}`); older ones are
     /// forgotten first.
     #[arg(long, env = "TASKHOST_MAX_FINISHED_JOBS", default_value_t = 100_000)]
@@ -224,6 +228,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Finished jobs whose records are kept.
     pub max_finished_jobs: usize,
+    /// Compiled components kept in memory.
+    pub max_cached_components: usize,
 }
 
 /// Everything wrong with a configuration, each with what to change.
@@ -326,6 +332,9 @@ impl ServeArgs {
                 ));
             }
         }
+        if self.max_cached_components == 0 {
+            problems.push("--max-cached-components is 0: keep at least 1".into());
+        }
         if self.max_queued == 0 {
             problems.push("--max-queued is 0: no job could be accepted; use at least 1".into());
         }
@@ -359,6 +368,7 @@ impl ServeArgs {
             max_wait: Duration::from_millis(self.max_wait_ms),
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             max_finished_jobs: self.max_finished_jobs,
+            max_cached_components: self.max_cached_components,
         })
     }
 }

@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cache::ComponentCache;
 use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
 use tracing::Instrument;
 
@@ -89,6 +90,7 @@ pub struct DrainReport {
 /// A running task host.
 pub struct Host {
     engine: Arc<TaskEngine>,
+    cache: ComponentCache,
     registry: Registry,
     jobs: Arc<JobStore>,
     scheduler: Arc<Scheduler>,
@@ -102,9 +104,11 @@ impl Host {
     /// threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
         let engine = Arc::new(TaskEngine::new(config.engine)?);
-        let registry = Registry::load_dir(&engine, &config.tasks_dir)?;
+        let cache = ComponentCache::new(engine.clone(), config.max_cached_components);
+        let registry = Registry::load_dir(&cache, &config.tasks_dir)?;
         Ok(Self {
             engine,
+            cache,
             registry,
             jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
             scheduler: Arc::new(Scheduler::start(config.scheduler)?),
@@ -128,10 +132,10 @@ impl Host {
         let limits = self.limits.resolve(request.limits)?;
         let kind = request
             .kind
-            .unwrap_or_else(|| version.compiled.default_kind());
+            .unwrap_or_else(|| version.compiled.task.default_kind());
         let id = JobId::new();
         let cancel = CancelToken::default();
-        let record = JobRecord::queued(id, &version.name, &version.hash.to_hex(), kind);
+        let record = JobRecord::queued(id, &version.name, &version.compiled.hash.to_hex(), kind);
         self.jobs.insert(record.clone(), cancel.clone());
         let run = RunJob {
             id,
@@ -191,6 +195,7 @@ impl Host {
         Status {
             tasks: self.registry.list().len(),
             engine: EngineStatus::of(&self.engine),
+            cache: self.cache.status(),
             scheduler: self.scheduler.status(),
         }
     }
@@ -226,7 +231,7 @@ impl RunJob {
         let _entered = span.enter();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             self.engine.run(
-                &self.version.compiled,
+                &self.version.compiled.task,
                 &self.input,
                 self.limits,
                 self.cancel.clone(),
@@ -249,7 +254,7 @@ impl RunJob {
         let run = tokio::spawn(
             async move {
                 engine
-                    .run_async(&version.compiled, &input, limits, cancel)
+                    .run_async(&version.compiled.task, &input, limits, cancel)
                     .await
             }
             .instrument(span),

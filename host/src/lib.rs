@@ -5,7 +5,7 @@
 //! The path of a job, and where each step lives:
 //!
 //! ```text
-//! client ─HTTP─▶ api ─▶ host (facade) ─▶ registry: name → TaskVersion {hash, compiled}
+//! client ─HTTP─▶ api ─▶ host (facade) ─▶ registry: name → TaskVersion ─▶ cache: hash → compiled
 //!                          ├─▶ jobs: record (queued), waiters
 //!                          └─▶ scheduler: engine thread ─▶ engine::run → Outcome
 //!                                                             └─▶ jobs: finish record, wake waiters
@@ -19,12 +19,15 @@
 //!   crossbeam-deque work stealing; drain on shutdown.
 //! - [`engine`]: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
 //!   ticks), and running one job.
-//! - [`registry`]: task names → compiled versions, loaded from the tasks directory.
+//! - [`registry`]: task names → versions, loaded from the tasks directory.
+//! - [`cache`]: compiled components by blake3 content hash, bounded, single-flight.
 //! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status.
 //!
-//! Dependencies point one way: `api` → `host` → (`registry`, `jobs`, `scheduler`) → `engine`.
+//! Dependencies point one way: `api` → `host` → (`registry` → `cache`, `jobs`, `scheduler`)
+//! → `engine`.
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod host;

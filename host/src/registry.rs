@@ -7,22 +7,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
-use crate::engine::{CompileError, CompiledTask, TaskEngine};
+use crate::cache::{Compiled, ComponentCache};
+use crate::engine::CompileError;
 
 /// One compiled version of a task.
 pub struct TaskVersion {
     /// The task's name.
     pub name: String,
-    /// The blake3 hash of the component's bytes: its identity.
-    pub hash: blake3::Hash,
     /// Size of the component in bytes.
     pub size: usize,
-    /// How long Cranelift took to compile it.
-    pub compile_time: Duration,
-    /// The compiled, linked component.
-    pub compiled: CompiledTask,
+    /// The compiled component, shared with every other name for the same bytes; its
+    /// `hash` is the version's identity.
+    pub compiled: Arc<Compiled>,
 }
 
 /// Errors from loading tasks.
@@ -51,7 +48,7 @@ pub enum RegistryError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: CompileError,
+        source: Arc<CompileError>,
     },
 }
 
@@ -64,7 +61,7 @@ pub struct Registry {
 impl Registry {
     /// Compiles every `*.wasm` file in `dir`. A file that fails to load is logged and
     /// skipped, so one bad task never keeps the others from serving.
-    pub fn load_dir(engine: &TaskEngine, dir: &Path) -> Result<Self, RegistryError> {
+    pub fn load_dir(cache: &ComponentCache, dir: &Path) -> Result<Self, RegistryError> {
         let registry = Self::default();
         let entries = std::fs::read_dir(dir).map_err(|source| RegistryError::ReadDir {
             dir: dir.to_owned(),
@@ -80,13 +77,13 @@ impl Registry {
             let Some(name) = task_name(&path) else {
                 continue;
             };
-            match load_file(engine, name, &path) {
+            match load_file(cache, name, &path) {
                 Ok(version) => {
                     tracing::info!(
                         task = %version.name,
-                        hash = %version.hash,
+                        hash = %version.compiled.hash,
                         size = version.size,
-                        compile_ms = version.compile_time.as_millis() as u64,
+                        compile_ms = version.compiled.compile_time.as_millis() as u64,
                         "task loaded"
                     );
                     registry.insert(version);
@@ -149,24 +146,25 @@ pub fn is_valid_task_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
 }
 
-/// Reads a component once, hashes those bytes and compiles the same buffer.
-fn load_file(engine: &TaskEngine, name: &str, path: &Path) -> Result<TaskVersion, RegistryError> {
+/// Reads a component once; the cache hashes and compiles that same buffer.
+fn load_file(
+    cache: &ComponentCache,
+    name: &str,
+    path: &Path,
+) -> Result<TaskVersion, RegistryError> {
     let bytes = std::fs::read(path).map_err(|source| RegistryError::ReadFile {
         path: path.to_owned(),
         source,
     })?;
-    let started = Instant::now();
-    let compiled = engine
-        .compile(&bytes)
+    let compiled = cache
+        .get_or_compile(&bytes)
         .map_err(|source| RegistryError::Compile {
             path: path.to_owned(),
             source,
         })?;
     Ok(TaskVersion {
         name: name.to_owned(),
-        hash: blake3::hash(&bytes),
         size: bytes.len(),
-        compile_time: started.elapsed(),
         compiled,
     })
 }
@@ -174,6 +172,7 @@ fn load_file(engine: &TaskEngine, name: &str, path: &Path) -> Result<TaskVersion
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::TaskEngine;
 
     #[test]
     fn task_names_are_short_and_plain() {
@@ -190,8 +189,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("broken.wasm"), b"not wasm").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
-        let engine = TaskEngine::for_tests();
-        let registry = Registry::load_dir(&engine, dir.path()).unwrap();
+        let cache = ComponentCache::new(std::sync::Arc::new(TaskEngine::for_tests()), 4);
+        let registry = Registry::load_dir(&cache, dir.path()).unwrap();
         assert!(registry.list().is_empty());
     }
 }

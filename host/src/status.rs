@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::cache::CacheStatus;
 use crate::engine::{Allocation, TaskEngine};
 use crate::scheduler::SchedulerStatus;
 
@@ -13,6 +14,8 @@ pub struct Status {
     pub tasks: usize,
     /// The engine's settings.
     pub engine: EngineStatus,
+    /// The compiled-component cache.
+    pub cache: CacheStatus,
     /// The queue and the engine threads.
     pub scheduler: SchedulerStatus,
 }

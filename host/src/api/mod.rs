@@ -68,10 +68,10 @@ async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
         .into_iter()
         .map(|version| TaskSummary {
             name: version.name.clone(),
-            hash: version.hash.to_hex().to_string(),
+            hash: version.compiled.hash.to_hex().to_string(),
             size: version.size,
-            kind: version.compiled.default_kind(),
-            imports: version.compiled.imports().to_vec(),
+            kind: version.compiled.task.default_kind(),
+            imports: version.compiled.task.imports().to_vec(),
         })
         .collect();
     Json(TaskList { tasks })
