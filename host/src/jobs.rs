@@ -345,6 +345,25 @@ mod tests {
         }
     }
 
+    /// A task waiting (up to a minute) for job `id` to reach `until`.
+    fn spawn_waiter(
+        store: &std::sync::Arc<JobStore>,
+        id: JobId,
+        until: Until,
+    ) -> tokio::task::JoinHandle<Option<JobRecord>> {
+        let store = store.clone();
+        tokio::spawn(async move { store.wait(id, until, Duration::from_secs(60)).await })
+    }
+
+    /// What a waiter returned, once it woke (within ten seconds).
+    async fn woken(waiter: tokio::task::JoinHandle<Option<JobRecord>>) -> JobRecord {
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiter woke")
+            .unwrap()
+            .unwrap()
+    }
+
     fn store_with_queued_job() -> (JobStore, JobId) {
         let store = JobStore::new(100);
         let id = JobId::new();
@@ -394,21 +413,10 @@ mod tests {
     async fn wait_returns_as_soon_as_the_job_finishes() {
         let (store, id) = store_with_queued_job();
         let store = std::sync::Arc::new(store);
-        let waiter = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .wait(id, Until::Finished, Duration::from_secs(60))
-                    .await
-            }
-        });
+        let waiter = spawn_waiter(&store, id, Until::Finished);
         store.mark_running(id);
         store.finish(id, succeeded());
-        let record = tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .expect("the waiter woke")
-            .unwrap()
-            .unwrap();
+        let record = woken(waiter).await;
         assert_eq!(record.status, JobStatus::Succeeded);
         assert_eq!(record.output, Some(serde_json::json!({"ok": true})));
     }
@@ -449,20 +457,9 @@ mod tests {
     async fn waiting_until_started_returns_once_the_job_runs() {
         let (store, id) = store_with_queued_job();
         let store = std::sync::Arc::new(store);
-        let waiter = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .wait(id, Until::Started, Duration::from_secs(60))
-                    .await
-            }
-        });
+        let waiter = spawn_waiter(&store, id, Until::Started);
         store.mark_running(id);
-        let record = tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .expect("the waiter woke")
-            .unwrap()
-            .unwrap();
+        let record = woken(waiter).await;
         assert_eq!(record.status, JobStatus::Running);
     }
 
