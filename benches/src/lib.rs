@@ -24,6 +24,7 @@ pub fn host(workers: usize, fuel_metering: bool, pooling: bool) -> Arc<Host> {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         tasks_dir: fixtures::TASKS_DIR.into(),
+        cache_dir: data_dir.join("cache"),
         data_dir,
         engine: EngineSettings {
             fuel_metering,

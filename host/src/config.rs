@@ -83,6 +83,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MAX_WAIT_MS", default_value_t = 60_000)]
     pub max_wait_ms: u64,
 
+    /// Directory of compiled artifacts, so restarts load instead of compiling
+    /// [default: DATA_DIR/cache].
+    #[arg(long, env = "TASKHOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Compiled components kept in memory; the least recently used go first.
     #[arg(long, env = "TASKHOST_MAX_CACHED_COMPONENTS", default_value_t = 256)]
     pub max_cached_components: usize,
@@ -216,6 +221,8 @@ pub struct Config {
     pub tasks_dir: PathBuf,
     /// Directory for the host's own state.
     pub data_dir: PathBuf,
+    /// Directory of compiled artifacts.
+    pub cache_dir: PathBuf,
     /// Settings of the wasmtime engine.
     pub engine: EngineSettings,
     /// Settings of the queue and engine threads.
@@ -344,6 +351,9 @@ impl ServeArgs {
         Ok(Config {
             listen: self.listen,
             tasks_dir: self.tasks_dir,
+            cache_dir: self
+                .cache_dir
+                .unwrap_or_else(|| self.data_dir.join("cache")),
             data_dir: self.data_dir,
             engine: EngineSettings {
                 fuel_metering: self.fuel_metering,

@@ -46,6 +46,14 @@ pub enum StartError {
     /// The tasks could not be loaded.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The cache directory could not be opened.
+    #[error("cannot open the cache directory {dir}: {source}")]
+    Cache {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The IO executor could not be started.
     #[error("could not start the IO executor: {0}")]
     Executor(#[from] std::io::Error),
@@ -104,7 +112,15 @@ impl Host {
     /// threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
         let engine = Arc::new(TaskEngine::new(config.engine)?);
-        let cache = ComponentCache::new(engine.clone(), config.max_cached_components);
+        let cache = ComponentCache::open(
+            engine.clone(),
+            config.max_cached_components,
+            &config.cache_dir,
+        )
+        .map_err(|source| StartError::Cache {
+            dir: config.cache_dir.clone(),
+            source,
+        })?;
         let registry = Registry::load_dir(&cache, &config.tasks_dir)?;
         Ok(Self {
             engine,

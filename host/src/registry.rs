@@ -83,7 +83,8 @@ impl Registry {
                         task = %version.name,
                         hash = %version.compiled.hash,
                         size = version.size,
-                        compile_ms = version.compiled.compile_time.as_millis() as u64,
+                        source = ?version.compiled.source,
+                        load_ms = version.compiled.load_time.as_millis() as u64,
                         "task loaded"
                     );
                     registry.insert(version);
@@ -189,7 +190,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("broken.wasm"), b"not wasm").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
-        let cache = ComponentCache::new(std::sync::Arc::new(TaskEngine::for_tests()), 4);
+        let engine = std::sync::Arc::new(TaskEngine::for_tests());
+        let cache = ComponentCache::open(engine, 4, &dir.path().join("cache")).unwrap();
         let registry = Registry::load_dir(&cache, dir.path()).unwrap();
         assert!(registry.list().is_empty());
     }

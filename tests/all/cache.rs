@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 use taskhost_tests::{Server, fixtures};
 
-use crate::run_job;
+use crate::{run_job, server_with};
 
 #[test]
 fn the_same_bytes_under_two_names_compile_once() {
@@ -41,4 +41,50 @@ fn the_same_bytes_under_two_names_compile_once() {
             "each job names the hash it ran"
         );
     }
+}
+
+#[test]
+fn a_restarted_server_loads_its_components_from_disk_and_replaces_corrupt_ones() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let flags = ["--cache-dir", cache_dir.path().to_str().unwrap()];
+    let tasks = {
+        let first = server_with(&flags);
+        let tasks = first.get("/v1/tasks").json["tasks"]
+            .as_array()
+            .unwrap()
+            .len();
+        let cache = first.get("/v1/status").json["cache"].clone();
+        assert_eq!(cache["compiles"], tasks, "{cache}");
+        assert_eq!(cache["disk_hits"], 0, "{cache}");
+        tasks
+    };
+
+    let second = server_with(&flags);
+    let cache = second.get("/v1/status").json["cache"].clone();
+    assert_eq!(cache["compiles"], 0, "a restart compiles nothing: {cache}");
+    assert_eq!(cache["disk_hits"], tasks, "{cache}");
+    let job = run_job(&second, json!({"task": "fib", "input": {"n": 20}}));
+    assert_eq!(job["output"]["value"], 6765);
+    drop(second);
+
+    // Damage one artifact: the next start rejects it, deletes it and compiles that one again.
+    let artifact = std::fs::read_dir(cache_dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .unwrap();
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    bytes.truncate(bytes.len() / 3);
+    std::fs::write(&artifact, bytes).unwrap();
+    let third = server_with(&flags);
+    let cache = third.get("/v1/status").json["cache"].clone();
+    assert_eq!(cache["disk_rejected"], 1, "{cache}");
+    assert_eq!(cache["compiles"], 1, "{cache}");
+    assert_eq!(cache["disk_hits"], tasks - 1, "{cache}");
+    assert!(third.log().contains("deleting a cached artifact"));
+    let job = run_job(
+        &third,
+        json!({"task": "uppercase", "input": {"text": "ok"}}),
+    );
+    assert_eq!(job["output"]["upper"], "OK");
 }

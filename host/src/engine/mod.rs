@@ -95,12 +95,18 @@ pub struct EngineError(#[from] wasmtime::Error);
 /// either path.
 #[derive(Clone)]
 pub struct CompiledTask {
+    component: Component,
     sync: sync::TaskPre<HostState>,
     io: io::TaskPre<HostState>,
     imports: Vec<String>,
 }
 
 impl CompiledTask {
+    /// The compiled code, serialized, for the disk cache.
+    pub fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        self.component.serialize()
+    }
+
     /// The interfaces the component imports, sorted.
     pub fn imports(&self) -> &[String] {
         &self.imports
@@ -169,6 +175,16 @@ impl TaskEngine {
     /// Compiles a component with Cranelift and checks it against the `task` world.
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledTask, CompileError> {
         let component = Component::new(&self.engine, bytes).map_err(CompileError::Invalid)?;
+        self.link(component)
+    }
+
+    /// The wasmtime engine, for loading artifacts it compiled earlier.
+    pub(crate) fn wasmtime(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Checks a compiled component against the `task` world and links it for both paths.
+    pub fn link(&self, component: Component) -> Result<CompiledTask, CompileError> {
         let sync_pre = self
             .sync_linker
             .instantiate_pre(&component)
@@ -184,6 +200,7 @@ impl TaskEngine {
             .collect();
         imports.sort();
         Ok(CompiledTask {
+            component,
             sync: sync::TaskPre::new(sync_pre).map_err(CompileError::WrongWorld)?,
             io: io::TaskPre::new(io_pre).map_err(CompileError::WrongWorld)?,
             imports,

@@ -1,0 +1,168 @@
+//! The disk tier: compiled artifacts under the cache directory, so a restarted host loads
+//! its components instead of compiling them again.
+//!
+//! # Trust boundary
+//!
+//! Loading an artifact runs its machine code: wasmtime's deserialization trusts its input
+//! completely. So only files this host wrote are ever loaded. Each artifact has a MAC beside
+//! it (keyed blake3), keyed by a random secret created in the cache directory on first use
+//! (`mac.key`, mode 0600). A file that is truncated, corrupt, written by another host, or
+//! left by another wasmtime version or engine configuration fails the MAC (or wasmtime's own
+//! compatibility check, or is simply never looked up: the file name carries the engine's
+//! compatibility hash) and is deleted and recompiled; it never runs. The bytes are read once,
+//! checked, and that same buffer is deserialized, so a file changing after the check cannot
+//! matter; new files are written under temporary names and renamed in, never modified in place.
+//! Whoever can read the key *and* write the directory can still plant code: keep the data
+//! directory as private as the host's binary.
+
+use std::fs;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+const KEY_FILE: &str = "mac.key";
+
+/// Compiled artifacts on disk, each checked against its MAC before it is loaded.
+pub struct DiskCache {
+    dir: PathBuf,
+    key: [u8; 32],
+    /// The engine's compatibility hash: artifacts of other wasmtime versions, configurations
+    /// or targets have other names and are never looked up.
+    engine_tag: String,
+    temp_counter: AtomicU64,
+}
+
+/// What looking up an artifact found.
+pub enum Lookup {
+    /// A valid artifact, loaded.
+    Hit(Component),
+    /// No artifact for this component.
+    Miss,
+    /// An artifact that failed its checks; it has been deleted (and the reason logged).
+    Rejected,
+}
+
+impl DiskCache {
+    /// Opens (creating if needed) the cache directory and its MAC key.
+    pub fn open(dir: &Path, engine: &Engine) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(Self {
+            dir: dir.to_owned(),
+            key: load_or_create_key(&dir.join(KEY_FILE))?,
+            engine_tag: format!("{:016x}", hasher.finish()),
+            temp_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Loads the artifact of the component with content hash `hash`, if a valid one exists.
+    pub fn load(&self, hash: &blake3::Hash, engine: &Engine) -> Lookup {
+        let (artifact_path, mac_path) = self.paths(hash);
+        let artifact = match fs::read(&artifact_path) {
+            Ok(artifact) => artifact,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
+            Err(error) => return self.reject(hash, format!("unreadable: {error}")),
+        };
+        let Ok(mac) = fs::read(&mac_path) else {
+            return self.reject(hash, "its MAC is missing".into());
+        };
+        let Ok(mac) = <[u8; 32]>::try_from(mac.as_slice()) else {
+            return self.reject(hash, "its MAC is malformed".into());
+        };
+        // blake3::Hash compares in constant time.
+        if blake3::keyed_hash(&self.key, &artifact) != blake3::Hash::from(mac) {
+            return self.reject(
+                hash,
+                "its MAC does not match: corrupt, truncated or foreign".into(),
+            );
+        }
+        // SAFETY: `artifact` is the very buffer whose MAC was just checked against this
+        // host's secret key, so these bytes are exactly what this host's wasmtime serialized
+        // (see the trust boundary in the module docs); wasmtime checks version and
+        // configuration compatibility itself.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(engine, &artifact) };
+        match component {
+            Ok(component) => Lookup::Hit(component),
+            Err(error) => self.reject(hash, format!("wasmtime refused it: {error:#}")),
+        }
+    }
+
+    /// Writes the artifact of the component with content hash `hash`: the MAC first, then the
+    /// artifact, each to a temporary file renamed into place, so a reader sees either no
+    /// artifact or a complete one with its MAC.
+    pub fn store(&self, hash: &blake3::Hash, artifact: &[u8]) -> io::Result<()> {
+        let (artifact_path, mac_path) = self.paths(hash);
+        let mac = blake3::keyed_hash(&self.key, artifact);
+        self.write_atomically(&mac_path, mac.as_bytes())?;
+        self.write_atomically(&artifact_path, artifact)
+    }
+
+    fn paths(&self, hash: &blake3::Hash) -> (PathBuf, PathBuf) {
+        let stem = format!("{}-{}", hash.to_hex(), self.engine_tag);
+        (
+            self.dir.join(format!("{stem}.cwasm")),
+            self.dir.join(format!("{stem}.mac")),
+        )
+    }
+
+    fn reject(&self, hash: &blake3::Hash, reason: String) -> Lookup {
+        let (artifact_path, mac_path) = self.paths(hash);
+        tracing::warn!(path = %artifact_path.display(), %reason, "deleting a cached artifact");
+        let _ = fs::remove_file(artifact_path);
+        let _ = fs::remove_file(mac_path);
+        Lookup::Rejected
+    }
+
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let temp = self.dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            self.temp_counter.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = fs::File::create(&temp)
+            .and_then(|mut file| {
+                file.write_all(bytes)?;
+                file.sync_all()
+            })
+            .and_then(|()| fs::rename(&temp, path));
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+}
+
+/// Reads the cache's MAC key, or creates one (readable by this user only).
+fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(mut file) => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(io::Error::other)?;
+            file.write_all(&key)?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let key = fs::read(path)?;
+            <[u8; 32]>::try_from(key.as_slice()).map_err(|_| {
+                io::Error::other(format!(
+                    "{} is not a 32-byte key: delete it (and the cache) to start afresh",
+                    path.display()
+                ))
+            })
+        }
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,345 @@
+//! Compiled components, addressed by content: a component's identity is the blake3 hash of
+//! its bytes, so the same bytes under two names (or, later, two tenants) compile once.
+//!
+//! Two tiers. In memory: a bounded map from hash to compiled component, least recently used
+//! out first; evicting an entry never disturbs a job, which holds its component by `Arc`. On
+//! disk ([`disk`]): serialized artifacts, checked before they are loaded, so a restart does
+//! not compile again. A memory miss tries the disk, then compiles (and writes the disk).
+//! Either way it is single-flight: callers asking for the same bytes at once wait for one
+//! load or compilation.
+
+mod disk;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::{CompileError, CompiledTask, TaskEngine};
+use disk::{DiskCache, Lookup};
+
+/// A component compiled from some bytes.
+pub struct Compiled {
+    /// The blake3 hash of the bytes.
+    pub hash: blake3::Hash,
+    /// The compiled, linked component.
+    pub task: CompiledTask,
+    /// Where the compiled code came from.
+    pub source: Source,
+    /// How long compiling (or loading) took.
+    pub load_time: Duration,
+}
+
+/// Where a compiled component came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Compiled by Cranelift.
+    Compiled,
+    /// Loaded from the disk cache.
+    Disk,
+}
+
+type CompileResult = Result<Arc<Compiled>, Arc<CompileError>>;
+
+/// The memory tier of compiled components.
+pub struct ComponentCache {
+    engine: Arc<TaskEngine>,
+    disk: DiskCache,
+    entries: Mutex<HashMap<blake3::Hash, Entry>>,
+    max_entries: usize,
+    uses: AtomicU64,
+    hits: AtomicU64,
+    compiles: AtomicU64,
+    evictions: AtomicU64,
+    disk_hits: AtomicU64,
+    disk_rejected: AtomicU64,
+}
+
+struct Entry {
+    /// Filled once, by the first caller; the others wait on it.
+    slot: Arc<OnceLock<CompileResult>>,
+    last_used: u64,
+}
+
+/// Counters of the cache, for `/v1/status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CacheStatus {
+    /// Compiled components held.
+    pub entries: usize,
+    /// Most components held.
+    pub max_entries: usize,
+    /// Requests answered without compiling.
+    pub hits: u64,
+    /// Compilations run.
+    pub compiles: u64,
+    /// Components dropped to stay within the bound.
+    pub evictions: u64,
+    /// Components loaded from disk instead of compiled.
+    pub disk_hits: u64,
+    /// Disk artifacts that failed their checks and were deleted.
+    pub disk_rejected: u64,
+}
+
+impl ComponentCache {
+    /// A cache holding at most `max_entries` compiled components in memory, and artifacts
+    /// in `dir` (created if missing).
+    pub fn open(engine: Arc<TaskEngine>, max_entries: usize, dir: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            disk: DiskCache::open(dir, engine.wasmtime())?,
+            engine,
+            entries: Mutex::default(),
+            max_entries: max_entries.max(1),
+            uses: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            compiles: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            disk_hits: AtomicU64::new(0),
+            disk_rejected: AtomicU64::new(0),
+        })
+    }
+
+    /// The compiled component for `bytes`: from memory if these bytes were compiled before,
+    /// else compiled now (once, however many callers ask at the same time).
+    pub fn get_or_compile(&self, bytes: &[u8]) -> CompileResult {
+        let hash = blake3::hash(bytes);
+        let slot = self.slot(hash);
+        let mut compiled_here = false;
+        let result = slot
+            .get_or_init(|| {
+                compiled_here = true;
+                self.load_or_compile(hash, bytes)
+            })
+            .clone();
+        if !compiled_here {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        if result.is_err() {
+            // Do not keep failures: the next attempt (after a fix on disk, say) compiles again.
+            self.entries.lock().expect("cache poisoned").remove(&hash);
+        }
+        result
+    }
+
+    /// The component from the disk tier if it holds a valid artifact, else compiled (and
+    /// written to the disk tier).
+    fn load_or_compile(&self, hash: blake3::Hash, bytes: &[u8]) -> CompileResult {
+        let started = Instant::now();
+        let from_disk = match self.disk.load(&hash, self.engine.wasmtime()) {
+            Lookup::Hit(component) => Some(component),
+            Lookup::Miss => None,
+            Lookup::Rejected => {
+                self.disk_rejected.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        };
+        let (task, source) = match from_disk {
+            Some(component) => {
+                self.disk_hits.fetch_add(1, Ordering::Relaxed);
+                (self.engine.link(component), Source::Disk)
+            }
+            None => {
+                self.compiles.fetch_add(1, Ordering::Relaxed);
+                let task = self.engine.compile(bytes);
+                if let Ok(task) = &task {
+                    self.write_to_disk(&hash, task);
+                }
+                (task, Source::Compiled)
+            }
+        };
+        task.map(|task| {
+            Arc::new(Compiled {
+                hash,
+                task,
+                source,
+                load_time: started.elapsed(),
+            })
+        })
+        .map_err(Arc::new)
+    }
+
+    /// Best effort: a host that cannot write its cache still serves, it just compiles again
+    /// after a restart.
+    fn write_to_disk(&self, hash: &blake3::Hash, task: &CompiledTask) {
+        let written = task
+            .serialize()
+            .map_err(|error| format!("{error:#}"))
+            .and_then(|artifact| {
+                self.disk
+                    .store(hash, &artifact)
+                    .map_err(|error| error.to_string())
+            });
+        if let Err(error) = written {
+            tracing::warn!(%hash, %error, "could not write the compiled component to the disk cache");
+        }
+    }
+
+    /// The cache's counters.
+    pub fn status(&self) -> CacheStatus {
+        CacheStatus {
+            entries: self.entries.lock().expect("cache poisoned").len(),
+            max_entries: self.max_entries,
+            hits: self.hits.load(Ordering::Relaxed),
+            compiles: self.compiles.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            disk_hits: self.disk_hits.load(Ordering::Relaxed),
+            disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The slot for `hash`, marked as just used; a new one (evicting the least recently used
+    /// entry if full) if there is none.
+    fn slot(&self, hash: blake3::Hash) -> Arc<OnceLock<CompileResult>> {
+        let now = self.uses.fetch_add(1, Ordering::Relaxed);
+        let mut entries = self.entries.lock().expect("cache poisoned");
+        if let Some(entry) = entries.get_mut(&hash) {
+            entry.last_used = now;
+            return entry.slot.clone();
+        }
+        if entries.len() >= self.max_entries {
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(hash, _)| *hash);
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let slot = Arc::new(OnceLock::new());
+        entries.insert(
+            hash,
+            Entry {
+                slot: slot.clone(),
+                last_used: now,
+            },
+        );
+        slot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskhost_tests::fixtures;
+
+    /// A cache with its disk tier in a fresh directory (kept alive by the returned guard).
+    fn cache(max_entries: usize) -> (ComponentCache, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(TaskEngine::for_tests());
+        (
+            ComponentCache::open(engine, max_entries, dir.path()).unwrap(),
+            dir,
+        )
+    }
+
+    fn bytes(path: &str) -> Vec<u8> {
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn the_same_bytes_compile_once() {
+        let (cache, _dir) = cache(4);
+        let noop = bytes(fixtures::NOOP);
+        let first = cache.get_or_compile(&noop).unwrap();
+        let second = cache.get_or_compile(&noop.clone()).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(first.hash, blake3::hash(&noop));
+        let status = cache.status();
+        assert_eq!((status.compiles, status.hits, status.entries), (1, 1, 1));
+    }
+
+    #[test]
+    fn concurrent_first_uses_wait_for_one_compilation() {
+        let (cache, _dir) = cache(4);
+        let noop = bytes(fixtures::NOOP);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| cache.get_or_compile(&noop).unwrap());
+            }
+        });
+        let status = cache.status();
+        assert_eq!((status.compiles, status.hits), (1, 7));
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_is_evicted() {
+        let (cache, _dir) = cache(1);
+        let (noop, fib) = (bytes(fixtures::NOOP), bytes(fixtures::FIB));
+        let kept = cache.get_or_compile(&noop).unwrap();
+        cache.get_or_compile(&fib).unwrap();
+        assert_eq!(cache.status().evictions, 1);
+        assert_eq!(cache.status().entries, 1);
+        // An evicted component still serves whoever holds it; asking again loads it from disk.
+        assert_eq!(kept.hash, blake3::hash(&noop));
+        let again = cache.get_or_compile(&noop).unwrap();
+        assert_eq!(again.source, Source::Disk);
+        assert_eq!((cache.status().compiles, cache.status().disk_hits), (2, 1));
+    }
+
+    #[test]
+    fn failures_are_not_kept() {
+        let (cache, _dir) = cache(4);
+        assert!(cache.get_or_compile(b"not wasm").is_err());
+        assert!(cache.get_or_compile(b"not wasm").is_err());
+        let status = cache.status();
+        assert_eq!((status.entries, status.compiles), (0, 2));
+    }
+
+    #[test]
+    fn a_new_cache_over_the_same_directory_loads_instead_of_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(TaskEngine::for_tests());
+        let noop = bytes(fixtures::NOOP);
+        let first = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+        assert_eq!(
+            first.get_or_compile(&noop).unwrap().source,
+            Source::Compiled
+        );
+
+        let second = ComponentCache::open(engine, 4, dir.path()).unwrap();
+        let loaded = second.get_or_compile(&noop).unwrap();
+        assert_eq!(loaded.source, Source::Disk);
+        assert_eq!(
+            (second.status().compiles, second.status().disk_hits),
+            (0, 1)
+        );
+    }
+
+    #[test]
+    fn corrupt_truncated_or_foreign_artifacts_are_deleted_and_recompiled() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(TaskEngine::for_tests());
+        let noop = bytes(fixtures::NOOP);
+        ComponentCache::open(engine.clone(), 4, dir.path())
+            .unwrap()
+            .get_or_compile(&noop)
+            .unwrap();
+        let artifact = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+            .unwrap();
+        let original = std::fs::read(&artifact).unwrap();
+        let mut flipped = original.clone();
+        flipped[original.len() / 2] ^= 0xff;
+        let damages: [Vec<u8>; 3] = [
+            flipped,
+            original[..original.len() / 2].to_vec(),
+            b"\x7fELF foreign bytes".to_vec(),
+        ];
+        for damaged in damages {
+            std::fs::write(&artifact, &damaged).unwrap();
+            let cache = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+            let compiled = cache.get_or_compile(&noop).unwrap();
+            assert_eq!(compiled.source, Source::Compiled);
+            let status = cache.status();
+            assert_eq!((status.disk_rejected, status.compiles), (1, 1));
+            // The recompiled artifact replaced the damaged one.
+            assert_eq!(std::fs::read(&artifact).unwrap().len(), original.len());
+        }
+    }
+}
