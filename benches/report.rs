@@ -5,15 +5,18 @@
 //!   host's scheduler, on-demand and pooled, one thread and all threads (p50/p99, jobs/s);
 //! - `fib(25)` with no interruption, epoch only, and epoch + fuel;
 //! - CPU-heavy jobs on one engine thread vs all of them;
-//! - how long after its deadline an infinite loop is stopped.
+//! - how long after its deadline an infinite loop is stopped;
+//! - getting a compiled component: Cranelift compile vs disk-cache load vs memory hit.
 //!
-//! `cargo bench -p taskhost-benches --bench report`
+//! `cargo bench -p taskhost-benches --bench report [-- SECTION...]`, sections: noop, threads,
+//! metering, scaling, deadline, cache (all by default).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use taskhost::Host;
+use taskhost::cache::ComponentCache;
 use taskhost::engine::{CancelToken, EngineSettings, Limits, PoolSettings, TaskEngine};
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{host, request, task_path};
@@ -222,11 +225,64 @@ fn deadline_precision() {
     );
 }
 
+fn component_cache() {
+    println!("## Getting a compiled component (largest example task: sleep)\n");
+    let bytes = std::fs::read(task_path("sleep")).unwrap();
+    let engine = Arc::new(engine(true));
+    let rounds = 10;
+    let (mut compile, mut disk, mut memory) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let cold = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+        compile.push(timed(|| cold.get_or_compile(&bytes)));
+        memory.push(timed(|| cold.get_or_compile(&bytes)));
+        let restarted = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+        disk.push(timed(|| restarted.get_or_compile(&bytes)));
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (compile, disk, memory) = (median(&mut compile), median(&mut disk), median(&mut memory));
+    println!("| path | median | compile / this |");
+    println!("| --- | ---: | ---: |");
+    for (path, time) in [
+        ("Cranelift compile", compile),
+        ("disk cache load", disk),
+        ("memory hit", memory),
+    ] {
+        println!(
+            "| {path} | {:.1} µs | {:.0}x |",
+            us(time),
+            compile.as_secs_f64() / time.as_secs_f64()
+        );
+    }
+    println!();
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> Duration {
+    let started = Instant::now();
+    std::hint::black_box(f());
+    started.elapsed()
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; this report takes no options.
-    noop_one_thread();
-    noop_all_threads();
-    fib_metering();
-    scaling();
-    deadline_precision();
+    // `cargo bench` passes `--bench`; other arguments pick sections.
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let sections: [(&str, fn()); 6] = [
+        ("noop", noop_one_thread),
+        ("threads", noop_all_threads),
+        ("metering", fib_metering),
+        ("scaling", scaling),
+        ("deadline", deadline_precision),
+        ("cache", component_cache),
+    ];
+    for (name, section) in sections {
+        if chosen.is_empty() || chosen.iter().any(|c| c == name) {
+            section();
+        }
+    }
 }
