@@ -209,7 +209,7 @@ impl Host {
     /// The state of every part of the host.
     pub fn status(&self) -> Status {
         Status {
-            tasks: self.registry.list().len(),
+            tasks: self.registry.len(),
             engine: EngineStatus::of(&self.engine),
             cache: self.cache.status(),
             scheduler: self.scheduler.status(),

@@ -4,7 +4,7 @@
 //! | route | does |
 //! | --- | --- |
 //! | `GET /healthz` | `ok` while the server is up |
-//! | `GET /v1/tasks` | the tasks served, with hash, size, default kind and imports |
+//! | `GET /v1/tasks` | the tasks served, with hash, size, default kind, imports, and how their code was obtained |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
 //! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish (`&until=started`: to start) |
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ApiError;
 
+use crate::cache::Source;
 use crate::config::RequestedLimits;
 use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
@@ -60,6 +61,10 @@ struct TaskSummary {
     size: usize,
     kind: Kind,
     imports: Vec<String>,
+    /// Whether the compiled code was compiled here or loaded from the disk cache.
+    source: Source,
+    /// How long compiling or loading took, in milliseconds.
+    load_ms: f64,
 }
 
 async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
@@ -72,6 +77,8 @@ async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
             size: version.size,
             kind: version.compiled.task.default_kind(),
             imports: version.compiled.task.imports().to_vec(),
+            source: version.compiled.source,
+            load_ms: version.compiled.load_time.as_secs_f64() * 1e3,
         })
         .collect();
     Json(TaskList { tasks })
