@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use taskhost::config::{Config, LimitPolicy};
 use taskhost::engine::{EngineSettings, PoolSettings};
+use taskhost::registry::TasksSettings;
 use taskhost::scheduler::SchedulerSettings;
 use taskhost::{Host, JobRequest};
 use taskhost_tests::fixtures;
@@ -20,10 +21,21 @@ pub fn task_path(name: &str) -> String {
 /// A host over the example tasks with `workers` engine threads, fuel metering as given, and
 /// the instance pool or not.
 pub fn host(workers: usize, fuel_metering: bool, pooling: bool) -> Arc<Host> {
+    let config = config(workers, fuel_metering, pooling);
+    Arc::new(Host::start(&config).expect("starting a host"))
+}
+
+/// The configuration of [`host`]: every task compiled before it starts, no watching.
+pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
     let data_dir = std::env::temp_dir().join("taskhost-bench");
-    let config = Config {
+    Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        tasks_dir: fixtures::TASKS_DIR.into(),
+        tasks: TasksSettings {
+            dir: fixtures::TASKS_DIR.into(),
+            watch: false,
+            debounce: Duration::ZERO,
+            wait_until_loaded: true,
+        },
         cache_dir: data_dir.join("cache"),
         data_dir,
         engine: EngineSettings {
@@ -54,8 +66,7 @@ pub fn host(workers: usize, fuel_metering: bool, pooling: bool) -> Arc<Host> {
         drain_timeout: Duration::from_secs(60),
         max_finished_jobs: 1 << 20,
         max_cached_components: 64,
-    };
-    Arc::new(Host::start(&config).expect("starting a host"))
+    }
 }
 
 /// A request for `task` with `input`.

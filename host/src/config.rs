@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::{EngineSettings, Limits, POOL_SLOT_BYTES, PoolSettings};
+use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
 
 /// Flags of `taskhost serve`. Every flag can also be set with the environment variable named
@@ -19,6 +20,21 @@ pub struct ServeArgs {
     /// Directory of task components: every NAME.wasm in it is served as task NAME.
     #[arg(long, env = "TASKHOST_TASKS_DIR", default_value = "target/tasks")]
     pub tasks_dir: PathBuf,
+
+    /// Load task files again as they change (added, saved, renamed or removed): jobs already
+    /// running finish on the version they started with.
+    #[arg(long, env = "TASKHOST_WATCH_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_tasks: bool,
+
+    /// How long the tasks directory must be quiet before changes load, in milliseconds, so
+    /// that a save in several writes loads once, complete.
+    #[arg(long, env = "TASKHOST_RELOAD_DEBOUNCE_MS", default_value_t = 50)]
+    pub reload_debounce_ms: u64,
+
+    /// Compile every task before serving, instead of in the background (where a job for a
+    /// task still compiling waits for it).
+    #[arg(long, env = "TASKHOST_WAIT_FOR_TASKS")]
+    pub wait_for_tasks: bool,
 
     /// Directory for the host's own state; created if missing.
     #[arg(long, env = "TASKHOST_DATA_DIR", default_value = ".taskhost")]
@@ -217,8 +233,8 @@ fn in_range(
 pub struct Config {
     /// Address of the HTTP API.
     pub listen: SocketAddr,
-    /// Directory of task components.
-    pub tasks_dir: PathBuf,
+    /// Where tasks come from.
+    pub tasks: TasksSettings,
     /// Directory for the host's own state.
     pub data_dir: PathBuf,
     /// Directory of compiled artifacts.
@@ -254,6 +270,9 @@ const MAX_MEMORY_MIB: usize = 4096;
 /// Most address space the instance pool may reserve: a quarter of x86-64's 128 TiB user
 /// address space, leaving the rest for everything else.
 const MAX_POOL_RESERVATION: u64 = 32 << 40;
+/// Longest debounce of task reloads accepted, in milliseconds: past a minute, a saved task
+/// would seem not to load at all.
+const MAX_RELOAD_DEBOUNCE_MS: u64 = 60_000;
 /// Bounds of the wasm stack setting, in KiB: below 64 little real code runs; above 64 MiB
 /// exceeds what engine threads' native stacks can back.
 const MIN_WASM_STACK_KIB: usize = 64;
@@ -342,6 +361,12 @@ impl ServeArgs {
         if self.max_cached_components == 0 {
             problems.push("--max-cached-components is 0: keep at least 1".into());
         }
+        if self.reload_debounce_ms > MAX_RELOAD_DEBOUNCE_MS {
+            problems.push(format!(
+                "--reload-debounce-ms is {}: use 0 to {MAX_RELOAD_DEBOUNCE_MS}",
+                self.reload_debounce_ms
+            ));
+        }
         if self.max_queued == 0 {
             problems.push("--max-queued is 0: no job could be accepted; use at least 1".into());
         }
@@ -350,7 +375,12 @@ impl ServeArgs {
         }
         Ok(Config {
             listen: self.listen,
-            tasks_dir: self.tasks_dir,
+            tasks: TasksSettings {
+                dir: self.tasks_dir,
+                watch: self.watch_tasks,
+                debounce: Duration::from_millis(self.reload_debounce_ms),
+                wait_until_loaded: self.wait_for_tasks,
+            },
             cache_dir: self
                 .cache_dir
                 .unwrap_or_else(|| self.data_dir.join("cache")),

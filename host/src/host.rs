@@ -14,9 +14,11 @@ use crate::engine::{
     CancelToken, EngineError, ErrorCode, JobError, Kind, Limits, Outcome, TaskEngine,
 };
 use crate::jobs::{Cancelled, JobId, JobRecord, JobStore, Until};
-use crate::registry::{Registry, RegistryError, TaskVersion};
+use crate::registry::{
+    Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, WatchError,
+};
 use crate::scheduler::{Finish, QueueFull, Scheduler};
-use crate::status::{EngineStatus, Status};
+use crate::status::{EngineStatus, Status, TasksStatus};
 
 /// How long cancelling a running job waits for it to stop before answering: a few epoch
 /// ticks are enough; this bound only matters if the machine is badly overloaded.
@@ -43,9 +45,9 @@ pub enum StartError {
     /// The wasmtime engine could not be set up.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The tasks could not be loaded.
+    /// The tasks directory could not be loaded.
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Tasks(#[from] WatchError),
     /// The cache directory could not be opened.
     #[error("cannot open the cache directory {dir}: {source}")]
     Cache {
@@ -64,8 +66,19 @@ pub enum StartError {
 #[non_exhaustive]
 pub enum SubmitError {
     /// No task has this name.
-    #[error("no task named {0:?}")]
-    UnknownTask(String),
+    #[error("no task named {name:?}{}", match problem {
+        Some(problem) => format!(" (its file did not load: {})", problem.error),
+        None => String::new(),
+    })]
+    UnknownTask {
+        /// The name asked for.
+        name: String,
+        /// Why the file of that name, if there is one, is not served.
+        problem: Option<Problem>,
+    },
+    /// The task's file is still being compiled for the first time.
+    #[error("task {0:?} is still loading; try again in a moment")]
+    TaskLoading(String),
     /// A requested limit is not allowed.
     #[error(transparent)]
     Limit(#[from] LimitError),
@@ -98,8 +111,9 @@ pub struct DrainReport {
 /// A running task host.
 pub struct Host {
     engine: Arc<TaskEngine>,
-    cache: ComponentCache,
-    registry: Registry,
+    cache: Arc<ComponentCache>,
+    registry: Arc<Registry>,
+    watcher: TaskWatcher,
     jobs: Arc<JobStore>,
     scheduler: Arc<Scheduler>,
     limits: LimitPolicy,
@@ -108,24 +122,32 @@ pub struct Host {
 }
 
 impl Host {
-    /// Sets up the engine, compiles the tasks in the tasks directory and starts the engine
-    /// threads.
+    /// Sets up the engine, starts loading the tasks directory (in the background unless
+    /// `config.tasks.wait_until_loaded`) and starts the engine threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
         let engine = Arc::new(TaskEngine::new(config.engine)?);
-        let cache = ComponentCache::open(
-            engine.clone(),
-            config.max_cached_components,
-            &config.cache_dir,
-        )
-        .map_err(|source| StartError::Cache {
-            dir: config.cache_dir.clone(),
-            source,
-        })?;
-        let registry = Registry::load_dir(&cache, &config.tasks_dir)?;
+        let cache = Arc::new(
+            ComponentCache::open(
+                engine.clone(),
+                config.max_cached_components,
+                &config.cache_dir,
+            )
+            .map_err(|source| StartError::Cache {
+                dir: config.cache_dir.clone(),
+                source,
+            })?,
+        );
+        let registry = Arc::new(Registry::default());
+        let loader = TaskLoader::new(config.tasks.dir.clone(), cache.clone(), registry.clone());
+        let watcher = TaskWatcher::start(loader, config.tasks.watch, config.tasks.debounce)?;
+        if config.tasks.wait_until_loaded {
+            watcher.wait_until_loaded();
+        }
         Ok(Self {
             engine,
             cache,
             registry,
+            watcher,
             jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
             scheduler: Arc::new(Scheduler::start(config.scheduler)?),
             limits: config.limits,
@@ -134,17 +156,47 @@ impl Host {
         })
     }
 
-    /// The tasks this host serves, by name.
-    pub fn tasks(&self) -> Vec<Arc<TaskVersion>> {
-        self.registry.list()
+    /// The tasks this host serves, and those whose files are loading or did not load.
+    pub fn tasks(&self) -> Snapshot {
+        self.registry.snapshot()
+    }
+
+    /// The tasks once their revision is past `revision`, or as they are after `wait` (capped
+    /// at the configured maximum wait): a long poll for changes.
+    pub async fn tasks_after(&self, revision: u64, wait: Duration) -> Snapshot {
+        let mut changes = self.registry.subscribe();
+        let _ = tokio::time::timeout(
+            wait.min(self.max_wait),
+            changes.wait_for(|current| *current > revision),
+        )
+        .await;
+        self.registry.snapshot()
+    }
+
+    /// Waits (up to `wait`, capped at the configured maximum wait) while the task called
+    /// `name` is loading for the first time, so that a job submitted right after start is
+    /// not refused. Returns at once for any other name.
+    pub async fn wait_for_task(&self, name: &str, wait: Duration) {
+        let mut changes = self.registry.subscribe();
+        let loaded = changes.wait_for(|_| !matches!(self.registry.lookup(name), Lookup::Loading));
+        let _ = tokio::time::timeout(wait.min(self.max_wait), loaded).await;
+    }
+
+    /// The version the task called `name` serves.
+    pub fn task(&self, name: &str) -> Result<Arc<TaskVersion>, SubmitError> {
+        match self.registry.lookup(name) {
+            Lookup::Ready(version) => Ok(version),
+            Lookup::Loading => Err(SubmitError::TaskLoading(name.to_owned())),
+            Lookup::Missing(problem) => Err(SubmitError::UnknownTask {
+                name: name.to_owned(),
+                problem,
+            }),
+        }
     }
 
     /// Accepts a job and queues it; returns its record as queued.
     pub fn submit(&self, request: JobRequest) -> Result<JobRecord, SubmitError> {
-        let version = self
-            .registry
-            .get(&request.task)
-            .ok_or_else(|| SubmitError::UnknownTask(request.task.clone()))?;
+        let version = self.task(&request.task)?;
         let limits = self.limits.resolve(request.limits)?;
         let kind = request
             .kind
@@ -208,8 +260,14 @@ impl Host {
 
     /// The state of every part of the host.
     pub fn status(&self) -> Status {
+        let tasks = self.registry.snapshot();
         Status {
-            tasks: self.registry.len(),
+            tasks: TasksStatus {
+                served: tasks.tasks.len(),
+                loading: tasks.loading.len(),
+                watching: self.watcher.is_watching(),
+                problems: tasks.problems,
+            },
             engine: EngineStatus::of(&self.engine),
             cache: self.cache.status(),
             scheduler: self.scheduler.status(),

@@ -19,9 +19,11 @@
 //!   crossbeam-deque work stealing; drain on shutdown.
 //! - [`engine`]: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
 //!   ticks), and running one job.
-//! - [`registry`]: task names → versions, loaded from the tasks directory.
+//! - [`registry`]: task names → versions, loaded from the tasks directory and reloaded as its
+//!   files change.
 //! - [`cache`]: compiled components by blake3 content hash, bounded, single-flight.
 //! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status.
+//! - [`timestamp`]: wall-clock times as the API writes them.
 //!
 //! Dependencies point one way: `api` → `host` → (`registry` → `cache`, `jobs`, `scheduler`)
 //! → `engine`.
@@ -35,6 +37,7 @@ pub mod jobs;
 pub mod registry;
 pub mod scheduler;
 pub mod status;
+pub mod timestamp;
 
 pub use config::{Config, ServeArgs};
 pub use host::{Host, JobRequest};

@@ -1,23 +1,39 @@
 //! The state of the host's parts, as `GET /v1/status` shows it. Each part reports its own
 //! status; this module only gives the whole its shape.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::cache::CacheStatus;
 use crate::engine::{Allocation, TaskEngine};
+use crate::registry::Problem;
 use crate::scheduler::SchedulerStatus;
 
 /// The state of a whole host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Status {
-    /// Number of tasks served.
-    pub tasks: usize,
+    /// The tasks.
+    pub tasks: TasksStatus,
     /// The engine's settings.
     pub engine: EngineStatus,
     /// The compiled-component cache.
     pub cache: CacheStatus,
     /// The queue and the engine threads.
     pub scheduler: SchedulerStatus,
+}
+
+/// The tasks: how many serve, how many are loading, and which files did not load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TasksStatus {
+    /// Tasks serving a version.
+    pub served: usize,
+    /// Tasks whose file is being compiled for the first time.
+    pub loading: usize,
+    /// Whether changed task files are loaded as they change.
+    pub watching: bool,
+    /// Task files that did not load, by name: the name serves its previous version, if any.
+    pub problems: BTreeMap<String, Problem>,
 }
 
 /// The engine's settings that matter to users.

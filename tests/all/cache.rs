@@ -16,7 +16,7 @@ fn the_same_bytes_under_two_names_compile_once() {
     let server = Server::start(
         Path::new(env!("CARGO_BIN_EXE_taskhost")),
         tasks.path().to_str().unwrap(),
-        &[],
+        &["--wait-for-tasks"],
     );
 
     let cache = server.get("/v1/status").json["cache"].clone();
@@ -46,7 +46,11 @@ fn the_same_bytes_under_two_names_compile_once() {
 #[test]
 fn a_restarted_server_loads_its_components_from_disk_and_replaces_corrupt_ones() {
     let cache_dir = tempfile::tempdir().unwrap();
-    let flags = ["--cache-dir", cache_dir.path().to_str().unwrap()];
+    let flags = [
+        "--cache-dir",
+        cache_dir.path().to_str().unwrap(),
+        "--wait-for-tasks",
+    ];
     let tasks = {
         let first = server_with(&flags);
         let tasks = first.get("/v1/tasks").json["tasks"]

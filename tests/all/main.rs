@@ -10,6 +10,7 @@ mod io;
 mod jobs;
 mod limits;
 mod pool;
+mod reload;
 
 use std::path::Path;
 

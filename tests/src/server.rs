@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -118,6 +118,30 @@ impl Server {
     /// `GET path`.
     pub fn get(&self, path: &str) -> Response {
         into_response(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    /// The task list (`GET /v1/tasks`) once no task is loading.
+    pub fn loaded_tasks(&self) -> Value {
+        self.tasks_when(|list| list["loading"].as_array().is_some_and(Vec::is_empty))
+    }
+
+    /// The task list once `ready` holds for it, following its changes with long polls, for
+    /// up to two minutes.
+    pub fn tasks_when(&self, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut list = self.get("/v1/tasks").json;
+        while !ready(&list) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the task list never became ready: {list}");
+            let revision = &list["revision"];
+            list = self
+                .get(&format!(
+                    "/v1/tasks?since={revision}&wait_ms={}",
+                    left.as_millis()
+                ))
+                .json;
+        }
+        list
     }
 
     /// `DELETE path`.

@@ -15,9 +15,12 @@ use crate::scheduler::QueueFull;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// No task has this name.
-    #[error("no task named {0:?}")]
+    /// No task has this name; the message says why, if a file of that name did not load.
+    #[error("{0}")]
     UnknownTask(String),
+    /// The task's file is still compiling for the first time (past the wait for it).
+    #[error("task {0:?} is still loading; try again in a moment")]
+    TaskLoading(String),
     /// No job has this id.
     #[error("no job with id {0}")]
     JobNotFound(JobId),
@@ -58,6 +61,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::UnknownTask(_) => (StatusCode::NOT_FOUND, "unknown_task"),
+            Self::TaskLoading(_) => (StatusCode::SERVICE_UNAVAILABLE, "task_loading"),
             Self::JobNotFound(_) => (StatusCode::NOT_FOUND, "job_not_found"),
             Self::JobFinished(_) => (StatusCode::CONFLICT, "job_finished"),
             Self::Limit(_) => (StatusCode::BAD_REQUEST, "invalid_limit"),
@@ -91,12 +95,16 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
+        let retry_after = match &self {
+            Self::QueueFull(full) => Some(full.retry_after.as_secs()),
+            Self::TaskLoading(_) => Some(1),
+            _ => None,
+        };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::QueueFull(full) = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(full.retry_after.as_secs()),
-            );
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -105,7 +113,8 @@ impl IntoResponse for ApiError {
 impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> Self {
         match error {
-            SubmitError::UnknownTask(name) => Self::UnknownTask(name),
+            unknown @ SubmitError::UnknownTask { .. } => Self::UnknownTask(unknown.to_string()),
+            SubmitError::TaskLoading(name) => Self::TaskLoading(name),
             SubmitError::Limit(error) => Self::Limit(error),
             SubmitError::QueueFull(full) => Self::QueueFull(full),
         }

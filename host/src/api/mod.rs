@@ -4,7 +4,8 @@
 //! | route | does |
 //! | --- | --- |
 //! | `GET /healthz` | `ok` while the server is up |
-//! | `GET /v1/tasks` | the tasks served, with hash, size, default kind, imports, and how their code was obtained |
+//! | `GET /v1/tasks` | the tasks served, with hash, size, default kind, imports, how their code was obtained and since when; tasks loading; files that did not load. `?since=REVISION&wait_ms=N` waits for a change |
+//! | `GET /v1/tasks/{name}` | one task |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
 //! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish (`&until=started`: to start) |
@@ -12,6 +13,7 @@
 
 mod error;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,13 +32,20 @@ use crate::config::RequestedLimits;
 use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
 use crate::jobs::{JobId, JobRecord, Until};
+use crate::registry::{Problem, TaskVersion};
 use crate::status::Status;
+use crate::timestamp::Timestamp;
+
+/// How long a request for a task that is still compiling for the first time waits for it
+/// (capped by the host's maximum wait).
+const WAIT_FOR_LOADING: Duration = Duration::from_secs(60);
 
 /// The API's router, serving `host`.
 pub fn router(host: Arc<Host>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/tasks", get(list_tasks))
+        .route("/v1/tasks/{name}", get(get_task))
         .route("/v1/jobs", post(submit_job))
         .route("/v1/status", get(status))
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
@@ -49,9 +58,16 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// `GET /v1/tasks`.
 #[derive(Serialize)]
 struct TaskList {
+    /// Grows with every change to the tasks; `?since=` it to wait for the next.
+    revision: u64,
     tasks: Vec<TaskSummary>,
+    /// Names whose files are still compiling for the first time.
+    loading: BTreeSet<String>,
+    /// Files that did not load, by name; the name serves its previous version, if any.
+    problems: BTreeMap<String, Problem>,
 }
 
 #[derive(Serialize)]
@@ -65,13 +81,13 @@ struct TaskSummary {
     source: Source,
     /// How long compiling or loading took, in milliseconds.
     load_ms: f64,
+    /// When this version started serving.
+    serving_since: Timestamp,
 }
 
-async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
-    let tasks = host
-        .tasks()
-        .into_iter()
-        .map(|version| TaskSummary {
+impl From<&TaskVersion> for TaskSummary {
+    fn from(version: &TaskVersion) -> Self {
+        Self {
             name: version.name.clone(),
             hash: version.compiled.hash.to_hex().to_string(),
             size: version.size,
@@ -79,9 +95,48 @@ async fn list_tasks(State(host): State<Arc<Host>>) -> Json<TaskList> {
             imports: version.compiled.task.imports().to_vec(),
             source: version.compiled.source,
             load_ms: version.compiled.load_time.as_secs_f64() * 1e3,
-        })
-        .collect();
-    Json(TaskList { tasks })
+            serving_since: version.serving_since,
+        }
+    }
+}
+
+/// `?since=REVISION&wait_ms=N`: answer once the tasks have changed since that revision.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksQuery {
+    since: Option<u64>,
+    wait_ms: Option<u64>,
+}
+
+async fn list_tasks(
+    State(host): State<Arc<Host>>,
+    query: Result<Query<TasksQuery>, QueryRejection>,
+) -> Result<Json<TaskList>, ApiError> {
+    let Query(query) = query?;
+    let snapshot = match (query.since, query.wait_ms) {
+        (Some(since), Some(wait)) => host.tasks_after(since, Duration::from_millis(wait)).await,
+        _ => host.tasks(),
+    };
+    Ok(Json(TaskList {
+        revision: snapshot.revision,
+        tasks: snapshot
+            .tasks
+            .iter()
+            .map(|v| TaskSummary::from(&**v))
+            .collect(),
+        loading: snapshot.loading,
+        problems: snapshot.problems,
+    }))
+}
+
+async fn get_task(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+) -> Result<Json<TaskSummary>, ApiError> {
+    host.wait_for_task(&name, WAIT_FOR_LOADING).await;
+    host.task(&name)
+        .map(|version| Json(TaskSummary::from(&*version)))
+        .map_err(ApiError::from)
 }
 
 /// The body of `POST /v1/jobs`.
@@ -118,6 +173,7 @@ async fn submit_job(
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
+    host.wait_for_task(&body.task, WAIT_FOR_LOADING).await;
     let record = host.submit(JobRequest {
         task: body.task,
         input: body.input,

@@ -1,0 +1,257 @@
+//! Bringing a name's entry in the registry in line with its file.
+//!
+//! Loading is by content: the file is read once, and the cache hashes and compiles that same
+//! buffer, so a file changing while it compiles can never give a version whose hash does not
+//! match its code. A file whose hash is the one already serving is left alone.
+
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Registry, TaskVersion};
+use crate::cache::ComponentCache;
+use crate::timestamp::Timestamp;
+
+/// Loads the component files of one directory into a registry.
+pub struct TaskLoader {
+    dir: PathBuf,
+    cache: Arc<ComponentCache>,
+    registry: Arc<Registry>,
+}
+
+impl TaskLoader {
+    /// A loader of the `NAME.wasm` files in `dir` into `registry`, compiling through `cache`.
+    pub fn new(dir: PathBuf, cache: Arc<ComponentCache>, registry: Arc<Registry>) -> Self {
+        Self {
+            dir,
+            cache,
+            registry,
+        }
+    }
+
+    /// The directory loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads every task file of the directory, and forgets names whose file is gone.
+    pub fn load_all(&self) -> std::io::Result<()> {
+        self.mark_loading()?.iter().for_each(|name| self.load(name));
+        Ok(())
+    }
+
+    /// Marks the directory's task files that have no version yet as loading; returns every
+    /// name to load: those, and the names the registry has that may have lost their file.
+    pub fn mark_loading(&self) -> std::io::Result<BTreeSet<String>> {
+        let on_disk = self.names_on_disk()?;
+        self.registry.start_loading(on_disk.iter().cloned());
+        let mut names = self.registry.names();
+        names.extend(on_disk);
+        Ok(names)
+    }
+
+    /// Brings `name` in line with its file: loads a new version, keeps the current one (with
+    /// a problem recorded) if the file does not load, or forgets the name if the file is gone.
+    pub fn load(&self, name: &str) {
+        let path = self.dir.join(format!("{name}.wasm"));
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                if let Some(old) = self.registry.remove(name) {
+                    tracing::info!(task = name, hash = %old.compiled.hash, "task removed");
+                }
+                return;
+            }
+            Err(error) => {
+                return self.refuse(name, format!("cannot read {}: {error}", path.display()));
+            }
+        };
+        let current = self.registry.get(name);
+        if current.is_some_and(|current| current.compiled.hash == blake3::hash(&bytes)) {
+            self.registry.clear_problem(name);
+            return;
+        }
+        match self.cache.get_or_compile(&bytes) {
+            Ok(compiled) => {
+                let version = TaskVersion {
+                    name: name.to_owned(),
+                    size: bytes.len(),
+                    compiled,
+                    serving_since: Timestamp::now(),
+                };
+                tracing::info!(
+                    task = name,
+                    hash = %version.compiled.hash,
+                    size = version.size,
+                    source = ?version.compiled.source,
+                    load_ms = version.compiled.load_time.as_millis() as u64,
+                    "task loaded"
+                );
+                if let Some(old) = self.registry.install(version) {
+                    tracing::info!(task = name, old = %old.compiled.hash, "replaced the previous version");
+                }
+            }
+            Err(error) => self.refuse(name, format!("{}: {error}", path.display())),
+        }
+    }
+
+    fn refuse(&self, name: &str, error: String) {
+        let keeps = if self.registry.get(name).is_some() {
+            "the previous version keeps serving"
+        } else {
+            "the task is not served"
+        };
+        tracing::error!(task = name, %error, "task file did not load; {keeps}");
+        self.registry.record_problem(name, error);
+    }
+
+    /// The names of the task files in the directory.
+    fn names_on_disk(&self) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            match task_name(&path) {
+                Some(name) => names.push(name.to_owned()),
+                None if path.extension().is_some_and(|ext| ext == "wasm") => {
+                    tracing::warn!(path = %path.display(), "skipped: a task name is 1-64 of [A-Za-z0-9_-]");
+                }
+                None => {}
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// The task name of a component file: the stem of `NAME.wasm`, if it is a valid name.
+pub(super) fn task_name(path: &Path) -> Option<&str> {
+    if path.extension()? != "wasm" {
+        return None;
+    }
+    let name = path.file_stem()?.to_str()?;
+    is_valid_task_name(name).then_some(name)
+}
+
+/// Whether `name` can name a task: 1 to 64 ASCII letters, digits, `_` or `-`.
+pub fn is_valid_task_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::TaskEngine;
+    use crate::registry::Lookup;
+    use taskhost_tests::fixtures;
+
+    #[test]
+    fn task_names_are_short_and_plain() {
+        assert!(is_valid_task_name("uppercase"));
+        assert!(is_valid_task_name("my-task_2"));
+        assert!(!is_valid_task_name(""));
+        assert!(!is_valid_task_name("a.b"));
+        assert!(!is_valid_task_name("../etc"));
+        assert!(!is_valid_task_name(&"x".repeat(65)));
+        assert_eq!(task_name(Path::new("/t/.fib.wasm.swp")), None);
+        assert_eq!(task_name(Path::new("/t/fib.wasm")), Some("fib"));
+    }
+
+    struct Fixture {
+        loader: TaskLoader,
+        registry: Arc<Registry>,
+        cache: Arc<ComponentCache>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let tasks = dir.path().join("tasks");
+        std::fs::create_dir(&tasks).unwrap();
+        let engine = Arc::new(TaskEngine::for_tests());
+        let cache = Arc::new(ComponentCache::open(engine, 4, &dir.path().join("cache")).unwrap());
+        let registry = Arc::new(Registry::default());
+        let loader = TaskLoader::new(tasks, cache.clone(), registry.clone());
+        Fixture {
+            loader,
+            registry,
+            cache,
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        fn write(&self, name: &str, bytes: &[u8]) {
+            std::fs::write(self.loader.dir().join(name), bytes).unwrap();
+        }
+
+        fn hash(&self, name: &str) -> Option<blake3::Hash> {
+            self.registry.get(name).map(|version| version.compiled.hash)
+        }
+    }
+
+    fn bytes(path: &str) -> Vec<u8> {
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn a_bad_file_is_refused_and_the_rest_still_load() {
+        let fixture = fixture();
+        fixture.write("broken.wasm", b"not wasm");
+        fixture.write("notes.txt", b"ignored");
+        fixture.write("noop.wasm", &bytes(fixtures::NOOP));
+        fixture.loader.load_all().unwrap();
+        let snapshot = fixture.registry.snapshot();
+        assert_eq!(snapshot.tasks.len(), 1);
+        assert!(snapshot.problems["broken"].error.contains("broken.wasm"));
+        assert!(snapshot.loading.is_empty());
+        assert!(matches!(
+            fixture.registry.lookup("broken"),
+            Lookup::Missing(Some(_))
+        ));
+    }
+
+    #[test]
+    fn a_changed_file_replaces_the_version_and_a_broken_one_keeps_it() {
+        let fixture = fixture();
+        let (noop, fib) = (bytes(fixtures::NOOP), bytes(fixtures::FIB));
+        fixture.write("task.wasm", &noop);
+        fixture.loader.load_all().unwrap();
+        let first = fixture.registry.get("task").unwrap();
+        assert_eq!(first.compiled.hash, blake3::hash(&noop));
+
+        fixture.write("task.wasm", &fib);
+        fixture.loader.load("task");
+        assert_eq!(fixture.hash("task"), Some(blake3::hash(&fib)));
+        // The old version still works for whoever holds it.
+        assert_eq!(first.compiled.hash, blake3::hash(&noop));
+
+        fixture.write("task.wasm", &fib[..fib.len() / 2]);
+        fixture.loader.load("task");
+        assert_eq!(fixture.hash("task"), Some(blake3::hash(&fib)));
+        assert!(fixture.registry.snapshot().problems.contains_key("task"));
+
+        fixture.write("task.wasm", &fib);
+        fixture.loader.load("task");
+        assert!(fixture.registry.snapshot().problems.is_empty());
+        // noop, fib and the attempt on the half file: fib's bytes again compiled nothing.
+        assert_eq!(fixture.cache.status().compiles, 3);
+    }
+
+    #[test]
+    fn a_removed_file_removes_the_task() {
+        let fixture = fixture();
+        fixture.write("noop.wasm", &bytes(fixtures::NOOP));
+        fixture.loader.load_all().unwrap();
+        let before = fixture.registry.snapshot().revision;
+        std::fs::remove_file(fixture.loader.dir().join("noop.wasm")).unwrap();
+        fixture.loader.load_all().unwrap();
+        assert!(matches!(
+            fixture.registry.lookup("noop"),
+            Lookup::Missing(None)
+        ));
+        assert!(fixture.registry.snapshot().revision > before);
+    }
+}

@@ -1,0 +1,218 @@
+//! Task names and the component version each one runs.
+//!
+//! A task's name is the stem of its file, `NAME.wasm`, in the tasks directory. The
+//! [`TaskLoader`] reads and compiles those files; the [`TaskWatcher`] runs it over the whole
+//! directory at start and again for every file that changes. The [`Registry`] maps each name
+//! to its current [`TaskVersion`].
+//!
+//! A job holds its version by `Arc` for its whole life, so a reload never disturbs a job
+//! already running: jobs submitted before a switch finish on the old version, jobs submitted
+//! after it run the new one. A file that fails to load leaves the name's previous version
+//! serving (if it had one) and records a [`Problem`] until a later save loads.
+
+mod load;
+mod watch;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch as signal;
+
+use crate::cache::Compiled;
+use crate::timestamp::Timestamp;
+
+pub use load::{TaskLoader, is_valid_task_name};
+pub use watch::{TaskWatcher, WatchError};
+
+/// Where tasks come from and how changes to them are followed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TasksSettings {
+    /// The directory of `NAME.wasm` components.
+    pub dir: PathBuf,
+    /// Whether files are loaded again as they change.
+    pub watch: bool,
+    /// How long the directory must be quiet before changes are loaded.
+    pub debounce: Duration,
+    /// Whether starting waits until every file has loaded (else they load in the background).
+    pub wait_until_loaded: bool,
+}
+
+/// One compiled version of a task.
+pub struct TaskVersion {
+    /// The task's name.
+    pub name: String,
+    /// Size of the component in bytes.
+    pub size: usize,
+    /// The compiled component, shared with every other name for the same bytes; its
+    /// `hash` is the version's identity.
+    pub compiled: Arc<Compiled>,
+    /// When this version started serving under this name.
+    pub serving_since: Timestamp,
+}
+
+/// Why a task's latest file is not serving.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// When it was found.
+    pub since: Timestamp,
+}
+
+/// What the registry knows of a name.
+pub enum Lookup {
+    /// It serves this version.
+    Ready(Arc<TaskVersion>),
+    /// Its file is being loaded for the first time.
+    Loading,
+    /// No version serves under this name; if its file failed to load, why.
+    Missing(Option<Problem>),
+}
+
+/// The registry at one moment.
+pub struct Snapshot {
+    /// Counts changes: any change to the registry gives a larger revision.
+    pub revision: u64,
+    /// Every task's current version, by name.
+    pub tasks: Vec<Arc<TaskVersion>>,
+    /// Names whose latest file did not load, by name.
+    pub problems: BTreeMap<String, Problem>,
+    /// Names still loading for the first time.
+    pub loading: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct Tasks {
+    current: HashMap<String, Arc<TaskVersion>>,
+    problems: BTreeMap<String, Problem>,
+    loading: BTreeSet<String>,
+}
+
+/// Task names and their current versions.
+pub struct Registry {
+    tasks: RwLock<Tasks>,
+    revision: signal::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            tasks: RwLock::default(),
+            revision: signal::Sender::new(0),
+        }
+    }
+}
+
+impl Registry {
+    /// What the registry knows of `name`.
+    pub fn lookup(&self, name: &str) -> Lookup {
+        let tasks = self.read();
+        if let Some(version) = tasks.current.get(name) {
+            Lookup::Ready(version.clone())
+        } else if tasks.loading.contains(name) {
+            Lookup::Loading
+        } else {
+            Lookup::Missing(tasks.problems.get(name).cloned())
+        }
+    }
+
+    /// The current version of the task called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<TaskVersion>> {
+        self.read().current.get(name).cloned()
+    }
+
+    /// Everything the registry holds, sorted by name.
+    pub fn snapshot(&self) -> Snapshot {
+        // Read under the lock: the content may be newer than the revision, never older.
+        let tasks = self.read();
+        let mut versions: Vec<_> = tasks.current.values().cloned().collect();
+        versions.sort_by(|a, b| a.name.cmp(&b.name));
+        Snapshot {
+            revision: *self.revision.borrow(),
+            tasks: versions,
+            problems: tasks.problems.clone(),
+            loading: tasks.loading.clone(),
+        }
+    }
+
+    /// A receiver that sees every change of the revision.
+    pub fn subscribe(&self) -> signal::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// Marks `names` as loading for the first time (those without a version yet).
+    fn start_loading(&self, names: impl IntoIterator<Item = String>) {
+        self.change(|tasks| {
+            for name in names {
+                if !tasks.current.contains_key(&name) {
+                    tasks.loading.insert(name);
+                }
+            }
+        });
+    }
+
+    /// Makes `version` the one its name serves, clearing any problem and loading mark.
+    fn install(&self, version: TaskVersion) -> Option<Arc<TaskVersion>> {
+        self.change(|tasks| {
+            tasks.loading.remove(&version.name);
+            tasks.problems.remove(&version.name);
+            tasks
+                .current
+                .insert(version.name.clone(), Arc::new(version))
+        })
+    }
+
+    /// Records that `name`'s file did not load; any version it had keeps serving.
+    fn record_problem(&self, name: &str, error: String) {
+        self.change(|tasks| {
+            tasks.loading.remove(name);
+            let problem = Problem {
+                error,
+                since: Timestamp::now(),
+            };
+            tasks.problems.insert(name.to_owned(), problem);
+        });
+    }
+
+    /// Clears the problem of `name`, whose file is what it serves again.
+    fn clear_problem(&self, name: &str) {
+        if self.read().problems.contains_key(name) {
+            self.change(|tasks| tasks.problems.remove(name));
+        }
+    }
+
+    /// Forgets `name`: its file is gone.
+    fn remove(&self, name: &str) -> Option<Arc<TaskVersion>> {
+        self.change(|tasks| {
+            tasks.loading.remove(name);
+            tasks.problems.remove(name);
+            tasks.current.remove(name)
+        })
+    }
+
+    /// Every name the registry has any record of.
+    fn names(&self) -> BTreeSet<String> {
+        let tasks = self.read();
+        tasks
+            .current
+            .keys()
+            .chain(tasks.problems.keys())
+            .chain(&tasks.loading)
+            .cloned()
+            .collect()
+    }
+
+    /// Applies `edit`, then announces a new revision. The announcement comes after the lock
+    /// is released, so a waiter may look the registry up while it is woken.
+    fn change<R>(&self, edit: impl FnOnce(&mut Tasks) -> R) -> R {
+        let result = edit(&mut self.tasks.write().expect("registry poisoned"));
+        self.revision.send_modify(|revision| *revision += 1);
+        result
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tasks> {
+        self.tasks.read().expect("registry poisoned")
+    }
+}
