@@ -6,10 +6,12 @@
 //! - `fib(25)` with no interruption, epoch only, and epoch + fuel;
 //! - CPU-heavy jobs on one engine thread vs all of them;
 //! - how long after its deadline an infinite loop is stopped;
-//! - getting a compiled component: Cranelift compile vs disk-cache load vs memory hit.
+//! - getting a compiled component: Cranelift compile vs disk-cache load vs memory hit, for a
+//!   typical example task and the largest (`grep`, which links `regex`);
+//! - from saving a task file to its new version serving.
 //!
 //! `cargo bench -p taskhost-benches --bench report [-- SECTION...]`, sections: noop, threads,
-//! metering, scaling, deadline, cache (all by default).
+//! metering, scaling, deadline, cache, reload (all by default).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use serde_json::json;
 use taskhost::Host;
 use taskhost::cache::ComponentCache;
 use taskhost::engine::{CancelToken, EngineSettings, Limits, PoolSettings, TaskEngine};
+use taskhost::registry::TasksSettings;
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{host, request, task_path};
 
@@ -226,38 +229,97 @@ fn deadline_precision() {
 }
 
 fn component_cache() {
-    println!("## Getting a compiled component (largest example task: sleep)\n");
-    let bytes = std::fs::read(task_path("sleep")).unwrap();
+    println!("## Getting a compiled component\n");
+    println!(
+        "| task | size | Cranelift compile | disk cache load | memory hit | compile / disk | compile / memory |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let engine = Arc::new(engine(true));
-    let rounds = 10;
-    let (mut compile, mut disk, mut memory) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let dir = tempfile::tempdir().unwrap();
-        let cold = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
-        compile.push(timed(|| cold.get_or_compile(&bytes)));
-        memory.push(timed(|| cold.get_or_compile(&bytes)));
-        let restarted = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
-        disk.push(timed(|| restarted.get_or_compile(&bytes)));
-    }
-    let median = |times: &mut Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
-    let (compile, disk, memory) = (median(&mut compile), median(&mut disk), median(&mut memory));
-    println!("| path | median | compile / this |");
-    println!("| --- | ---: | ---: |");
-    for (path, time) in [
-        ("Cranelift compile", compile),
-        ("disk cache load", disk),
-        ("memory hit", memory),
-    ] {
+    for task in ["sleep", "grep"] {
+        let bytes = std::fs::read(task_path(task)).unwrap();
+        let rounds = 10;
+        let (mut compile, mut disk, mut memory) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let dir = tempfile::tempdir().unwrap();
+            let cold = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+            compile.push(timed(|| cold.get_or_compile(&bytes)));
+            memory.push(timed(|| cold.get_or_compile(&bytes)));
+            let restarted = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+            disk.push(timed(|| restarted.get_or_compile(&bytes)));
+        }
+        let (compile, disk, memory) = (median(compile), median(disk), median(memory));
         println!(
-            "| {path} | {:.1} µs | {:.0}x |",
-            us(time),
-            compile.as_secs_f64() / time.as_secs_f64()
+            "| {task} | {} KiB | {:.1} ms | {:.2} ms | {:.1} µs | {:.0}x | {:.0}x |",
+            bytes.len() >> 10,
+            compile.as_secs_f64() * 1e3,
+            disk.as_secs_f64() * 1e3,
+            us(memory),
+            compile.as_secs_f64() / disk.as_secs_f64(),
+            compile.as_secs_f64() / memory.as_secs_f64(),
         );
     }
     println!();
+}
+
+/// From saving a task file (editor-style: write a temporary file, rename it over the old one)
+/// to the host serving the new version.
+fn reload() {
+    println!("## From file save to the new version serving (task `sleep`)\n");
+    println!("| debounce | new bytes (compiled) | bytes seen before (memory hit) |");
+    println!("| ---: | ---: | ---: |");
+    let original = std::fs::read(task_path("sleep")).unwrap();
+    for debounce_ms in [0, 50] {
+        let tasks = tempfile::tempdir().unwrap();
+        let file = tasks.path().join("work.wasm");
+        std::fs::write(&file, &original).unwrap();
+        let mut config = taskhost_benches::config(1, true, true);
+        config.tasks = TasksSettings {
+            dir: tasks.path().into(),
+            watch: true,
+            debounce: Duration::from_millis(debounce_ms),
+            wait_until_loaded: true,
+        };
+        config.data_dir = tasks.path().join(".data");
+        config.cache_dir = config.data_dir.join("cache");
+        let host = Host::start(&config).unwrap();
+        let runtime = runtime();
+        let save = |version: u8| {
+            let hash_before = host.task("work").unwrap().compiled.hash;
+            let revision = host.tasks().revision;
+            let temporary = tasks.path().join(".work.wasm.tmp");
+            std::fs::write(&temporary, with_custom_section(&original, version)).unwrap();
+            let started = Instant::now();
+            std::fs::rename(&temporary, &file).unwrap();
+            let mut revision = revision;
+            while host.task("work").unwrap().compiled.hash == hash_before {
+                revision = runtime
+                    .block_on(host.tasks_after(revision, Duration::from_secs(60)))
+                    .revision;
+            }
+            started.elapsed()
+        };
+        let rounds = 10u8;
+        let compiled: Vec<_> = (0..rounds).map(save).collect();
+        let seen: Vec<_> = (0..rounds).map(save).collect();
+        println!(
+            "| {debounce_ms} ms | {:.1} ms | {:.1} ms |",
+            median(compiled).as_secs_f64() * 1e3,
+            median(seen).as_secs_f64() * 1e3
+        );
+    }
+    println!();
+}
+
+/// `component` with a custom section appended: the same code under a different hash.
+fn with_custom_section(component: &[u8], version: u8) -> Vec<u8> {
+    let mut bytes = component.to_vec();
+    bytes.extend_from_slice(&[0, 3, 1, b'v', version]);
+    bytes
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> Duration {
@@ -272,13 +334,14 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with('-'))
         .collect();
-    let sections: [(&str, fn()); 6] = [
+    let sections: [(&str, fn()); 7] = [
         ("noop", noop_one_thread),
         ("threads", noop_all_threads),
         ("metering", fib_metering),
         ("scaling", scaling),
         ("deadline", deadline_precision),
         ("cache", component_cache),
+        ("reload", reload),
     ];
     for (name, section) in sections {
         if chosen.is_empty() || chosen.iter().any(|c| c == name) {

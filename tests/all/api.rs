@@ -86,7 +86,7 @@ fn health_and_task_list() {
     let server = server();
     let health = server.get("/healthz");
     assert_eq!((health.status, health.text.as_str()), (200, "ok"));
-    let tasks = server.get("/v1/tasks").json;
+    let tasks = server.loaded_tasks();
     let names: Vec<_> = tasks["tasks"]
         .as_array()
         .unwrap()
@@ -99,6 +99,7 @@ fn health_and_task_list() {
             "alloc",
             "fail",
             "fib",
+            "grep",
             "loop",
             "noop",
             "recurse",

@@ -32,6 +32,34 @@ fn fib_computes_its_value() {
 }
 
 #[test]
+fn grep_finds_matches_and_refuses_a_bad_pattern() {
+    let server = server();
+    let job = run_job(
+        &server,
+        json!({"task": "grep", "input": {"pattern": r"\p{Greek}+", "text": "alpha α, beta βήτα"}}),
+    );
+    let found: Vec<_> = job["output"]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["α", "βήτα"], "{job}");
+
+    let bad = run_job(
+        &server,
+        json!({"task": "grep", "input": {"pattern": "(", "text": ""}}),
+    );
+    assert_eq!(bad["error"]["code"], "invalid_input", "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad pattern")
+    );
+}
+
+#[test]
 fn a_task_error_fails_the_job_with_its_message() {
     let server = server();
     let job = run_job(&server, json!({"task": "fail", "input": {"mode": "error"}}));
