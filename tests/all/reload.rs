@@ -145,7 +145,7 @@ fn a_broken_file_leaves_the_old_version_serving_with_the_error_in_status() {
 }
 
 #[test]
-fn a_removed_file_makes_the_task_unknown_and_a_new_file_serves() {
+fn removed_added_and_renamed_files_remove_add_and_rename_tasks() {
     let reloading = Reloading::start();
     let server = &reloading.server;
     let old_hash = task(&server.loaded_tasks(), "work").unwrap()["hash"].clone();
@@ -164,6 +164,14 @@ fn a_removed_file_makes_the_task_unknown_and_a_new_file_serves() {
     server.tasks_when(|list| task(list, "shout").is_some());
     let job = run_job(server, json!({"task": "shout", "input": {"text": "new"}}));
     assert_eq!(job["output"]["upper"], "NEW");
+
+    // Renaming a file renames the task.
+    std::fs::rename(reloading.path("shout.wasm"), reloading.path("yell.wasm")).unwrap();
+    let renamed =
+        server.tasks_when(|list| task(list, "shout").is_none() && task(list, "yell").is_some());
+    assert_eq!(renamed["tasks"].as_array().unwrap().len(), 1, "{renamed}");
+    let job = run_job(server, json!({"task": "yell", "input": {"text": "moved"}}));
+    assert_eq!(job["output"]["upper"], "MOVED");
 }
 
 #[test]
