@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
-use taskhost::engine::{CancelToken, EngineSettings, Limits, TaskEngine};
+use taskhost::engine::{CancelToken, Limits};
 use taskhost_benches::bare::{Bare, Metering};
-use taskhost_benches::{host, request, task_path};
+use taskhost_benches::{engine, host, request, task_path};
 
 const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(60),
@@ -27,16 +27,7 @@ fn noop(c: &mut Criterion) {
             b.iter(|| bare.run("null"))
         });
 
-        let engine = TaskEngine::new(EngineSettings {
-            fuel_metering: true,
-            max_wasm_stack: 512 << 10,
-            pool: pooling.then_some(taskhost::engine::PoolSettings {
-                instances: 64,
-                async_stacks: 64,
-                max_memory_bytes: 256 << 20,
-            }),
-        })
-        .unwrap();
+        let engine = engine(pooling);
         let task = engine
             .compile(&std::fs::read(task_path("noop")).unwrap())
             .unwrap();

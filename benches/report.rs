@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use taskhost::Host;
 use taskhost::cache::ComponentCache;
-use taskhost::engine::{CancelToken, EngineSettings, Limits, PoolSettings, TaskEngine};
+use taskhost::engine::{CancelToken, Limits};
 use taskhost::registry::TasksSettings;
 use taskhost_benches::bare::{Bare, Metering};
-use taskhost_benches::{host, request, task_path};
+use taskhost_benches::{engine, host, request, task_path};
 
 const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(60),
@@ -61,19 +61,6 @@ impl Sample {
 
 fn us(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e6
-}
-
-fn engine(pooling: bool) -> TaskEngine {
-    TaskEngine::new(EngineSettings {
-        fuel_metering: true,
-        max_wasm_stack: 512 << 10,
-        pool: pooling.then_some(PoolSettings {
-            instances: 64,
-            async_stacks: 64,
-            max_memory_bytes: 256 << 20,
-        }),
-    })
-    .unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {

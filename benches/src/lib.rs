@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use taskhost::config::{Config, LimitPolicy};
-use taskhost::engine::{EngineSettings, PoolSettings};
+use taskhost::engine::{EngineSettings, HttpAllowList, PoolSettings, TaskEngine};
 use taskhost::registry::TasksSettings;
 use taskhost::scheduler::SchedulerSettings;
 use taskhost::{Host, JobRequest};
@@ -16,6 +16,21 @@ use taskhost_tests::fixtures;
 /// The path of an example task's component.
 pub fn task_path(name: &str) -> String {
     format!("{}/{name}.wasm", fixtures::TASKS_DIR)
+}
+
+/// An engine as the server sets one up, with fuel metering, with the instance pool or not.
+pub fn engine(pooling: bool) -> TaskEngine {
+    TaskEngine::new(EngineSettings {
+        fuel_metering: true,
+        max_wasm_stack: 512 << 10,
+        pool: pooling.then_some(PoolSettings {
+            instances: 64,
+            async_stacks: 64,
+            max_memory_bytes: 256 << 20,
+        }),
+        http_allowed: HttpAllowList::default(),
+    })
+    .expect("creating an engine")
 }
 
 /// A host over the example tasks with `workers` engine threads, fuel metering as given, and
@@ -46,6 +61,7 @@ pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
                 async_stacks: 64,
                 max_memory_bytes: 256 << 20,
             }),
+            http_allowed: HttpAllowList::default(),
         },
         scheduler: SchedulerSettings {
             workers,

@@ -27,6 +27,7 @@
 //!   `std::error::Error` into a [`TaskError`].
 //! - A panic fails the job with `panic` and the panic message; the host keeps serving.
 //! - [`info!`], [`warn!`] and friends write to the job's log.
+//! - [`http`] sends HTTP requests, to the hosts the host's operator allows.
 //!
 //! The function may also return a plain serializable value when it cannot fail.
 
@@ -34,6 +35,7 @@
 extern crate self as taskhost_sdk;
 
 mod error;
+pub mod http;
 mod log;
 mod run;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::{EngineSettings, Limits, POOL_SLOT_BYTES, PoolSettings};
+use crate::engine::{EngineSettings, HttpAllowList, Limits, POOL_SLOT_BYTES, PoolSettings};
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
 
@@ -39,6 +39,16 @@ pub struct ServeArgs {
     /// Directory for the host's own state; created if missing.
     #[arg(long, env = "TASKHOST_DATA_DIR", default_value = ".taskhost")]
     pub data_dir: PathBuf,
+
+    /// A host tasks may send HTTP requests to: `api.example.com`, `localhost:8080` (that port
+    /// only) or `*.example.com` (its subdomains). Repeat it, or comma-separate in the
+    /// environment variable. None by default: every request is denied.
+    #[arg(
+        long = "allow-http-host",
+        env = "TASKHOST_ALLOW_HTTP_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allow_http_hosts: Vec<String>,
 
     /// Engine threads that run jobs [default: one per core].
     #[arg(long, env = "TASKHOST_WORKERS")]
@@ -341,10 +351,16 @@ impl ServeArgs {
         if self.max_io_jobs == 0 {
             problems.push("--max-io-jobs is 0: no IO-bound job could run; use at least 1".into());
         }
+        let http_allowed = HttpAllowList::parse(&self.allow_http_hosts).unwrap_or_else(|error| {
+            problems.push(format!("--allow-http-host: {error}"));
+            HttpAllowList::default()
+        });
+        // Every job may run on an async stack: IO jobs, and CPU jobs of components that can
+        // wait (see `TaskEngine::run`).
         let pool =
             (self.instance_allocation == InstanceAllocation::Pooling).then(|| PoolSettings {
                 instances: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
-                async_stacks: u32::try_from(self.max_io_jobs).unwrap_or(u32::MAX),
+                async_stacks: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
                 max_memory_bytes: self.max_memory_limit_mib << 20,
             });
         if let Some(pool) = pool {
@@ -389,6 +405,7 @@ impl ServeArgs {
                 fuel_metering: self.fuel_metering,
                 max_wasm_stack: self.max_wasm_stack_kib << 10,
                 pool,
+                http_allowed,
             },
             scheduler: SchedulerSettings {
                 workers,

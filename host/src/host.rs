@@ -125,7 +125,7 @@ impl Host {
     /// Sets up the engine, starts loading the tasks directory (in the background unless
     /// `config.tasks.wait_until_loaded`) and starts the engine threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
-        let engine = Arc::new(TaskEngine::new(config.engine)?);
+        let engine = Arc::new(TaskEngine::new(config.engine.clone())?);
         let cache = Arc::new(
             ComponentCache::open(
                 engine.clone(),

@@ -45,6 +45,8 @@ pub struct EngineStatus {
     pub max_wasm_stack: usize,
     /// How instances are allocated.
     pub allocation: Allocation,
+    /// Hosts tasks may send HTTP requests to.
+    pub http_allowed: Vec<String>,
 }
 
 impl EngineStatus {
@@ -55,6 +57,7 @@ impl EngineStatus {
             fuel_metering: settings.fuel_metering,
             max_wasm_stack: settings.max_wasm_stack,
             allocation: engine.allocation().clone(),
+            http_allowed: settings.http_allowed.entries(),
         }
     }
 }

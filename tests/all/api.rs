@@ -98,6 +98,7 @@ fn health_and_task_list() {
         [
             "alloc",
             "fail",
+            "fetch",
             "fib",
             "grep",
             "loop",

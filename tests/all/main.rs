@@ -6,6 +6,7 @@
 mod api;
 mod cache;
 mod flow;
+mod http;
 mod io;
 mod jobs;
 mod limits;

@@ -7,6 +7,7 @@
 
 mod allocation;
 mod bindings;
+mod http;
 mod limiter;
 mod outcome;
 mod state;
@@ -21,6 +22,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
+pub use http::{HttpAllowList, InvalidHostPattern};
 pub use outcome::{ErrorCode, JobError, JobLog, LogLevel, LogLine, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
 
@@ -39,8 +41,16 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// on a clock, so it must not hold an engine thread while it waits.
 const IO_IMPORTS: [&str; 3] = ["wasi:http/", "wasi:sockets/", "wasi:io/poll"];
 
-/// Settings of the engine that hold for every job (they change the generated code).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+thread_local! {
+    /// The executor on which an engine thread runs a job that can wait: see [`TaskEngine::run`].
+    static THREAD_EXECUTOR: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("starting an engine thread's executor");
+}
+
+/// Settings of the engine that hold for every job.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineSettings {
     /// Count fuel, so that jobs get deterministic CPU budgets and report what they used.
     /// Costs some speed; off means `fuel` limits cannot be set.
@@ -49,6 +59,8 @@ pub struct EngineSettings {
     pub max_wasm_stack: usize,
     /// The instance pool, or `None` to allocate instances on demand.
     pub pool: Option<PoolSettings>,
+    /// Hosts tasks may send HTTP requests to (none by default).
+    pub http_allowed: HttpAllowList,
 }
 
 /// Limits applied to one job's store.
@@ -99,6 +111,7 @@ pub struct CompiledTask {
     sync: sync::TaskPre<HostState>,
     io: io::TaskPre<HostState>,
     imports: Vec<String>,
+    can_wait: bool,
 }
 
 impl CompiledTask {
@@ -115,11 +128,7 @@ impl CompiledTask {
     /// How the component runs unless a job says otherwise: IO-bound if it imports an
     /// interface that can wait (see `IO_IMPORTS`), else CPU-bound.
     pub fn default_kind(&self) -> Kind {
-        let waits = self
-            .imports
-            .iter()
-            .any(|import| IO_IMPORTS.iter().any(|prefix| import.starts_with(prefix)));
-        if waits { Kind::Io } else { Kind::Cpu }
+        if self.can_wait { Kind::Io } else { Kind::Cpu }
     }
 }
 
@@ -134,8 +143,9 @@ pub struct TaskEngine {
 }
 
 impl TaskEngine {
-    /// Creates the engine, links WASI (granting no files, network or environment) and the
-    /// taskhost host interface, and starts the epoch ticker.
+    /// Creates the engine, links WASI (granting no files, sockets or environment), outgoing
+    /// HTTP (to allowed hosts only) and the taskhost host interface, and starts the epoch
+    /// ticker.
     pub fn new(settings: EngineSettings) -> Result<Self, EngineError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -146,9 +156,11 @@ impl TaskEngine {
 
         let mut sync_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut sync_linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut sync_linker)?;
         sync::Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut sync_linker, |s| s)?;
         let mut io_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut io_linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut io_linker)?;
         io::Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut io_linker, |s| s)?;
 
         let ticker = Arc::new(EpochTicker::start(engine.clone(), EPOCH_TICK));
@@ -163,8 +175,8 @@ impl TaskEngine {
     }
 
     /// The settings this engine was created with.
-    pub fn settings(&self) -> EngineSettings {
-        self.settings
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
     }
 
     /// How this engine allocates instances (the pool may have fallen back to on demand).
@@ -199,17 +211,27 @@ impl TaskEngine {
             .map(|(name, _)| name.to_owned())
             .collect();
         imports.sort();
+        let can_wait = imports
+            .iter()
+            .any(|import| IO_IMPORTS.iter().any(|prefix| import.starts_with(prefix)));
         Ok(CompiledTask {
             component,
             sync: sync::TaskPre::new(sync_pre).map_err(CompileError::WrongWorld)?,
             io: io::TaskPre::new(io_pre).map_err(CompileError::WrongWorld)?,
             imports,
+            can_wait,
         })
     }
 
     /// Runs one CPU-bound job on the calling thread: a fresh instance in a fresh store,
     /// `input` (JSON text) in, an outcome out. Limits, traps and cancellation end up in the
-    /// outcome, never as a panic of the host.
+    /// outcome, never as a panic of the host. Must not be called on an async executor's
+    /// thread.
+    ///
+    /// A component that can wait (on a clock or the network) runs through the async API
+    /// instead, on a small executor of this thread's own: a wait inside a host call is then
+    /// stopped by the job's deadline or cancellation, as on the IO executor, rather than
+    /// holding the thread for as long as the wait lasts.
     pub fn run(
         &self,
         task: &CompiledTask,
@@ -217,6 +239,10 @@ impl TaskEngine {
         limits: Limits,
         cancel: CancelToken,
     ) -> Outcome {
+        if task.can_wait {
+            return THREAD_EXECUTOR
+                .with(|executor| executor.block_on(self.run_async(task, input, limits, cancel)));
+        }
         let started = Instant::now();
         let mut store = self.new_store(limits, cancel, false);
         let result = task
@@ -263,7 +289,12 @@ impl TaskEngine {
         let deadline = Instant::now() + limits.timeout;
         let mut store = Store::new(
             &self.engine,
-            HostState::new(limits.memory_bytes, deadline, cancel),
+            HostState::new(
+                limits.memory_bytes,
+                deadline,
+                cancel,
+                self.settings.http_allowed.clone(),
+            ),
         );
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
@@ -310,6 +341,7 @@ impl TaskEngine {
             fuel_metering: true,
             max_wasm_stack: 512 << 10,
             pool: None,
+            http_allowed: HttpAllowList::default(),
         })
         .expect("creating an engine")
     }

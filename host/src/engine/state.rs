@@ -1,13 +1,16 @@
-//! What a job's store holds: its WASI context (granting nothing), its limits, and what the
-//! task told the host through the `host` interface.
+//! What a job's store holds: its WASI context (granting nothing), its outgoing-HTTP hooks
+//! (the allow-list), its limits, and what the task told the host through the `host`
+//! interface.
 
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::CancelToken;
 use super::bindings::sync::taskhost::task::{host, types};
+use super::http::{HttpAllowList, JobHttp};
 use super::limiter::JobLimiter;
 use super::outcome::{JobLog, LogLevel};
 use super::stop::Stopped;
@@ -18,6 +21,8 @@ const MAX_PANIC_MESSAGE: usize = 4 * 1024;
 /// The data of one job's store.
 pub(crate) struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: JobHttp,
     table: ResourceTable,
     pub(crate) limiter: JobLimiter,
     cancel: CancelToken,
@@ -28,10 +33,17 @@ pub(crate) struct HostState {
 
 impl HostState {
     /// State for a new job: no arguments, environment, files, sockets or stdin; stdout and
-    /// stderr discarded.
-    pub(crate) fn new(memory_limit: usize, deadline: Instant, cancel: CancelToken) -> Self {
+    /// stderr discarded; HTTP requests only to `http_allowed` hosts.
+    pub(crate) fn new(
+        memory_limit: usize,
+        deadline: Instant,
+        cancel: CancelToken,
+        http_allowed: HttpAllowList,
+    ) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            http_hooks: JobHttp::new(http_allowed, deadline),
             table: ResourceTable::new(),
             limiter: JobLimiter::new(memory_limit),
             cancel,
@@ -58,6 +70,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

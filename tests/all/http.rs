@@ -1,0 +1,77 @@
+//! Outgoing HTTP from tasks (`fetch`): only to allowed hosts, never past the job's deadline.
+
+use serde_json::json;
+use taskhost_tests::Peer;
+
+use crate::{run_job, server, server_with};
+
+#[test]
+fn fetch_reaches_an_allowed_host() {
+    let peer = Peer::start();
+    let server = server_with(&["--allow-http-host", "127.0.0.1"]);
+    let job = run_job(
+        &server,
+        json!({"task": "fetch", "input": {"url": peer.url("/hello")}}),
+    );
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "io", "a wasi:http task is IO-bound");
+    assert_eq!(job["output"]["status"], 200);
+    assert_eq!(job["output"]["body"], "hello from the peer");
+    let headers = job["output"]["headers"].as_array().unwrap();
+    assert!(headers.contains(&json!(["x-peer", "yes"])), "{job}");
+
+    let posted = run_job(
+        &server,
+        json!({"task": "fetch", "input": {"url": peer.url("/echo"), "method": "POST", "body": "payload"}}),
+    );
+    assert_eq!(posted["output"]["body"], "POST payload", "{posted}");
+
+    let status = server.get("/v1/status").json;
+    assert_eq!(status["engine"]["http_allowed"], json!(["127.0.0.1"]));
+}
+
+#[test]
+fn requests_are_denied_unless_the_host_and_port_are_allowed() {
+    let peer = Peer::start();
+    let other_port = format!("127.0.0.1:{}", peer.port().wrapping_add(1).max(1));
+    for server in [server(), server_with(&["--allow-http-host", &other_port])] {
+        let job = run_job(
+            &server,
+            json!({"task": "fetch", "input": {"url": peer.url("/hello")}}),
+        );
+        assert_eq!(job["error"]["code"], "task_error", "{job}");
+        let message = job["error"]["message"].as_str().unwrap();
+        assert!(message.contains("request denied"), "{job}");
+        assert_eq!(
+            run_job(&server, json!({"task": "noop"}))["status"],
+            "succeeded"
+        );
+    }
+}
+
+#[test]
+fn a_request_that_never_answers_is_stopped_at_the_job_deadline_on_either_path() {
+    let peer = Peer::start();
+    let server = server_with(&["--allow-http-host", "127.0.0.1"]);
+    for kind in ["io", "cpu"] {
+        let job = run_job(
+            &server,
+            json!({"task": "fetch", "kind": kind, "timeout_ms": 300, "input": {"url": peer.url("/hang")}}),
+        );
+        assert_eq!(job["error"]["code"], "timeout", "{job}");
+        assert!(job["wall_ms"].as_f64().unwrap() < 30_000.0, "{job}");
+    }
+}
+
+#[test]
+fn a_cpu_job_waiting_on_a_clock_is_stopped_at_its_deadline() {
+    let server = server_with(&["--workers", "1"]);
+    let job = run_job(
+        &server,
+        json!({"task": "sleep", "kind": "cpu", "timeout_ms": 200, "input": {"ms": 600_000}}),
+    );
+    assert_eq!(job["error"]["code"], "timeout", "{job}");
+    // The only engine thread is free again.
+    let next = run_job(&server, json!({"task": "fib", "input": {"n": 10}}));
+    assert_eq!(next["output"]["value"], 55);
+}
