@@ -129,46 +129,83 @@ fn noop_all_threads() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("## No-op jobs, all {cores} threads (throughput)\n");
     let jobs = 20_000;
-    let bare = Arc::new(Bare::new(&task_path("noop"), Metering::EpochAndFuel, true));
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..cores {
-            let bare = bare.clone();
-            scope.spawn(move || {
-                for _ in 0..jobs / cores {
-                    bare.run("null");
-                }
-            });
-        }
+    let on_every_core = |run: &(dyn Fn() + Sync)| {
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..cores {
+                scope.spawn(|| (0..jobs / cores).for_each(|_| run()));
+            }
+        });
+        jobs as f64 / started.elapsed().as_secs_f64()
+    };
+    let bare = Bare::new(&task_path("noop"), Metering::EpochAndFuel, true);
+    let bare_rate = on_every_core(&|| {
+        bare.run("null");
     });
-    let bare_rate = jobs as f64 / started.elapsed().as_secs_f64();
+    let engine = engine(true);
+    let task = engine
+        .compile(&std::fs::read(task_path("noop")).unwrap())
+        .unwrap();
+    let engine_rate = on_every_core(&|| {
+        engine.run(&task, "null", LIMITS, CancelToken::new());
+    });
     let host = host(cores, true, true);
     batch(&host, "noop", json!(null), 1000); // warm-up
     let host_rate = jobs as f64 / batch(&host, "noop", json!(null), jobs).as_secs_f64();
-    println!("| path | jobs/s | vs bare |");
-    println!("| --- | ---: | ---: |");
-    println!("| bare wasmtime loop, {cores} threads, pooling | {bare_rate:.0} | 1.00 |");
-    println!(
-        "| taskhost Host, {cores} engine threads, pooling | {host_rate:.0} | {:.2} |\n",
-        host_rate / bare_rate
-    );
+    println!("| path | jobs/s | vs bare | vs engine loop |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (path, rate) in [
+        (
+            format!("bare wasmtime loop (stock pool), {cores} threads"),
+            bare_rate,
+        ),
+        (
+            format!("taskhost engine::run loop, {cores} threads"),
+            engine_rate,
+        ),
+        (
+            format!("taskhost Host (scheduler), {cores} engine threads, 1 submitter"),
+            host_rate,
+        ),
+    ] {
+        println!(
+            "| {path} | {rate:.0} | {:.2} | {:.2} |",
+            rate / bare_rate,
+            rate / engine_rate
+        );
+    }
+    println!();
 }
 
-fn fib_metering() {
-    println!("## fib(25): cost of interruption (bare engine, same component)\n");
-    println!("| metering | mean ms | overhead |");
-    println!("| --- | ---: | ---: |");
-    let mut base = None;
-    for metering in [Metering::None, Metering::Epoch, Metering::EpochAndFuel] {
-        let bare = Bare::new(&task_path("fib"), metering, true);
-        let sample = Sample::measure(40, || {
-            bare.run(r#"{"n": 25}"#);
-        });
-        let mean = sample.mean().as_secs_f64() * 1e3;
-        let base = *base.get_or_insert(mean);
+fn metering() {
+    println!("## Cost of interruption (bare engine, same component, median of interleaved runs)\n");
+    println!("| workload | none ms | epoch | epoch + fuel |");
+    println!("| --- | ---: | ---: | ---: |");
+    let text = "the quick brown fox jumps over the lazy dog 0123456789 ".repeat(4000);
+    let grep_input = json!({"pattern": r"\b\w+o\w*\b", "text": text}).to_string();
+    let workloads = [
+        ("fib(25): recursive calls", "fib", r#"{"n": 25}"#.to_owned()),
+        ("grep: regex over 220 KB", "grep", grep_input),
+    ];
+    for (workload, task, input) in workloads {
+        let engines: Vec<Bare> = [Metering::None, Metering::Epoch, Metering::EpochAndFuel]
+            .into_iter()
+            .map(|metering| Bare::new(&task_path(task), metering, true))
+            .collect();
+        // Interleaved, so that a noisy moment on the machine hits every variant alike.
+        let mut times: [Vec<Duration>; 3] = Default::default();
+        for _ in 0..30 {
+            for (bare, times) in engines.iter().zip(&mut times) {
+                times.push(timed(|| bare.run(&input)));
+            }
+        }
+        let [none, epoch, fuel] = times.map(median);
+        let overhead = |time: Duration| (time.as_secs_f64() / none.as_secs_f64() - 1.0) * 100.0;
         println!(
-            "| {metering:?} | {mean:.2} | {:+.1}% |",
-            (mean / base - 1.0) * 100.0
+            "| {workload} | {:.2} | {:+.1}% | {:+.1}% |",
+            none.as_secs_f64() * 1e3,
+            overhead(epoch),
+            overhead(fuel)
         );
     }
     println!();
@@ -324,7 +361,7 @@ fn main() {
     let sections: [(&str, fn()); 7] = [
         ("noop", noop_one_thread),
         ("threads", noop_all_threads),
-        ("metering", fib_metering),
+        ("metering", metering),
         ("scaling", scaling),
         ("deadline", deadline_precision),
         ("cache", component_cache),

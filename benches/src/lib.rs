@@ -27,6 +27,7 @@ pub fn engine(pooling: bool) -> TaskEngine {
             instances: 64,
             async_stacks: 64,
             max_memory_bytes: 256 << 20,
+            keep_resident_bytes: 2 << 20,
         }),
         http_allowed: HttpAllowList::default(),
     })
@@ -60,6 +61,7 @@ pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
                 instances: workers as u32 + 64,
                 async_stacks: 64,
                 max_memory_bytes: 256 << 20,
+                keep_resident_bytes: 2 << 20,
             }),
             http_allowed: HttpAllowList::default(),
         },

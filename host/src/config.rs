@@ -101,6 +101,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_INSTANCE_ALLOCATION", value_enum, default_value_t = InstanceAllocation::Pooling)]
     pub instance_allocation: InstanceAllocation,
 
+    /// Memory kept resident per instance-pool slot between jobs, in KiB: the next job in the
+    /// slot then takes no page faults on it. 0 hands every page back to the kernel.
+    #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_KIB", default_value_t = 2048)]
+    pub pool_keep_resident_kib: usize,
+
     /// Pin each engine thread to a core.
     #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub pin_workers: bool,
@@ -362,6 +367,7 @@ impl ServeArgs {
                 instances: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
                 async_stacks: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
                 max_memory_bytes: self.max_memory_limit_mib << 20,
+                keep_resident_bytes: self.pool_keep_resident_kib << 10,
             });
         if let Some(pool) = pool {
             let max_instances = MAX_POOL_RESERVATION / POOL_SLOT_BYTES;
@@ -373,6 +379,13 @@ impl ServeArgs {
                     pool.instances
                 ));
             }
+        }
+        if self.pool_keep_resident_kib > self.max_memory_limit_mib << 10 {
+            problems.push(format!(
+                "--pool-keep-resident-kib is {}: use 0 to --max-memory-limit-mib in KiB ({})",
+                self.pool_keep_resident_kib,
+                self.max_memory_limit_mib << 10
+            ));
         }
         if self.max_cached_components == 0 {
             problems.push("--max-cached-components is 0: keep at least 1".into());

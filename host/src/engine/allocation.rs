@@ -1,5 +1,6 @@
 //! How instances get their memory: from a pool reserved once at start (instantiation is then
-//! a few page-table operations), or on demand per instance.
+//! a few page-table operations, and the pages a job dirtied stay mapped for the next), or on
+//! demand per instance.
 //!
 //! The pool reserves virtual address space up front: one slot per instance that may exist at
 //! once, each with a linear memory reservation of about 4 GiB (so bounds checks can be
@@ -7,7 +8,7 @@
 //! falls back to on-demand allocation and says so in the log and in `/v1/status`.
 
 use serde::Serialize;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::limiter::{MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
 
@@ -30,6 +31,12 @@ pub struct PoolSettings {
     pub async_stacks: u32,
     /// Largest linear memory of any job, in bytes.
     pub max_memory_bytes: usize,
+    /// Bytes of each slot's memory and tables kept resident between jobs: the pages a job
+    /// dirtied, up to this many, are zeroed in place (found with Linux's `PAGEMAP_SCAN`
+    /// where the kernel has it) instead of being handed back to the kernel, so the next job
+    /// in the slot takes no page faults on them. Costs up to this much resident memory per
+    /// slot that has been used.
+    pub keep_resident_bytes: usize,
 }
 
 /// The allocation strategy the engine ended up with.
@@ -103,6 +110,9 @@ fn pooling_config(pool: PoolSettings) -> PoolingAllocationConfig {
         .max_core_instances_per_component(16)
         .max_memories_per_component(MAX_MEMORIES as u32)
         .max_tables_per_component(MAX_TABLES as u32)
-        .table_elements(MAX_TABLE_ELEMENTS);
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .linear_memory_keep_resident(pool.keep_resident_bytes)
+        .table_keep_resident(pool.keep_resident_bytes)
+        .pagemap_scan(Enabled::Auto);
     config
 }

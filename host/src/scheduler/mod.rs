@@ -67,6 +67,9 @@ pub struct Scheduler {
 struct InFlight {
     queued: usize,
     running: usize,
+    /// Whether `drain` is waiting: only then is the condition variable signalled (a signal
+    /// is a system call, too dear for every job).
+    draining: bool,
 }
 
 /// A snapshot of the scheduler's queue and threads.
@@ -131,11 +134,13 @@ impl Scheduler {
 
     /// Waits up to `timeout` for every accepted job to finish; true if they all did.
     pub fn drain(&self, timeout: Duration) -> bool {
-        let in_flight = self.lock();
-        let (in_flight, _) = self
+        let mut in_flight = self.lock();
+        in_flight.draining = true;
+        let (mut in_flight, _) = self
             .idle
             .wait_timeout_while(in_flight, timeout, |in_flight| in_flight.total() > 0)
             .expect("scheduler lock poisoned");
+        in_flight.draining = false;
         in_flight.total() == 0
     }
 
@@ -191,7 +196,7 @@ impl Scheduler {
     fn update(&self, change: impl FnOnce(&mut InFlight)) {
         let mut in_flight = self.lock();
         change(&mut in_flight);
-        if in_flight.total() == 0 {
+        if in_flight.draining && in_flight.total() == 0 {
             self.idle.notify_all();
         }
     }
