@@ -13,10 +13,15 @@ fn the_same_bytes_under_two_names_compile_once() {
     std::fs::copy(fixtures::UPPERCASE, tasks.path().join("uppercase.wasm")).unwrap();
     std::fs::copy(fixtures::UPPERCASE, tasks.path().join("shout.wasm")).unwrap();
     std::fs::copy(fixtures::FIB, tasks.path().join("fib.wasm")).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         Path::new(env!("CARGO_BIN_EXE_taskhost")),
         tasks.path().to_str().unwrap(),
-        &["--wait-for-tasks"],
+        &[
+            "--wait-for-tasks",
+            "--cache-dir",
+            cache_dir.path().to_str().unwrap(),
+        ],
     );
 
     let cache = server.get("/v1/status").json["cache"].clone();

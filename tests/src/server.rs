@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The compiled-component cache of test servers that do not choose their own.
+const SHARED_CACHE_DIR: &str = concat!(env!("OUT_DIR"), "/cache");
+
 /// How long a server may take to compile its tasks and start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -36,8 +39,9 @@ pub struct Response {
 }
 
 impl Server {
-    /// Starts `binary serve` on `127.0.0.1:0` with `tasks_dir` and a fresh data directory,
-    /// and waits for its `listening on` line. Extra flags go after the standard ones.
+    /// Starts `binary serve` on `127.0.0.1:0` with `tasks_dir`, a fresh data directory and
+    /// the tests' shared cache directory (unless `extra_args` has `--cache-dir`), and waits
+    /// for its `listening on` line. Extra flags go after the standard ones.
     pub fn start(binary: &Path, tasks_dir: &str, extra_args: &[&str]) -> Self {
         Self::start_wrapped(&[], binary, tasks_dir, extra_args)
     }
@@ -61,10 +65,16 @@ impl Server {
             }
             None => Command::new(binary),
         };
-        let mut child = command
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--tasks-dir", tasks_dir])
             .arg("--data-dir")
-            .arg(data_dir.path().join("data"))
+            .arg(data_dir.path().join("data"));
+        if !extra_args.contains(&"--cache-dir") {
+            // Compiled components are shared between test servers (the cache is safe to
+            // share); tests of the cache itself pass a directory of their own.
+            command.arg("--cache-dir").arg(SHARED_CACHE_DIR);
+        }
+        let mut child = command
             .args(extra_args)
             .stdout(Stdio::piped())
             .stderr(log)

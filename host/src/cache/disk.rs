@@ -139,30 +139,70 @@ impl DiskCache {
     }
 }
 
-/// Reads the cache's MAC key, or creates one (readable by this user only).
+/// Reads the cache's MAC key, or creates one (readable by this user only). Hosts sharing the
+/// directory agree on one key: a new key is written whole to a file of its own, then linked
+/// into place only if no key is there yet, so nobody ever reads a half-written key.
 fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
-    let created = fs::OpenOptions::new()
+    match fs::read(path) {
+        Ok(key) => return parse_key(path, &key),
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+        Err(_) => {}
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(io::Error::other)?;
+    // Unique per process and per attempt: the key's own first bytes.
+    let temp = path.with_file_name(format!(
+        ".{KEY_FILE}.tmp-{}-{}",
+        std::process::id(),
+        blake3::Hash::from_bytes(key)
+            .to_hex()
+            .get(..16)
+            .unwrap_or_default()
+    ));
+    let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path);
-    match created {
-        Ok(mut file) => {
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key).map_err(io::Error::other)?;
-            file.write_all(&key)?;
-            file.sync_all()?;
-            Ok(key)
-        }
+        .open(&temp)?;
+    let linked = file
+        .write_all(&key)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::hard_link(&temp, path));
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(key),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            let key = fs::read(path)?;
-            <[u8; 32]>::try_from(key.as_slice()).map_err(|_| {
-                io::Error::other(format!(
-                    "{} is not a 32-byte key: delete it (and the cache) to start afresh",
-                    path.display()
-                ))
-            })
+            parse_key(path, &fs::read(path)?)
         }
         Err(error) => Err(error),
+    }
+}
+
+fn parse_key(path: &Path, key: &[u8]) -> io::Result<[u8; 32]> {
+    <[u8; 32]>::try_from(key).map_err(|_| {
+        io::Error::other(format!(
+            "{} is not a 32-byte key: delete it (and the cache) to start afresh",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_opening_one_directory_at_once_agree_on_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let openers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| load_or_create_key(&path).unwrap()))
+                .collect();
+            openers.into_iter().map(|o| o.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|key| *key == keys[0]));
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1, "no temporary file is left behind");
     }
 }

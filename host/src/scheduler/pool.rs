@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use serde::Serialize;
@@ -42,8 +42,9 @@ struct Shared {
     stopping: AtomicBool,
 }
 
-/// How long an idle thread watches the queues before parking, in rounds of a short spin.
-const SPIN_ROUNDS: u32 = 100;
+/// How long an idle thread watches the queues before parking: a few times what waking a
+/// parked thread costs (measured in `benches/report.rs`, section `threads`).
+const WATCH_BEFORE_PARKING: Duration = Duration::from_micros(300);
 
 /// Counters of one engine thread, updated as it works.
 #[derive(Default)]
@@ -207,10 +208,13 @@ impl Shared {
 
     /// Spins briefly until work shows up; true if it did.
     fn watch_for_work(&self) -> bool {
-        for _ in 0..SPIN_ROUNDS {
+        let until = Instant::now() + WATCH_BEFORE_PARKING;
+        while Instant::now() < until {
             if self.has_queued_work() {
                 return true;
             }
+            // Looking rarely (every few microseconds) keeps the queues' cache lines with
+            // the threads that submit, rather than bouncing them between cores.
             for _ in 0..64 {
                 std::hint::spin_loop();
             }
@@ -269,7 +273,6 @@ impl Shared {
 mod tests {
     use super::*;
     use std::sync::mpsc;
-    use std::time::Duration;
 
     #[test]
     fn every_submitted_piece_of_work_runs() {
