@@ -294,6 +294,22 @@ const MIN_WASM_STACK_KIB: usize = 64;
 const MAX_WASM_STACK_KIB: usize = 64 << 10;
 
 impl ServeArgs {
+    /// The settings `taskhost serve` has with no flags, ignoring `TASKHOST_*` environment
+    /// variables, but with these directories: for embedding, where a program sets fields,
+    /// then [`validate`](ServeArgs::validate)s.
+    pub fn defaults(tasks_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        use clap::{Args, FromArgMatches};
+        let command = Self::augment_args(clap::Command::new("taskhost"))
+            .mut_args(|arg| arg.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(["taskhost"])
+            .expect("every flag has a default");
+        let mut args = Self::from_arg_matches(&matches).expect("the defaults parse");
+        args.tasks_dir = tasks_dir.into();
+        args.data_dir = data_dir.into();
+        args
+    }
+
     /// Checks every setting and creates the data directory; lists all problems at once.
     pub fn validate(self) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();

@@ -182,6 +182,12 @@ impl Host {
         let _ = tokio::time::timeout(wait.min(self.max_wait), loaded).await;
     }
 
+    /// How many tasks are still loading for the first time: the host is ready for jobs when
+    /// none is.
+    pub fn tasks_loading(&self) -> usize {
+        self.registry.loading()
+    }
+
     /// The version the task called `name` serves.
     pub fn task(&self, name: &str) -> Result<Arc<TaskVersion>, SubmitError> {
         match self.registry.lookup(name) {

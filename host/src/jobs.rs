@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::engine::{CancelToken, ErrorCode, JobError, JobLog, Kind, Outcome};
+use crate::timestamp::Timestamp;
 
 /// A job's id: a UUIDv7, so ids sort by submission time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -100,6 +101,14 @@ pub struct JobRecord {
     pub kind: Kind,
     /// Where it is in its life.
     pub status: JobStatus,
+    /// When it was accepted.
+    pub queued_at: Timestamp,
+    /// When it started running, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// When it finished, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
     /// The task's output, once succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
@@ -129,6 +138,9 @@ impl JobRecord {
             hash: hash.to_owned(),
             kind,
             status: JobStatus::Queued,
+            queued_at: Timestamp::now(),
+            started_at: None,
+            finished_at: None,
             output: None,
             error: None,
             log: None,
@@ -139,6 +151,7 @@ impl JobRecord {
     }
 
     fn finish(&mut self, outcome: Outcome) {
+        self.finished_at = Some(Timestamp::now());
         match outcome.result {
             Ok(output) => {
                 self.status = JobStatus::Succeeded;
@@ -223,6 +236,7 @@ impl JobStore {
                 let queued = record.status == JobStatus::Queued;
                 if queued {
                     record.status = JobStatus::Running;
+                    record.started_at = Some(Timestamp::now());
                 }
                 queued
             })

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A moment in wall-clock time, serialized as e.g. `2026-11-23T06:21:27.123Z`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -12,6 +12,15 @@ impl Timestamp {
     /// Now.
     pub fn now() -> Self {
         Self(SystemTime::now())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_rfc3339(&text)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -29,9 +38,8 @@ mod tests {
     #[test]
     fn serializes_as_rfc3339_utc_with_milliseconds() {
         let moment = Timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_414_887_123));
-        assert_eq!(
-            serde_json::to_string(&moment).unwrap(),
-            "\"2026-11-23T06:21:27.123Z\""
-        );
+        let text = serde_json::to_string(&moment).unwrap();
+        assert_eq!(text, "\"2026-11-23T06:21:27.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), moment);
     }
 }

@@ -87,6 +87,8 @@ fn health_and_task_list() {
     let health = server.get("/healthz");
     assert_eq!((health.status, health.text.as_str()), (200, "ok"));
     let tasks = server.loaded_tasks();
+    let ready = server.get("/readyz");
+    assert_eq!((ready.status, ready.text.as_str()), (200, "ready"));
     let names: Vec<_> = tasks["tasks"]
         .as_array()
         .unwrap()

@@ -18,6 +18,14 @@ fn uppercase_succeeds_with_its_output() {
         json!({"upper": "HELLO WASM WORLD", "words": 3})
     );
     assert_eq!(job["hash"].as_str().unwrap().len(), 64, "blake3 hex: {job}");
+    // RFC 3339 timestamps in UTC sort as text: queued, then started, then finished.
+    let at = |field: &str| {
+        job[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field}: {job}"))
+    };
+    assert!(at("queued_at").ends_with('Z'), "{job}");
+    assert!(at("queued_at") <= at("started_at") && at("started_at") <= at("finished_at"));
     assert!(job.get("error").is_none());
     // The SDK's logger reached the job's log.
     assert_eq!(job["log"]["lines"][0]["level"], "debug");

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The query string could not be read.
     #[error("invalid query string: {0}")]
     InvalidQuery(String),
+    /// Tasks found at start are still loading.
+    #[error("not ready: {0} task(s) still loading")]
+    NotReady(usize),
     /// No route has this path.
     #[error("no such route; the API lives under /v1")]
     NoRoute,
@@ -69,6 +72,7 @@ impl ApiError {
             Self::InvalidJobId(_) => (StatusCode::BAD_REQUEST, "invalid_job_id"),
             Self::Body { status, code, .. } => (*status, code),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         }
@@ -97,7 +101,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             Self::QueueFull(full) => Some(full.retry_after.as_secs()),
-            Self::TaskLoading(_) => Some(1),
+            Self::TaskLoading(_) | Self::NotReady(_) => Some(1),
             _ => None,
         };
         let mut response = (status, axum::Json(body)).into_response();

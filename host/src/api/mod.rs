@@ -4,6 +4,7 @@
 //! | route | does |
 //! | --- | --- |
 //! | `GET /healthz` | `ok` while the server is up |
+//! | `GET /readyz` | `ready` once every task found at start has loaded; `503 not_ready` before |
 //! | `GET /v1/tasks` | the tasks served, with hash, size, default kind, imports, how their code was obtained and since when; tasks loading; files that did not load. `?since=REVISION&wait_ms=N` waits for a change |
 //! | `GET /v1/tasks/{name}` | one task |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
@@ -44,6 +45,7 @@ const WAIT_FOR_LOADING: Duration = Duration::from_secs(60);
 pub fn router(host: Arc<Host>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/v1/tasks", get(list_tasks))
         .route("/v1/tasks/{name}", get(get_task))
         .route("/v1/jobs", post(submit_job))
@@ -56,6 +58,14 @@ pub fn router(host: Arc<Host>) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Ready for jobs once every task file found at start has loaded (or failed to).
+async fn readyz(State(host): State<Arc<Host>>) -> Result<&'static str, ApiError> {
+    match host.tasks_loading() {
+        0 => Ok("ready"),
+        loading => Err(ApiError::NotReady(loading)),
+    }
 }
 
 /// `GET /v1/tasks`.

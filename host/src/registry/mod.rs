@@ -137,6 +137,11 @@ impl Registry {
         }
     }
 
+    /// How many names are loading for the first time.
+    pub fn loading(&self) -> usize {
+        self.read().loading.len()
+    }
+
     /// A receiver that sees every change of the revision.
     pub fn subscribe(&self) -> signal::Receiver<u64> {
         self.revision.subscribe()
