@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::engine::{
     CancelToken, EngineError, ErrorCode, JobError, Kind, Limits, Outcome, TaskEngine,
 };
+use crate::idempotency::{Claim, IdempotencyKeys, KeyReused};
 use crate::jobs::{Cancelled, JobId, JobRecord, JobStore, Until};
 use crate::registry::{
     Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, WatchError,
@@ -76,6 +77,12 @@ pub enum SubmitError {
         /// Why the file of that name, if there is one, is not served.
         problem: Option<Problem>,
     },
+    /// The idempotency key was used before for a different request.
+    #[error(transparent)]
+    KeyReused(#[from] KeyReused),
+    /// The idempotency key's job is so old that its record is forgotten.
+    #[error("the job of Idempotency-Key {0:?} is too old to be remembered; use a new key")]
+    KeyExpired(String),
     /// The task's file is still being compiled for the first time.
     #[error("task {0:?} is still loading; try again in a moment")]
     TaskLoading(String),
@@ -114,6 +121,7 @@ pub struct Host {
     cache: Arc<ComponentCache>,
     registry: Arc<Registry>,
     watcher: TaskWatcher,
+    idempotency: IdempotencyKeys,
     jobs: Arc<JobStore>,
     scheduler: Arc<Scheduler>,
     limits: LimitPolicy,
@@ -148,6 +156,7 @@ impl Host {
             cache,
             registry,
             watcher,
+            idempotency: IdempotencyKeys::new(config.max_finished_jobs),
             jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
             scheduler: Arc::new(Scheduler::start(config.scheduler)?),
             limits: config.limits,
@@ -229,6 +238,39 @@ impl Host {
             return Err(full.into());
         }
         Ok(record)
+    }
+
+    /// Like [`submit`](Self::submit), under an idempotency key: the first submission with
+    /// `key` creates the job; a later one with the same key and the same request returns
+    /// that job's current record instead (`true`: a replay), and one with a different
+    /// request is refused.
+    pub fn submit_idempotent(
+        &self,
+        key: &str,
+        request: JobRequest,
+    ) -> Result<(JobRecord, bool), SubmitError> {
+        let fingerprint = blake3::hash(
+            format!(
+                "{}\0{}\0{:?}\0{:?}",
+                request.task, request.input, request.limits, request.kind
+            )
+            .as_bytes(),
+        );
+        let mut created = None;
+        let claim = self.idempotency.claim(key, fingerprint, || {
+            let record = self.submit(request)?;
+            let id = record.id;
+            created = Some(record);
+            Ok::<_, SubmitError>(id)
+        })??;
+        match (claim, created) {
+            (Claim::New(_), Some(record)) => Ok((record, false)),
+            (Claim::Existing(id), _) | (Claim::New(id), None) => self
+                .jobs
+                .get(id)
+                .map(|record| (record, true))
+                .ok_or_else(|| SubmitError::KeyExpired(key.to_owned())),
+        }
     }
 
     /// The current record of a job.

@@ -15,6 +15,7 @@
 //! - [`api`]: the axum router; one error type turns every failure into a JSON response.
 //! - [`host`]: the embedding facade the API (or a Rust program) drives.
 //! - [`jobs`]: job ids, records, status transitions and waiting.
+//! - [`idempotency`]: `Idempotency-Key`s, so a retried submission returns the first job.
 //! - [`scheduler`]: the bounded queue, and engine threads (pinned to cores) fed by
 //!   crossbeam-deque work stealing; drain on shutdown.
 //! - [`engine`]: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
@@ -33,6 +34,7 @@ pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod host;
+pub mod idempotency;
 pub mod jobs;
 pub mod registry;
 pub mod scheduler;

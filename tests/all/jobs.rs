@@ -183,3 +183,38 @@ fn many_concurrent_jobs_all_complete_with_their_own_outputs() {
         assert_eq!(job["output"]["value"], fib(n as u64 % 20), "job {n}: {job}");
     }
 }
+
+#[test]
+fn a_retried_submission_with_an_idempotency_key_returns_the_first_job() {
+    let server = server();
+    let submit = |key: &str, n: u64| {
+        let body = json!({"task": "fib", "input": {"n": n}, "wait_ms": 60_000}).to_string();
+        server.post_with_headers(
+            "/v1/jobs",
+            "application/json",
+            &body,
+            &[("idempotency-key", key)],
+        )
+    };
+    let first = submit("order-42", 20);
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let retry = submit("order-42", 20);
+    assert_eq!(retry.json["id"], first.json["id"], "{}", retry.text);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.json["output"]["value"], 6765);
+
+    let other = submit("order-42", 21);
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert_eq!(other.json["error"]["code"], "idempotency_key_conflict");
+    let fresh = submit("order-43", 21);
+    assert_ne!(fresh.json["id"], first.json["id"]);
+
+    let bad = submit("with space", 1);
+    assert_eq!(
+        (bad.status, &bad.json["error"]["code"]),
+        (400, &json!("invalid_idempotency_key"))
+    );
+    let status = server.get("/v1/status").json;
+    assert_eq!(status["scheduler"]["accepted"], 2, "{status}");
+}

@@ -32,10 +32,22 @@ pub struct Response {
     pub location: Option<String>,
     /// The `Retry-After` header, if any.
     pub retry_after: Option<String>,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
     /// The body, parsed as JSON.
     pub json: Value,
     /// The body as text.
     pub text: String,
+}
+
+impl Response {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 impl Server {
@@ -166,10 +178,24 @@ impl Server {
 
     /// `POST path` with any body and content type.
     pub fn post(&self, path: &str, content_type: &str, body: &str) -> Response {
-        let request = self
+        self.post_with_headers(path, content_type, body, &[])
+    }
+
+    /// `POST path` with a body of `content_type` and extra `headers`.
+    pub fn post_with_headers(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self
             .agent
             .post(format!("{}{path}", self.base))
             .header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         into_response(request.send(body))
     }
 
@@ -221,6 +247,14 @@ fn into_response(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) 
     };
     let location = header("location");
     let retry_after = header("retry-after");
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
     let text = response
         .body_mut()
         .read_to_string()
@@ -230,6 +264,7 @@ fn into_response(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) 
         status,
         location,
         retry_after,
+        headers,
         json,
         text,
     }

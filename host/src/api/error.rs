@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The query string could not be read.
     #[error("invalid query string: {0}")]
     InvalidQuery(String),
+    /// An idempotency key that cannot be used: reused for another request, or expired.
+    #[error("{0}")]
+    IdempotencyKey(String),
     /// Tasks found at start are still loading.
     #[error("not ready: {0} task(s) still loading")]
     NotReady(usize),
@@ -73,6 +76,9 @@ impl ApiError {
             Self::Body { status, code, .. } => (*status, code),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::IdempotencyKey(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_conflict")
+            }
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         }
@@ -119,6 +125,9 @@ impl From<SubmitError> for ApiError {
         match error {
             unknown @ SubmitError::UnknownTask { .. } => Self::UnknownTask(unknown.to_string()),
             SubmitError::TaskLoading(name) => Self::TaskLoading(name),
+            error @ (SubmitError::KeyReused(_) | SubmitError::KeyExpired(_)) => {
+                Self::IdempotencyKey(error.to_string())
+            }
             SubmitError::Limit(error) => Self::Limit(error),
             SubmitError::QueueFull(full) => Self::QueueFull(full),
         }

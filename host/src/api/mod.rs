@@ -8,7 +8,7 @@
 //! | `GET /v1/tasks` | the tasks served, with hash, size, default kind, imports, how their code was obtained and since when; tasks loading; files that did not load. `?since=REVISION&wait_ms=N` waits for a change |
 //! | `GET /v1/tasks/{name}` | one task |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
-//! | `POST /v1/jobs` | submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
+//! | `POST /v1/jobs` | (`Idempotency-Key` header: a retry returns the first job) submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish (`&until=started`: to start) |
 //! | `DELETE /v1/jobs/{id}` | cancel a job; returns its final record |
 
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,6 +32,7 @@ use crate::cache::Source;
 use crate::config::RequestedLimits;
 use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
+use crate::idempotency::MAX_KEY_LEN;
 use crate::jobs::{JobId, JobRecord, Until};
 use crate::registry::{Problem, TaskVersion};
 use crate::status::Status;
@@ -180,11 +181,13 @@ struct WaitQuery {
 async fn submit_job(
     State(host): State<Arc<Host>>,
     query: Result<Query<WaitQuery>, QueryRejection>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
+    let key = idempotency_key(&headers)?;
     host.wait_for_task(&body.task, WAIT_FOR_LOADING).await;
-    let record = host.submit(JobRequest {
+    let request = JobRequest {
         task: body.task,
         input: body.input,
         limits: RequestedLimits {
@@ -193,7 +196,11 @@ async fn submit_job(
             memory_mib: body.memory_mib,
         },
         kind: body.kind,
-    })?;
+    };
+    let (record, replayed) = match &key {
+        Some(key) => host.submit_idempotent(key, request)?,
+        None => (host.submit(request)?, false),
+    };
     let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
     let record = if wait > 0 {
         host.wait(record.id, Duration::from_millis(wait))
@@ -202,7 +209,31 @@ async fn submit_job(
     } else {
         record
     };
-    Ok(job_response(record))
+    let mut response = job_response(record);
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The `Idempotency-Key` header, if present: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|key| (1..=MAX_KEY_LEN).contains(&key.len()))
+        .filter(|key| key.bytes().all(|byte| byte.is_ascii_graphic()))
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(|| ApiError::Body {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_idempotency_key",
+            message: format!("an Idempotency-Key is 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        })
 }
 
 async fn get_job(
