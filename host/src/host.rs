@@ -14,7 +14,7 @@ use crate::engine::{
     CancelToken, EngineError, ErrorCode, JobError, Kind, Limits, Outcome, TaskEngine,
 };
 use crate::idempotency::{Claim, IdempotencyKeys, KeyReused};
-use crate::jobs::{Cancelled, JobId, JobRecord, JobStore, Until};
+use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, Until};
 use crate::registry::{
     Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, WatchError,
 };
@@ -271,6 +271,12 @@ impl Host {
                 .map(|record| (record, true))
                 .ok_or_else(|| SubmitError::KeyExpired(key.to_owned())),
         }
+    }
+
+    /// Up to `limit` jobs matching `filter`, newest first, submitted before the job `before`
+    /// if given (the last job of the previous page).
+    pub fn jobs(&self, filter: &JobFilter, before: Option<JobId>, limit: usize) -> Vec<JobRecord> {
+        self.jobs.list(filter, before, limit)
     }
 
     /// The current record of a job.

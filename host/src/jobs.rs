@@ -3,7 +3,7 @@
 //! The store keeps every record behind a `watch` channel, so any number of waiters (HTTP
 //! long-polls, the `wait_ms` of a submission) wake the moment the job's record changes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Mutex, RwLock};
@@ -174,6 +174,22 @@ fn milliseconds(duration: Duration) -> f64 {
     duration.as_micros() as f64 / 1e3
 }
 
+/// Which jobs a listing shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub status: Option<JobStatus>,
+    /// Only jobs of this task.
+    pub task: Option<String>,
+}
+
+impl JobFilter {
+    fn matches(&self, record: &JobRecord) -> bool {
+        self.status.is_none_or(|status| record.status == status)
+            && self.task.as_ref().is_none_or(|task| record.task == *task)
+    }
+}
+
 /// What asking a job to stop did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cancelled {
@@ -188,7 +204,8 @@ pub enum Cancelled {
 /// All jobs this host knows, in memory: every job not yet finished, and the most recent
 /// finished ones (the oldest are forgotten past a bound, so memory stays bounded).
 pub struct JobStore {
-    jobs: RwLock<HashMap<JobId, Entry>>,
+    /// By id, so by submission time (ids are UUIDv7).
+    jobs: RwLock<BTreeMap<JobId, Entry>>,
     /// Finished jobs, oldest first.
     finished: Mutex<VecDeque<JobId>>,
     max_finished: usize,
@@ -227,6 +244,23 @@ impl JobStore {
     /// The current record of a job.
     pub fn get(&self, id: JobId) -> Option<JobRecord> {
         self.with_entry(id, |entry| entry.record.borrow().clone())
+    }
+
+    /// Up to `limit` records matching `filter`, newest first, submitted before `before` (a
+    /// job id: the last of the previous page) if given.
+    pub fn list(&self, filter: &JobFilter, before: Option<JobId>, limit: usize) -> Vec<JobRecord> {
+        let jobs = self.jobs.read().expect("job store poisoned");
+        let older = match before {
+            Some(before) => jobs.range(..before),
+            None => jobs.range(..),
+        };
+        older
+            .rev()
+            .map(|(_, entry)| entry.record.borrow())
+            .filter(|record| filter.matches(record))
+            .take(limit)
+            .map(|record| record.clone())
+            .collect()
     }
 
     /// Marks a queued job as running; false if it is no longer queued (it was cancelled).

@@ -78,7 +78,7 @@ fn unknown_and_malformed_job_ids() {
 fn unknown_routes_and_methods_answer_in_the_error_shape() {
     let server = server();
     assert_error(&server.get("/v2/jobs"), 404, "not_found");
-    assert_error(&server.get("/v1/jobs"), 405, "method_not_allowed");
+    assert_error(&server.delete("/v1/jobs"), 405, "method_not_allowed");
 }
 
 #[test]

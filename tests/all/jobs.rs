@@ -218,3 +218,49 @@ fn a_retried_submission_with_an_idempotency_key_returns_the_first_job() {
     let status = server.get("/v1/status").json;
     assert_eq!(status["scheduler"]["accepted"], 2, "{status}");
 }
+
+#[test]
+fn jobs_are_listed_newest_first_with_filters_and_pages() {
+    let server = server();
+    let mut submitted: Vec<String> = (0..5)
+        .map(|n| run_job(&server, json!({"task": "fib", "input": {"n": n}}))["id"].to_string())
+        .collect();
+    let failed = run_job(&server, json!({"task": "fail", "input": {"mode": "error"}}));
+    submitted.push(failed["id"].to_string());
+    submitted.reverse();
+
+    let mut listed = Vec::new();
+    let mut path = "/v1/jobs?limit=4".to_owned();
+    loop {
+        let page = server.get(&path).json;
+        let jobs = page["jobs"].as_array().unwrap();
+        assert!(jobs.len() <= 4, "{page}");
+        listed.extend(jobs.iter().map(|job| job["id"].to_string()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/jobs?limit=4&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(listed, submitted, "every job once, newest first");
+
+    let only_failed = server.get("/v1/jobs?status=failed").json;
+    assert_eq!(
+        only_failed["jobs"].as_array().unwrap().len(),
+        1,
+        "{only_failed}"
+    );
+    assert_eq!(only_failed["jobs"][0]["id"], failed["id"]);
+    let only_fib = server.get("/v1/jobs?task=fib&status=succeeded").json;
+    assert_eq!(only_fib["jobs"].as_array().unwrap().len(), 5, "{only_fib}");
+
+    let too_many = server.get("/v1/jobs?limit=5000");
+    assert_eq!(
+        too_many.json["error"]["code"], "invalid_query",
+        "{}",
+        too_many.text
+    );
+    let bad_cursor = server.get("/v1/jobs?cursor=nope");
+    assert_eq!(bad_cursor.json["error"]["code"], "invalid_job_id");
+    let bad_status = server.get("/v1/jobs?status=sleeping");
+    assert_eq!(bad_status.status, 400);
+}

@@ -9,6 +9,7 @@
 //! | `GET /v1/tasks/{name}` | one task |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
 //! | `POST /v1/jobs` | (`Idempotency-Key` header: a retry returns the first job) submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
+//! | `GET /v1/jobs` | jobs, newest first: `?status=&task=` filter, `?limit=` (≤ 1000) and `?cursor=` page |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish (`&until=started`: to start) |
 //! | `DELETE /v1/jobs/{id}` | cancel a job; returns its final record |
 
@@ -33,7 +34,7 @@ use crate::config::RequestedLimits;
 use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
 use crate::idempotency::MAX_KEY_LEN;
-use crate::jobs::{JobId, JobRecord, Until};
+use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, Until};
 use crate::registry::{Problem, TaskVersion};
 use crate::status::Status;
 use crate::timestamp::Timestamp;
@@ -49,7 +50,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/tasks", get(list_tasks))
         .route("/v1/tasks/{name}", get(get_task))
-        .route("/v1/jobs", post(submit_job))
+        .route("/v1/jobs", post(submit_job).get(list_jobs))
         .route("/v1/status", get(status))
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
         .fallback(|| async { ApiError::NoRoute })
@@ -234,6 +235,55 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             code: "invalid_idempotency_key",
             message: format!("an Idempotency-Key is 1 to {MAX_KEY_LEN} visible ASCII characters"),
         })
+}
+
+/// Most jobs on one page of `GET /v1/jobs`.
+const MAX_PAGE: usize = 1000;
+
+/// `GET /v1/jobs?status=&task=&limit=&cursor=`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<JobStatus>,
+    task: Option<String>,
+    /// Jobs per page: 1 to `MAX_PAGE`, 50 by default.
+    limit: Option<usize>,
+    /// Where the previous page ended (its `next_cursor`).
+    cursor: Option<String>,
+}
+
+/// A page of jobs, newest first.
+#[derive(Serialize)]
+struct JobPage {
+    jobs: Vec<JobRecord>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<JobId>,
+}
+
+async fn list_jobs(
+    State(host): State<Arc<Host>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be 1 to {MAX_PAGE}, got {limit}"
+        )));
+    }
+    let before = query.cursor.map(parse_job_id).transpose()?;
+    let filter = JobFilter {
+        status: query.status,
+        task: query.task,
+    };
+    // One more than asked tells whether there is a next page.
+    let mut jobs = host.jobs(&filter, before, limit + 1);
+    let next_cursor = (jobs.len() > limit).then(|| {
+        jobs.truncate(limit);
+        jobs[limit - 1].id
+    });
+    Ok(Json(JobPage { jobs, next_cursor }))
 }
 
 async fn get_job(
