@@ -84,6 +84,7 @@ pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
         drain_timeout: Duration::from_secs(60),
         max_finished_jobs: 1 << 20,
         max_cached_components: 64,
+        max_upload_bytes: 64 << 20,
     }
 }
 

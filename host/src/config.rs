@@ -123,6 +123,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MAX_CACHED_COMPONENTS", default_value_t = 256)]
     pub max_cached_components: usize,
 
+    /// Largest component `PUT /v1/tasks/{name}` accepts, in MiB.
+    #[arg(long, env = "TASKHOST_MAX_UPLOAD_MIB", default_value_t = 64)]
+    pub max_upload_mib: usize,
+
     /// Finished jobs whose records are kept (for `GET /v1/jobs/{id}`); older ones are
     /// forgotten first.
     #[arg(long, env = "TASKHOST_MAX_FINISHED_JOBS", default_value_t = 100_000)]
@@ -268,6 +272,8 @@ pub struct Config {
     pub max_finished_jobs: usize,
     /// Compiled components kept in memory.
     pub max_cached_components: usize,
+    /// Largest component an upload may send, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 /// Everything wrong with a configuration, each with what to change.
@@ -403,6 +409,12 @@ impl ServeArgs {
                 self.max_memory_limit_mib << 10
             ));
         }
+        if !(1..=1024).contains(&self.max_upload_mib) {
+            problems.push(format!(
+                "--max-upload-mib is {}: use 1 to 1024",
+                self.max_upload_mib
+            ));
+        }
         if self.max_cached_components == 0 {
             problems.push("--max-cached-components is 0: keep at least 1".into());
         }
@@ -455,6 +467,7 @@ impl ServeArgs {
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             max_finished_jobs: self.max_finished_jobs,
             max_cached_components: self.max_cached_components,
+            max_upload_bytes: self.max_upload_mib << 20,
         })
     }
 }

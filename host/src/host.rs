@@ -16,7 +16,8 @@ use crate::engine::{
 use crate::idempotency::{Claim, IdempotencyKeys, KeyReused};
 use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, Until};
 use crate::registry::{
-    Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, WatchError,
+    Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, UploadError,
+    WatchError,
 };
 use crate::scheduler::{Finish, QueueFull, Scheduler};
 use crate::status::{EngineStatus, Status, TasksStatus};
@@ -120,8 +121,10 @@ pub struct Host {
     engine: Arc<TaskEngine>,
     cache: Arc<ComponentCache>,
     registry: Arc<Registry>,
+    loader: Arc<TaskLoader>,
     watcher: TaskWatcher,
     idempotency: IdempotencyKeys,
+    max_upload_bytes: usize,
     jobs: Arc<JobStore>,
     scheduler: Arc<Scheduler>,
     limits: LimitPolicy,
@@ -146,8 +149,13 @@ impl Host {
             })?,
         );
         let registry = Arc::new(Registry::default());
-        let loader = TaskLoader::new(config.tasks.dir.clone(), cache.clone(), registry.clone());
-        let watcher = TaskWatcher::start(loader, config.tasks.watch, config.tasks.debounce)?;
+        let loader = Arc::new(TaskLoader::new(
+            config.tasks.dir.clone(),
+            cache.clone(),
+            registry.clone(),
+        ));
+        let watcher =
+            TaskWatcher::start(loader.clone(), config.tasks.watch, config.tasks.debounce)?;
         if config.tasks.wait_until_loaded {
             watcher.wait_until_loaded();
         }
@@ -155,8 +163,10 @@ impl Host {
             engine,
             cache,
             registry,
+            loader,
             watcher,
             idempotency: IdempotencyKeys::new(config.max_finished_jobs),
+            max_upload_bytes: config.max_upload_bytes,
             jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
             scheduler: Arc::new(Scheduler::start(config.scheduler)?),
             limits: config.limits,
@@ -195,6 +205,27 @@ impl Host {
     /// none is.
     pub fn tasks_loading(&self) -> usize {
         self.registry.loading()
+    }
+
+    /// Makes `bytes` the task `name` (written into the tasks directory, so uploaded and
+    /// dropped-in tasks are one registry): checked and compiled first, and nothing changes if
+    /// they do not load. Returns the version now serving and whether it replaced one.
+    pub fn upload_task(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(Arc<TaskVersion>, bool), UploadError> {
+        self.loader.upload(name, bytes)
+    }
+
+    /// Deletes the task `name` and its file; false if there was no such task.
+    pub fn delete_task(&self, name: &str) -> std::io::Result<bool> {
+        self.loader.delete(name)
+    }
+
+    /// Largest component an upload may send, in bytes.
+    pub fn max_upload_bytes(&self) -> usize {
+        self.max_upload_bytes
     }
 
     /// The version the task called `name` serves.

@@ -12,6 +12,7 @@ mod jobs;
 mod limits;
 mod pool;
 mod reload;
+mod upload;
 
 use std::path::Path;
 

@@ -181,6 +181,15 @@ impl Server {
         self.post_with_headers(path, content_type, body, &[])
     }
 
+    /// `PUT path` with `body` as `content_type`.
+    pub fn put(&self, path: &str, content_type: &str, body: &[u8]) -> Response {
+        let request = self
+            .agent
+            .put(format!("{}{path}", self.base))
+            .header("content-type", content_type);
+        into_response(request.send(body))
+    }
+
     /// `POST path` with a body of `content_type` and extra `headers`.
     pub fn post_with_headers(
         &self,

@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::config::LimitError;
+use crate::engine::CompileError;
 use crate::host::{CancelError, SubmitError};
 use crate::jobs::JobId;
+use crate::registry::UploadError;
 use crate::scheduler::QueueFull;
 
 /// An error answered to an API client.
@@ -52,6 +54,23 @@ pub enum ApiError {
     /// An idempotency key that cannot be used: reused for another request, or expired.
     #[error("{0}")]
     IdempotencyKey(String),
+    /// The path does not hold a valid task name.
+    #[error("{0:?} is not a task name: use 1-64 of [A-Za-z0-9_-]")]
+    InvalidTaskName(String),
+    /// An uploaded component that cannot serve.
+    #[error("{message}")]
+    InvalidComponent {
+        /// 400 when the bytes are no component, 422 when the component is not a task.
+        status: StatusCode,
+        /// What is wrong.
+        message: String,
+    },
+    /// The host could not read or write its files.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The host failed handling the request (a bug: it is logged).
+    #[error("the host failed handling this request; it has been logged")]
+    Internal,
     /// Tasks found at start are still loading.
     #[error("not ready: {0} task(s) still loading")]
     NotReady(usize),
@@ -76,6 +95,9 @@ impl ApiError {
             Self::Body { status, code, .. } => (*status, code),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::InvalidTaskName(_) => (StatusCode::BAD_REQUEST, "invalid_task_name"),
+            Self::InvalidComponent { status, .. } => (*status, "invalid_component"),
+            Self::Storage(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::IdempotencyKey(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_conflict")
             }
@@ -130,6 +152,27 @@ impl From<SubmitError> for ApiError {
             }
             SubmitError::Limit(error) => Self::Limit(error),
             SubmitError::QueueFull(full) => Self::QueueFull(full),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Compile(compile) => {
+                let status = match *compile {
+                    CompileError::WrongWorld(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Self::InvalidComponent {
+                    status,
+                    message: compile.to_string(),
+                }
+            }
+            other => {
+                tracing::error!(error = %other, "upload failed");
+                Self::Storage(other.to_string())
+            }
         }
     }
 }

@@ -7,6 +7,8 @@
 //! | `GET /readyz` | `ready` once every task found at start has loaded; `503 not_ready` before |
 //! | `GET /v1/tasks` | the tasks served, with hash, size, default kind, imports, how their code was obtained and since when; tasks loading; files that did not load. `?since=REVISION&wait_ms=N` waits for a change |
 //! | `GET /v1/tasks/{name}` | one task |
+//! | `PUT /v1/tasks/{name}` | upload a component (`application/wasm`): checked and compiled before it serves |
+//! | `DELETE /v1/tasks/{name}` | delete a task and its file |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
 //! | `POST /v1/jobs` | (`Idempotency-Key` header: a retry returns the first job) submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
 //! | `GET /v1/jobs` | jobs, newest first: `?status=&task=` filter, `?limit=` (≤ 1000) and `?cursor=` page |
@@ -19,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -35,7 +38,7 @@ use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
 use crate::idempotency::MAX_KEY_LEN;
 use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, Until};
-use crate::registry::{Problem, TaskVersion};
+use crate::registry::{Problem, TaskVersion, is_valid_task_name};
 use crate::status::Status;
 use crate::timestamp::Timestamp;
 
@@ -49,7 +52,10 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/tasks", get(list_tasks))
-        .route("/v1/tasks/{name}", get(get_task))
+        .route(
+            "/v1/tasks/{name}",
+            get(get_task).put(upload_task).delete(delete_task),
+        )
         .route("/v1/jobs", post(submit_job).get(list_jobs))
         .route("/v1/status", get(status))
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
@@ -139,6 +145,75 @@ async fn list_tasks(
         loading: snapshot.loading,
         problems: snapshot.problems,
     }))
+}
+
+/// `PUT /v1/tasks/{name}` with a component as `application/wasm`: 201 if the task is new, 200
+/// if it replaced a version; the task as `GET` shows it.
+async fn upload_task(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !is_valid_task_name(&name) {
+        return Err(ApiError::InvalidTaskName(name));
+    }
+    let limit = host.max_upload_bytes();
+    let too_large = || ApiError::Body {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "body_too_large",
+        message: format!(
+            "a component may be at most {} MiB (--max-upload-mib)",
+            limit >> 20
+        ),
+    };
+    // Refused from its declared length before any of it is read, when it says.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if content_type != Some("application/wasm") {
+        return Err(ApiError::Body {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: "upload a component with Content-Type: application/wasm".into(),
+        });
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    // Compiling takes a while: off the async threads.
+    let upload = tokio::task::spawn_blocking(move || {
+        host.upload_task(&name, &bytes)
+            .map(|(version, replaced)| (TaskSummary::from(&*version), replaced))
+    });
+    let (summary, replaced) = upload.await.map_err(|_| ApiError::Internal)??;
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(summary)).into_response())
+}
+
+/// `DELETE /v1/tasks/{name}`: 204, or 404 if there is no such task.
+async fn delete_task(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !is_valid_task_name(&name) {
+        return Err(ApiError::InvalidTaskName(name));
+    }
+    match host.delete_task(&name) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::UnknownTask(format!("no task named {name:?}"))),
+        Err(error) => Err(ApiError::Storage(error.to_string())),
+    }
 }
 
 async fn get_task(

@@ -89,7 +89,13 @@ pub enum Kind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompileError {
-    /// The bytes are not a valid WebAssembly component (a core module, say, or garbage).
+    /// The bytes are a core WebAssembly module, not a component.
+    #[error(
+        "this is a core WebAssembly module, not a component: build tasks for wasm32-wasip2 \
+         (tasks/build.sh does), or wrap a module with `wasm-tools component new`"
+    )]
+    CoreModule,
+    /// The bytes are not a valid WebAssembly component.
     #[error("not a valid WebAssembly component: {0:#}")]
     Invalid(wasmtime::Error),
     /// The component is valid but does not fit the `taskhost:task` world: it lacks the `run`
@@ -186,6 +192,10 @@ impl TaskEngine {
 
     /// Compiles a component with Cranelift and checks it against the `task` world.
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledTask, CompileError> {
+        // The preamble: magic, then version 1 and layer 0 for a core module.
+        if bytes.starts_with(b"\0asm\x01\0\0\0") {
+            return Err(CompileError::CoreModule);
+        }
         let component = Component::new(&self.engine, bytes).map_err(CompileError::Invalid)?;
         self.link(component)
     }
@@ -362,7 +372,7 @@ mod tests {
         let core_module = b"\0asm\x01\0\0\0";
         assert!(matches!(
             engine.compile(core_module),
-            Err(CompileError::Invalid(_))
+            Err(CompileError::CoreModule)
         ));
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::{Registry, TaskVersion};
 use crate::cache::ComponentCache;
+use crate::engine::CompileError;
 use crate::timestamp::Timestamp;
 
 /// Loads the component files of one directory into a registry.
@@ -96,6 +97,52 @@ impl TaskLoader {
         }
     }
 
+    /// Makes `bytes` the task `name`, as an upload: compiled and checked first (nothing
+    /// changes if they do not load), then written into the directory (temporary file, then
+    /// renamed over, so the watcher never sees half a file) and installed. Returns the new
+    /// version and whether it replaced one.
+    pub fn upload(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(Arc<TaskVersion>, bool), UploadError> {
+        let compiled = self
+            .cache
+            .get_or_compile(bytes)
+            .map_err(UploadError::Compile)?;
+        let path = self.dir.join(format!("{name}.wasm"));
+        let temporary = self
+            .dir
+            .join(format!(".{name}.wasm.upload-{}", compiled.hash));
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|source| {
+                let _ = std::fs::remove_file(&temporary);
+                UploadError::Write { path, source }
+            })?;
+        let version = TaskVersion {
+            name: name.to_owned(),
+            size: bytes.len(),
+            compiled,
+            serving_since: Timestamp::now(),
+        };
+        tracing::info!(task = name, hash = %version.compiled.hash, size = version.size, "task uploaded");
+        let replaced = self.registry.install(version).is_some();
+        let current = self.registry.get(name).ok_or(UploadError::Vanished)?;
+        Ok((current, replaced))
+    }
+
+    /// Deletes the task `name` and its file; false if there was no such task.
+    pub fn delete(&self, name: &str) -> Result<bool, std::io::Error> {
+        let path = self.dir.join(format!("{name}.wasm"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        Ok(self.registry.remove(name).is_some())
+    }
+
     fn refuse(&self, name: &str, error: String) {
         let keeps = if self.registry.get(name).is_some() {
             "the previous version keeps serving"
@@ -121,6 +168,26 @@ impl TaskLoader {
         }
         Ok(names)
     }
+}
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UploadError {
+    /// The bytes are not a component of the task world.
+    #[error(transparent)]
+    Compile(Arc<CompileError>),
+    /// The tasks directory could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The task was removed while it was being uploaded.
+    #[error("the task was removed while it was being uploaded")]
+    Vanished,
 }
 
 /// The task name of a component file: the stem of `NAME.wasm`, if it is a valid name.

@@ -23,7 +23,7 @@ use tokio::sync::watch as signal;
 use crate::cache::Compiled;
 use crate::timestamp::Timestamp;
 
-pub use load::{TaskLoader, is_valid_task_name};
+pub use load::{TaskLoader, UploadError, is_valid_task_name};
 pub use watch::{TaskWatcher, WatchError};
 
 /// Where tasks come from and how changes to them are followed.

@@ -12,8 +12,8 @@
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode};
@@ -55,7 +55,11 @@ impl TaskWatcher {
     /// thread goes on loading files as they change, each once no event has come for
     /// `debounce`. If the directory cannot be watched, this says so in the log and serves
     /// without reloading.
-    pub fn start(loader: TaskLoader, watch: bool, debounce: Duration) -> Result<Self, WatchError> {
+    pub fn start(
+        loader: Arc<TaskLoader>,
+        watch: bool,
+        debounce: Duration,
+    ) -> Result<Self, WatchError> {
         let (events_tx, events) = mpsc::channel();
         let watcher = if watch {
             match watch_dir(loader.dir(), events_tx) {
