@@ -359,8 +359,10 @@ impl JobStore {
     }
 }
 
+/// Decides from the record's status first, then signals the token: signalled first, a
+/// running job could stop and finish its record before the status is read, and its own
+/// cancellation would be reported as "already finished".
 fn cancel_entry(entry: &Entry) -> Cancelled {
-    entry.cancel.cancel();
     let mut outcome = Cancelled::Stopping;
     entry.record.send_if_modified(|record| match record.status {
         JobStatus::Queued => {
@@ -377,6 +379,9 @@ fn cancel_entry(entry: &Entry) -> Cancelled {
             false
         }
     });
+    if !matches!(outcome, Cancelled::AlreadyFinished(_)) {
+        entry.cancel.cancel();
+    }
     outcome
 }
 

@@ -58,7 +58,11 @@ fn a_sleeping_job_is_cancelled_at_once() {
     );
     let id = job.json["id"].as_str().unwrap();
     let cancelled = server.delete(&format!("/v1/jobs/{id}")).json;
-    assert_eq!(cancelled["error"]["code"], "cancelled", "{cancelled}");
+    let record = server.get(&format!("/v1/jobs/{id}")).json;
+    assert_eq!(
+        cancelled["error"]["code"], "cancelled",
+        "{cancelled} {record}"
+    );
 }
 
 #[test]
