@@ -4,48 +4,20 @@
 //! long-polls, the `wait_ms` of a submission) wake the moment the job's record changes.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
-use std::str::FromStr;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::batches::BatchId;
 use crate::engine::{CancelToken, ErrorCode, JobError, JobLog, Kind, Outcome};
 use crate::timestamp::Timestamp;
 
-/// A job's id: a UUIDv7, so ids sort by submission time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JobId(uuid::Uuid);
-
-impl JobId {
-    /// A new, unique id.
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7())
-    }
-}
-
-impl Default for JobId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for JobId {
-    type Err = uuid::Error;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        text.parse().map(Self)
-    }
-}
+crate::id::uuid_id!(
+    /// A job's id: a UUIDv7, so ids sort by submission time.
+    JobId
+);
 
 /// Where a job is in its life. `Succeeded` and `Failed` are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +71,9 @@ pub struct JobRecord {
     pub hash: String,
     /// Whether it runs on an engine thread (`cpu`) or the IO executor (`io`).
     pub kind: Kind,
+    /// The batch it was submitted in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchId>,
     /// Where it is in its life.
     pub status: JobStatus,
     /// When it was accepted.
@@ -137,6 +112,7 @@ impl JobRecord {
             task: task.to_owned(),
             hash: hash.to_owned(),
             kind,
+            batch: None,
             status: JobStatus::Queued,
             queued_at: Timestamp::now(),
             started_at: None,
@@ -150,7 +126,8 @@ impl JobRecord {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome) {
+    /// Records how the job ended.
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
         self.finished_at = Some(Timestamp::now());
         match outcome.result {
             Ok(output) => {
@@ -181,12 +158,15 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only jobs of this task.
     pub task: Option<String>,
+    /// Only jobs of this batch.
+    pub batch: Option<BatchId>,
 }
 
 impl JobFilter {
     fn matches(&self, record: &JobRecord) -> bool {
         self.status.is_none_or(|status| record.status == status)
             && self.task.as_ref().is_none_or(|task| record.task == *task)
+            && self.batch.is_none_or(|batch| record.batch == Some(batch))
     }
 }
 
@@ -234,11 +214,6 @@ impl JobStore {
             .write()
             .expect("job store poisoned")
             .insert(id, Entry { record, cancel });
-    }
-
-    /// Forgets a job that was never queued (its submission was refused).
-    pub fn remove(&self, id: JobId) {
-        self.jobs.write().expect("job store poisoned").remove(&id);
     }
 
     /// The current record of a job.

@@ -15,6 +15,7 @@
 //! - [`api`]: the axum router; one error type turns every failure into a JSON response.
 //! - [`host`]: the embedding facade the API (or a Rust program) drives.
 //! - [`jobs`]: job ids, records, status transitions and waiting.
+//! - [`batches`]: many jobs submitted at once, kept in order, with a bound on how many run.
 //! - [`idempotency`]: `Idempotency-Key`s, so a retried submission returns the first job.
 //! - [`scheduler`]: the bounded queue, and engine threads (pinned to cores) fed by
 //!   crossbeam-deque work stealing; drain on shutdown.
@@ -30,10 +31,12 @@
 //! → `engine`.
 
 pub mod api;
+pub mod batches;
 pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod host;
+mod id;
 pub mod idempotency;
 pub mod jobs;
 pub mod registry;

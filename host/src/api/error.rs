@@ -6,9 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::batches::BatchId;
 use crate::config::LimitError;
 use crate::engine::CompileError;
-use crate::host::{CancelError, SubmitError};
+use crate::host::{BatchError, CancelError, SubmitError};
 use crate::jobs::JobId;
 use crate::registry::UploadError;
 use crate::scheduler::QueueFull;
@@ -26,6 +27,20 @@ pub enum ApiError {
     /// No job has this id.
     #[error("no job with id {0}")]
     JobNotFound(JobId),
+    /// No batch has this id.
+    #[error("no batch with id {0}")]
+    BatchNotFound(BatchId),
+    /// The path does not hold a batch id.
+    #[error("{0:?} is not a batch id (batch ids are UUIDs)")]
+    InvalidBatchId(String),
+    /// One job of a batch cannot be submitted: the status and code are that job's error's.
+    #[error("jobs[{index}]: {error}")]
+    InBatch {
+        /// Where the job is in the batch, from 0.
+        index: usize,
+        /// What is wrong with it.
+        error: Box<ApiError>,
+    },
     /// The job finished before it could be cancelled.
     #[error("job {0} already finished")]
     JobFinished(JobId),
@@ -89,6 +104,9 @@ impl ApiError {
             Self::TaskLoading(_) => (StatusCode::SERVICE_UNAVAILABLE, "task_loading"),
             Self::JobNotFound(_) => (StatusCode::NOT_FOUND, "job_not_found"),
             Self::JobFinished(_) => (StatusCode::CONFLICT, "job_finished"),
+            Self::BatchNotFound(_) => (StatusCode::NOT_FOUND, "batch_not_found"),
+            Self::InvalidBatchId(_) => (StatusCode::BAD_REQUEST, "invalid_batch_id"),
+            Self::InBatch { error, .. } => error.status_and_code(),
             Self::Limit(_) => (StatusCode::BAD_REQUEST, "invalid_limit"),
             Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             Self::InvalidJobId(_) => (StatusCode::BAD_REQUEST, "invalid_job_id"),
@@ -103,6 +121,18 @@ impl ApiError {
             }
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        }
+    }
+}
+
+impl ApiError {
+    /// The `Retry-After` hint of an error worth retrying.
+    fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Self::QueueFull(full) => Some(full.retry_after.as_secs()),
+            Self::TaskLoading(_) | Self::NotReady(_) => Some(1),
+            Self::InBatch { error, .. } => error.retry_after_seconds(),
+            _ => None,
         }
     }
 }
@@ -127,11 +157,7 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
-        let retry_after = match &self {
-            Self::QueueFull(full) => Some(full.retry_after.as_secs()),
-            Self::TaskLoading(_) | Self::NotReady(_) => Some(1),
-            _ => None,
-        };
+        let retry_after = self.retry_after_seconds();
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response
@@ -152,6 +178,23 @@ impl From<SubmitError> for ApiError {
             }
             SubmitError::Limit(error) => Self::Limit(error),
             SubmitError::QueueFull(full) => Self::QueueFull(full),
+        }
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> Self {
+        match error {
+            BatchError::Job { index, source } => Self::InBatch {
+                index,
+                error: Box::new(source.into()),
+            },
+            BatchError::QueueFull(full) => Self::QueueFull(full),
+            invalid => Self::Body {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_request",
+                message: invalid.to_string(),
+            },
         }
     }
 }

@@ -11,10 +11,14 @@
 //! | `DELETE /v1/tasks/{name}` | delete a task and its file |
 //! | `GET /v1/status` | queue, engine threads and engine settings |
 //! | `POST /v1/jobs` | (`Idempotency-Key` header: a retry returns the first job) submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
-//! | `GET /v1/jobs` | jobs, newest first: `?status=&task=` filter, `?limit=` (≤ 1000) and `?cursor=` page |
+//! | `GET /v1/jobs` | jobs, newest first: `?status=&task=&batch=` filter, `?limit=` (≤ 1000) and `?cursor=` page |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish (`&until=started`: to start) |
 //! | `DELETE /v1/jobs/{id}` | cancel a job; returns its final record |
+//! | `POST /v1/batches` | submit many jobs at once (`jobs`, or `task` + `inputs`; `max_concurrent`): all accepted or none; records in order |
+//! | `GET /v1/batches/{id}` | a batch and its jobs' records, in order; `?wait_ms=N` waits for it to finish |
+//! | `DELETE /v1/batches/{id}` | cancel every unfinished job of a batch |
 
+mod batches;
 mod error;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +27,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ApiError;
 
+use crate::batches::BatchId;
 use crate::cache::Source;
 use crate::config::RequestedLimits;
 use crate::engine::Kind;
@@ -57,6 +62,14 @@ pub fn router(host: Arc<Host>) -> Router {
             get(get_task).put(upload_task).delete(delete_task),
         )
         .route("/v1/jobs", post(submit_job).get(list_jobs))
+        .route(
+            "/v1/batches",
+            post(batches::submit_batch).layer(DefaultBodyLimit::max(batches::MAX_BATCH_BODY)),
+        )
+        .route(
+            "/v1/batches/{id}",
+            get(batches::get_batch).delete(batches::cancel_batch),
+        )
         .route("/v1/status", get(status))
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
         .fallback(|| async { ApiError::NoRoute })
@@ -226,14 +239,16 @@ async fn get_task(
         .map_err(ApiError::from)
 }
 
-/// The body of `POST /v1/jobs`.
+/// One job as a client asks for it: the body of `POST /v1/jobs`, and an item of a batch's
+/// `jobs`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SubmitBody {
+struct JobSpec {
     task: String,
     #[serde(default)]
     input: serde_json::Value,
-    /// How long to wait for the job to finish before answering, in milliseconds.
+    /// How long to wait for the job to finish before answering, in milliseconds (not in a
+    /// batch's items: the batch has its own).
     wait_ms: Option<u64>,
     /// The job's deadline, in milliseconds.
     timeout_ms: Option<u64>,
@@ -243,6 +258,21 @@ struct SubmitBody {
     memory_mib: Option<usize>,
     /// `cpu` or `io`; the task's default when absent.
     kind: Option<Kind>,
+}
+
+impl JobSpec {
+    fn into_request(self) -> JobRequest {
+        JobRequest {
+            task: self.task,
+            input: self.input,
+            limits: RequestedLimits {
+                timeout_ms: self.timeout_ms,
+                fuel: self.fuel,
+                memory_mib: self.memory_mib,
+            },
+            kind: self.kind,
+        }
+    }
 }
 
 /// `?wait_ms=N`, accepted by both job routes, and `&until=started|finished` (the default).
@@ -258,26 +288,17 @@ async fn submit_job(
     State(host): State<Arc<Host>>,
     query: Result<Query<WaitQuery>, QueryRejection>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<SubmitBody>,
+    ApiJson(body): ApiJson<JobSpec>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let key = idempotency_key(&headers)?;
     host.wait_for_task(&body.task, WAIT_FOR_LOADING).await;
-    let request = JobRequest {
-        task: body.task,
-        input: body.input,
-        limits: RequestedLimits {
-            timeout_ms: body.timeout_ms,
-            fuel: body.fuel,
-            memory_mib: body.memory_mib,
-        },
-        kind: body.kind,
-    };
+    let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
+    let request = body.into_request();
     let (record, replayed) = match &key {
         Some(key) => host.submit_idempotent(key, request)?,
         None => (host.submit(request)?, false),
     };
-    let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
     let record = if wait > 0 {
         host.wait(record.id, Duration::from_millis(wait))
             .await
@@ -321,6 +342,7 @@ const MAX_PAGE: usize = 1000;
 struct ListQuery {
     status: Option<JobStatus>,
     task: Option<String>,
+    batch: Option<BatchId>,
     /// Jobs per page: 1 to `MAX_PAGE`, 50 by default.
     limit: Option<usize>,
     /// Where the previous page ended (its `next_cursor`).
@@ -351,6 +373,7 @@ async fn list_jobs(
     let filter = JobFilter {
         status: query.status,
         task: query.task,
+        batch: query.batch,
     };
     // One more than asked tells whether there is a next page.
     let mut jobs = host.jobs(&filter, before, limit + 1);

@@ -108,28 +108,40 @@ impl Scheduler {
         })
     }
 
-    /// Queues CPU-bound `work` for an engine thread, unless the queue is full.
-    pub fn submit_cpu(self: &Arc<Self>, work: Work) -> Result<(), QueueFull> {
-        let ticket = self.admit()?;
+    /// Counts one job in as queued, or refuses it at once when the queue is full. The ticket
+    /// holds its place until its work is handed over with [`run_cpu`](Self::run_cpu) or
+    /// [`run_io`](Self::run_io) (or dropped).
+    pub fn admit(self: &Arc<Self>) -> Result<Ticket, QueueFull> {
+        self.reserve(1)?;
+        Ok(Ticket(Some(self.clone())))
+    }
+
+    /// Counts `count` jobs in as queued, all or none: refused when the queue has no room for
+    /// all of them. Work accepted now may be handed over later: a batch's jobs beyond its
+    /// concurrency bound wait holding their tickets.
+    pub fn admit_all(self: &Arc<Self>, count: usize) -> Result<Vec<Ticket>, QueueFull> {
+        self.reserve(count)?;
+        Ok((0..count).map(|_| Ticket(Some(self.clone()))).collect())
+    }
+
+    /// Hands CPU-bound `work`, admitted with `ticket`, to the engine threads.
+    pub fn run_cpu(&self, ticket: Ticket, work: Work) {
         self.pool.submit(Box::new(move || {
             let running = ticket.start();
             let finish = work();
             drop(running);
             finish
         }));
-        Ok(())
     }
 
-    /// Queues IO-bound `work` for the async executor, unless the queue is full.
-    pub fn submit_io(self: &Arc<Self>, work: IoWork) -> Result<(), QueueFull> {
-        let ticket = self.admit()?;
+    /// Hands IO-bound `work`, admitted with `ticket`, to the async executor.
+    pub fn run_io(&self, ticket: Ticket, work: IoWork) {
         self.io.spawn(async move {
             let running = ticket.start();
             let finish = work.await;
             drop(running);
             finish();
         });
-        Ok(())
     }
 
     /// Waits up to `timeout` for every accepted job to finish; true if they all did.
@@ -168,19 +180,20 @@ impl Scheduler {
         }
     }
 
-    /// Counts a job in as queued, or refuses it when the queue is full.
-    fn admit(self: &Arc<Self>) -> Result<Ticket, QueueFull> {
+    /// Counts `count` jobs in as queued, or refuses them all when the queue has no room; the
+    /// caller makes a [`Ticket`] for each.
+    fn reserve(&self, count: usize) -> Result<(), QueueFull> {
         let mut in_flight = self.lock();
-        if in_flight.queued >= self.max_queued {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+        if in_flight.queued + count > self.max_queued {
+            self.rejected.fetch_add(count as u64, Ordering::Relaxed);
             return Err(QueueFull {
                 capacity: self.max_queued,
                 retry_after: self.drain_estimate(in_flight.queued),
             });
         }
-        in_flight.queued += 1;
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        Ok(Ticket(Some(self.clone())))
+        in_flight.queued += count;
+        self.accepted.fetch_add(count as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// How long `queued` jobs should take to drain, from the mean CPU job time so far.
@@ -212,9 +225,10 @@ impl InFlight {
     }
 }
 
-/// An admitted job, counted as queued until it starts. Dropped unstarted (its executor shut
-/// down), it is uncounted again.
-struct Ticket(Option<Arc<Scheduler>>);
+/// An admitted job's place in the queue: counted as queued until its work starts. Dropped
+/// unstarted (its executor shut down, or its work was never handed over), it is uncounted
+/// again.
+pub struct Ticket(Option<Arc<Scheduler>>);
 
 impl Ticket {
     /// Moves the job from queued to running; the guard counts it finished when dropped,
@@ -265,26 +279,40 @@ mod tests {
         )
     }
 
+    /// Admits `work` as one CPU job, or says why not.
+    fn submit_cpu(
+        scheduler: &Arc<Scheduler>,
+        work: impl FnOnce() -> Finish + Send + 'static,
+    ) -> Result<(), QueueFull> {
+        let ticket = scheduler.admit()?;
+        scheduler.run_cpu(ticket, Box::new(work));
+        Ok(())
+    }
+
+    /// Occupies the scheduler's only engine thread until the returned sender is used.
+    fn block_the_worker(scheduler: &Arc<Scheduler>) -> mpsc::Sender<()> {
+        let (release, blocked) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel();
+        submit_cpu(scheduler, move || {
+            started.send(()).unwrap();
+            let _ = blocked.recv();
+            Box::new(|| ())
+        })
+        .unwrap();
+        running.recv_timeout(Duration::from_secs(30)).unwrap();
+        release
+    }
+
     #[test]
     fn a_full_queue_refuses_at_once_and_loses_nothing_it_accepted() {
         let scheduler = scheduler(1, 3);
-        let (release, blocked) = mpsc::channel::<()>();
-        let (started, running) = mpsc::channel();
-        scheduler
-            .submit_cpu(Box::new(move || {
-                started.send(()).unwrap();
-                let _ = blocked.recv();
-                Box::new(|| ())
-            }))
-            .unwrap();
-        running.recv_timeout(Duration::from_secs(30)).unwrap();
+        let release = block_the_worker(&scheduler);
 
         let (done, finished) = mpsc::channel();
         let mut refused = 0;
         for _ in 0..10 {
             let done = done.clone();
-            let work = move || -> Finish { Box::new(move || done.send(()).unwrap()) };
-            match scheduler.submit_cpu(Box::new(work)) {
+            match submit_cpu(&scheduler, move || Box::new(move || done.send(()).unwrap())) {
                 Ok(()) => {}
                 Err(full) => {
                     assert_eq!(full.capacity, 3);
@@ -306,15 +334,40 @@ mod tests {
     }
 
     #[test]
+    fn admitting_many_takes_all_or_none_and_held_tickets_count_as_queued() {
+        let scheduler = scheduler(1, 5);
+        let release = block_the_worker(&scheduler);
+        assert!(scheduler.admit_all(6).is_err(), "6 do not fit in 5");
+        assert_eq!(scheduler.status().queued, 0);
+
+        let mut tickets = scheduler.admit_all(4).unwrap();
+        assert_eq!(scheduler.status().queued, 4);
+        assert!(scheduler.admit_all(2).is_err(), "one place is left");
+        drop(tickets.pop());
+        assert_eq!(
+            scheduler.status().queued,
+            3,
+            "a dropped ticket gives its place back"
+        );
+
+        let (done, finished) = mpsc::channel();
+        for ticket in tickets {
+            let done = done.clone();
+            scheduler.run_cpu(
+                ticket,
+                Box::new(move || Box::new(move || done.send(()).unwrap())),
+            );
+        }
+        release.send(()).unwrap();
+        drop(done);
+        assert_eq!(finished.iter().count(), 3);
+        assert!(scheduler.drain(Duration::from_secs(30)));
+    }
+
+    #[test]
     fn drain_gives_up_after_its_timeout() {
         let scheduler = scheduler(1, 10);
-        let (release, blocked) = mpsc::channel::<()>();
-        scheduler
-            .submit_cpu(Box::new(move || {
-                let _ = blocked.recv();
-                Box::new(|| ())
-            }))
-            .unwrap();
+        let release = block_the_worker(&scheduler);
         assert!(!scheduler.drain(Duration::from_millis(20)));
         release.send(()).unwrap();
         assert!(scheduler.drain(Duration::from_secs(30)));

@@ -2,25 +2,27 @@
 //! status, shut down. The HTTP API is a thin layer over this; a Rust program can use it
 //! directly.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+mod batch;
+mod run;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::batches::{BatchId, BatchStore};
 use crate::cache::ComponentCache;
 use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
-use tracing::Instrument;
-
-use crate::engine::{
-    CancelToken, EngineError, ErrorCode, JobError, Kind, Limits, Outcome, TaskEngine,
-};
+use crate::engine::{CancelToken, EngineError, Kind, TaskEngine};
 use crate::idempotency::{Claim, IdempotencyKeys, KeyReused};
 use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, Until};
 use crate::registry::{
     Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, UploadError,
     WatchError,
 };
-use crate::scheduler::{Finish, QueueFull, Scheduler};
+use crate::scheduler::{QueueFull, Scheduler};
+use run::{Admitted, RunJob};
+
 use crate::status::{EngineStatus, Status, TasksStatus};
+pub use batch::{BatchError, BatchRequest};
 
 /// How long cancelling a running job waits for it to stop before answering: a few epoch
 /// ticks are enough; this bound only matters if the machine is badly overloaded.
@@ -126,6 +128,7 @@ pub struct Host {
     idempotency: IdempotencyKeys,
     max_upload_bytes: usize,
     jobs: Arc<JobStore>,
+    batches: BatchStore,
     scheduler: Arc<Scheduler>,
     limits: LimitPolicy,
     max_wait: Duration,
@@ -168,6 +171,7 @@ impl Host {
             idempotency: IdempotencyKeys::new(config.max_finished_jobs),
             max_upload_bytes: config.max_upload_bytes,
             jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
+            batches: BatchStore::default(),
             scheduler: Arc::new(Scheduler::start(config.scheduler)?),
             limits: config.limits,
             max_wait: config.max_wait,
@@ -242,33 +246,40 @@ impl Host {
 
     /// Accepts a job and queues it; returns its record as queued.
     pub fn submit(&self, request: JobRequest) -> Result<JobRecord, SubmitError> {
+        let (record, kind, run) = self.prepare(request, None)?;
+        let ticket = self.scheduler.admit()?;
+        self.jobs.insert(record.clone(), run.cancel.clone());
+        Admitted { ticket, kind, run }.dispatch(&self.scheduler);
+        Ok(record)
+    }
+
+    /// Checks a request and makes its job: the record it starts with, how it runs, and the
+    /// run itself (not yet accepted).
+    fn prepare(
+        &self,
+        request: JobRequest,
+        batch: Option<BatchId>,
+    ) -> Result<(JobRecord, Kind, RunJob), SubmitError> {
         let version = self.task(&request.task)?;
         let limits = self.limits.resolve(request.limits)?;
         let kind = request
             .kind
             .unwrap_or_else(|| version.compiled.task.default_kind());
         let id = JobId::new();
-        let cancel = CancelToken::default();
-        let record = JobRecord::queued(id, &version.name, &version.compiled.hash.to_hex(), kind);
-        self.jobs.insert(record.clone(), cancel.clone());
+        let mut record =
+            JobRecord::queued(id, &version.name, &version.compiled.hash.to_hex(), kind);
+        record.batch = batch;
         let run = RunJob {
             id,
             version,
             input: request.input.to_string(),
             limits,
-            cancel,
+            cancel: CancelToken::default(),
             engine: self.engine.clone(),
             jobs: self.jobs.clone(),
+            batch: None,
         };
-        let admitted = match kind {
-            Kind::Cpu => self.scheduler.submit_cpu(Box::new(move || run.run())),
-            Kind::Io => self.scheduler.submit_io(Box::pin(run.run_async())),
-        };
-        if let Err(full) = admitted {
-            self.jobs.remove(id);
-            return Err(full.into());
-        }
-        Ok(record)
+        Ok((record, kind, run))
     }
 
     /// Like [`submit`](Self::submit), under an idempotency key: the first submission with
@@ -367,75 +378,4 @@ impl Host {
         self.scheduler.shutdown();
         DrainReport { drained, cancelled }
     }
-}
-
-/// One accepted job, as an engine thread runs it.
-struct RunJob {
-    id: JobId,
-    version: Arc<TaskVersion>,
-    input: String,
-    limits: Limits,
-    cancel: CancelToken,
-    engine: Arc<TaskEngine>,
-    jobs: Arc<JobStore>,
-}
-
-impl RunJob {
-    /// Runs the job on this (engine) thread; returns the step that publishes its outcome.
-    fn run(self) -> Finish {
-        if !self.jobs.mark_running(self.id) {
-            return Box::new(|| ()); // cancelled while queued; its record is final already
-        }
-        let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
-        let _entered = span.enter();
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.engine.run(
-                &self.version.compiled.task,
-                &self.input,
-                self.limits,
-                self.cancel.clone(),
-            )
-        }))
-        .unwrap_or_else(|_| internal_failure());
-        self.publish(outcome)
-    }
-
-    /// Runs the job on the IO executor; returns the step that publishes its outcome.
-    async fn run_async(self) -> Finish {
-        if !self.jobs.mark_running(self.id) {
-            return Box::new(|| ()); // cancelled while queued; its record is final already
-        }
-        let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
-        let engine = self.engine.clone();
-        let version = self.version.clone();
-        let (input, limits, cancel) = (self.input.clone(), self.limits, self.cancel.clone());
-        // A task of its own, so that a panic in the host ends this job, not the executor.
-        let run = tokio::spawn(
-            async move {
-                engine
-                    .run_async(&version.compiled.task, &input, limits, cancel)
-                    .await
-            }
-            .instrument(span),
-        );
-        let outcome = run.await.unwrap_or_else(|_| internal_failure());
-        self.publish(outcome)
-    }
-
-    /// The step that records the outcome and wakes the job's waiters.
-    fn publish(self, outcome: Outcome) -> Finish {
-        match &outcome.result {
-            Ok(_) => tracing::debug!(id = %self.id, wall = ?outcome.receipt.wall, "job succeeded"),
-            Err(error) => tracing::info!(id = %self.id, code = ?error.code, "job failed"),
-        }
-        Box::new(move || self.jobs.finish(self.id, outcome))
-    }
-}
-
-/// The outcome of a job during which the host itself failed (a bug, logged where it happened).
-fn internal_failure() -> Outcome {
-    Outcome::failed(JobError {
-        code: ErrorCode::Internal,
-        message: "the host failed while running this job; it has been logged".into(),
-    })
 }

@@ -1,0 +1,166 @@
+//! `/v1/batches`: many jobs in one request, their records in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, ApiJson, JobSpec, WAIT_FOR_LOADING};
+use crate::batches::{BatchId, BatchRecord, BatchStatus};
+use crate::engine::Kind;
+use crate::host::{BatchRequest, Host, JobRequest};
+
+/// Largest body `POST /v1/batches` reads (a single job's body is limited to axum's 2 MiB).
+pub(super) const MAX_BATCH_BODY: usize = 32 << 20;
+
+/// The body of `POST /v1/batches`: `jobs`, or `task` with one input per job in `inputs`.
+/// The limits given here apply to every job that does not set its own.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchBody {
+    /// The jobs, each like the body of `POST /v1/jobs` (without `wait_ms`).
+    jobs: Option<Vec<JobSpec>>,
+    /// With `inputs`: the task every job runs.
+    task: Option<String>,
+    /// With `task`: one job per input.
+    inputs: Option<Vec<serde_json::Value>>,
+    /// Most of the batch's jobs running at once.
+    max_concurrent: Option<usize>,
+    /// How long to wait for every job to finish before answering, in milliseconds.
+    wait_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    fuel: Option<u64>,
+    memory_mib: Option<usize>,
+    kind: Option<Kind>,
+}
+
+impl BatchBody {
+    /// The jobs this body asks for, with the batch's limits filled in.
+    fn into_request(self) -> Result<BatchRequest, ApiError> {
+        let specs = match (self.jobs, self.task, self.inputs) {
+            (Some(jobs), None, None) => jobs,
+            (None, Some(task), Some(inputs)) => inputs
+                .into_iter()
+                .map(|input| JobSpec {
+                    task: task.clone(),
+                    input,
+                    wait_ms: None,
+                    timeout_ms: None,
+                    fuel: None,
+                    memory_mib: None,
+                    kind: None,
+                })
+                .collect(),
+            _ => return Err(invalid("give either `jobs`, or `task` and `inputs`")),
+        };
+        let jobs = specs
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut spec)| {
+                if spec.wait_ms.is_some() {
+                    return Err(invalid(&format!(
+                        "jobs[{index}]: wait_ms is the batch's, not a job's"
+                    )));
+                }
+                spec.timeout_ms = spec.timeout_ms.or(self.timeout_ms);
+                spec.fuel = spec.fuel.or(self.fuel);
+                spec.memory_mib = spec.memory_mib.or(self.memory_mib);
+                spec.kind = spec.kind.or(self.kind);
+                Ok(spec.into_request())
+            })
+            .collect::<Result<Vec<JobRequest>, ApiError>>()?;
+        Ok(BatchRequest {
+            jobs,
+            max_concurrent: self.max_concurrent,
+        })
+    }
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::Body {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_request",
+        message: message.to_owned(),
+    }
+}
+
+/// `?wait_ms=N`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchWait {
+    wait_ms: Option<u64>,
+}
+
+/// `POST /v1/batches`: 200 with the batch if it finished within the wait, else 202 with the
+/// record so far and where to poll; all jobs are accepted, or none.
+pub(super) async fn submit_batch(
+    State(host): State<Arc<Host>>,
+    query: Result<Query<BatchWait>, QueryRejection>,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
+    let request = body.into_request()?;
+    for job in &request.jobs {
+        host.wait_for_task(&job.task, WAIT_FOR_LOADING).await;
+    }
+    let record = host.submit_batch(request)?;
+    let record = match wait {
+        0 => record,
+        wait => host
+            .wait_batch(record.id, Duration::from_millis(wait))
+            .await
+            .unwrap_or(record),
+    };
+    Ok(batch_response(record))
+}
+
+/// `GET /v1/batches/{id}`, `?wait_ms=N` to wait for it to finish.
+pub(super) async fn get_batch(
+    State(host): State<Arc<Host>>,
+    Path(id): Path<String>,
+    query: Result<Query<BatchWait>, QueryRejection>,
+) -> Result<Json<BatchRecord>, ApiError> {
+    let Query(query) = query?;
+    let id = parse_batch_id(id)?;
+    let record = match query.wait_ms {
+        Some(wait) if wait > 0 => host.wait_batch(id, Duration::from_millis(wait)).await,
+        _ => host.batch(id),
+    };
+    record.map(Json).ok_or(ApiError::BatchNotFound(id))
+}
+
+/// `DELETE /v1/batches/{id}`: cancels every job not finished; the batch's final record.
+pub(super) async fn cancel_batch(
+    State(host): State<Arc<Host>>,
+    Path(id): Path<String>,
+) -> Result<Json<BatchRecord>, ApiError> {
+    let id = parse_batch_id(id)?;
+    host.cancel_batch(id)
+        .await
+        .map(Json)
+        .ok_or(ApiError::BatchNotFound(id))
+}
+
+fn parse_batch_id(id: String) -> Result<BatchId, ApiError> {
+    id.parse().map_err(|_| ApiError::InvalidBatchId(id))
+}
+
+/// 200 with a finished batch, else 202 with the record so far and where to poll.
+fn batch_response(record: BatchRecord) -> Response {
+    if record.status == BatchStatus::Finished {
+        return (StatusCode::OK, Json(record)).into_response();
+    }
+    let location = format!("/v1/batches/{}", record.id);
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(record),
+    )
+        .into_response()
+}
