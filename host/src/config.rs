@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::{EngineSettings, HttpAllowList, Limits, POOL_SLOT_BYTES, PoolSettings};
+use crate::engine::{
+    EngineSettings, HttpAllowList, Limits, LogLimits, POOL_SLOT_BYTES, PoolSettings,
+};
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
 
@@ -82,6 +84,15 @@ pub struct ServeArgs {
     /// Largest wasm stack of a job, in KiB; deeper recursion fails with `stack_overflow`.
     #[arg(long, env = "TASKHOST_MAX_WASM_STACK_KIB", default_value_t = 512)]
     pub max_wasm_stack_kib: usize,
+
+    /// Most lines a job's log keeps (SDK log lines, stdout and stderr lines); later ones are
+    /// dropped and the log marked truncated.
+    #[arg(long, env = "TASKHOST_MAX_LOG_LINES", default_value_t = 1000)]
+    pub max_log_lines: usize,
+
+    /// Most text a job's log keeps, in KiB.
+    #[arg(long, env = "TASKHOST_MAX_LOG_KIB", default_value_t = 64)]
+    pub max_log_kib: usize,
 
     /// Most jobs waiting for an engine thread; further submissions get 429.
     #[arg(long, env = "TASKHOST_MAX_QUEUED", default_value_t = 10_000)]
@@ -298,6 +309,10 @@ const MAX_RELOAD_DEBOUNCE_MS: u64 = 60_000;
 /// exceeds what engine threads' native stacks can back.
 const MIN_WASM_STACK_KIB: usize = 64;
 const MAX_WASM_STACK_KIB: usize = 64 << 10;
+/// Most log lines a job may keep.
+const MAX_LOG_LINES: usize = 100_000;
+/// Most log text a job may keep, in KiB.
+const MAX_LOG_KIB: usize = 16 << 10;
 
 impl ServeArgs {
     /// The settings `taskhost serve` has with no flags, ignoring `TASKHOST_*` environment
@@ -367,6 +382,18 @@ impl ServeArgs {
             problems.push(format!(
                 "--max-wasm-stack-kib is {}: use {MIN_WASM_STACK_KIB} to {MAX_WASM_STACK_KIB}",
                 self.max_wasm_stack_kib
+            ));
+        }
+        if !(1..=MAX_LOG_LINES).contains(&self.max_log_lines) {
+            problems.push(format!(
+                "--max-log-lines is {}: use 1 to {MAX_LOG_LINES}",
+                self.max_log_lines
+            ));
+        }
+        if !(1..=MAX_LOG_KIB).contains(&self.max_log_kib) {
+            problems.push(format!(
+                "--max-log-kib is {}: use 1 to {MAX_LOG_KIB}",
+                self.max_log_kib
             ));
         }
         if !(1..=MAX_WORKERS).contains(&self.io_threads) {
@@ -447,6 +474,10 @@ impl ServeArgs {
                 max_wasm_stack: self.max_wasm_stack_kib << 10,
                 pool,
                 http_allowed,
+                log: LogLimits {
+                    max_lines: self.max_log_lines,
+                    max_bytes: self.max_log_kib << 10,
+                },
             },
             scheduler: SchedulerSettings {
                 workers,

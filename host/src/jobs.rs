@@ -96,6 +96,14 @@ pub struct JobRecord {
     /// Wall-clock time the task ran, in milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_ms: Option<f64>,
+    /// CPU time the job used, in milliseconds, once finished: the task's code and the host
+    /// calls it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<f64>,
+    /// Wall-clock time the job spent in host calls (WASI, HTTP, logging, waits), in
+    /// milliseconds, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_call_ms: Option<f64>,
     /// Fuel the task consumed, once finished, when the host meters fuel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel_consumed: Option<u64>,
@@ -121,6 +129,8 @@ impl JobRecord {
             error: None,
             log: None,
             wall_ms: None,
+            cpu_ms: None,
+            host_call_ms: None,
             fuel_consumed: None,
             peak_memory_bytes: None,
         }
@@ -141,6 +151,8 @@ impl JobRecord {
         }
         self.log = Some(outcome.log);
         self.wall_ms = Some(milliseconds(outcome.receipt.wall));
+        self.cpu_ms = Some(milliseconds(outcome.receipt.cpu));
+        self.host_call_ms = Some(milliseconds(outcome.receipt.host_calls));
         self.fuel_consumed = outcome.receipt.fuel_consumed;
         self.peak_memory_bytes = Some(outcome.receipt.peak_memory_bytes);
     }

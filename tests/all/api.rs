@@ -105,6 +105,7 @@ fn health_and_task_list() {
             "grep",
             "loop",
             "noop",
+            "print",
             "recurse",
             "sleep",
             "uppercase"

@@ -13,6 +13,7 @@ mod jobs;
 mod limits;
 mod pool;
 mod reload;
+mod report;
 mod upload;
 
 use std::path::Path;

@@ -7,9 +7,12 @@
 
 mod allocation;
 mod bindings;
+mod cpu;
 mod http;
 mod limiter;
+mod log;
 mod outcome;
+mod output;
 mod state;
 mod stop;
 mod ticker;
@@ -23,10 +26,12 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
 pub use http::{HttpAllowList, InvalidHostPattern};
-pub use outcome::{ErrorCode, JobError, JobLog, LogLevel, LogLine, Outcome, Receipt};
+pub use log::{JobLog, LogLevel, LogLimits, LogLine, LogStream};
+pub use outcome::{ErrorCode, JobError, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
 
 use bindings::{io, sync};
+use log::SharedLog;
 use state::HostState;
 use stop::Stopped;
 use ticker::EpochTicker;
@@ -61,6 +66,8 @@ pub struct EngineSettings {
     pub pool: Option<PoolSettings>,
     /// Hosts tasks may send HTTP requests to (none by default).
     pub http_allowed: HttpAllowList,
+    /// How much of its log (SDK lines, stdout, stderr) a job keeps.
+    pub log: LogLimits,
 }
 
 /// Limits applied to one job's store.
@@ -254,12 +261,14 @@ impl TaskEngine {
                 .with(|executor| executor.block_on(self.run_async(task, input, limits, cancel)));
         }
         let started = Instant::now();
+        let cpu_before = cpu::thread_time();
         let mut store = self.new_store(limits, cancel, false);
         let result = task
             .sync
             .instantiate(&mut store)
             .and_then(|instance| instance.call_run(&mut store, input));
-        self.outcome(store, result, started, limits)
+        let cpu = cpu::thread_time().saturating_sub(cpu_before);
+        self.outcome(store, result, started, cpu, limits)
     }
 
     /// Runs one IO-bound job on the async executor. It yields at every epoch tick while it
@@ -279,12 +288,20 @@ impl TaskEngine {
             instance.call_run(&mut store, input).await
         };
         let deadline = tokio::time::Instant::from_std(started + limits.timeout);
-        let result = tokio::select! {
-            result = call => result,
-            () = tokio::time::sleep_until(deadline) => Err(Stopped::Timeout.into()),
-            () = cancel.cancelled() => Err(Stopped::Cancelled.into()),
+        let stopped = async {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => Stopped::Timeout,
+                () = cancel.cancelled() => Stopped::Cancelled,
+            }
         };
-        self.outcome(store, result, started, limits)
+        let (result, cpu) = cpu::timed(async {
+            tokio::select! {
+                result = call => result,
+                stopped = stopped => Err(stopped.into()),
+            }
+        })
+        .await;
+        self.outcome(store, result, started, cpu, limits)
     }
 
     /// A store for one job: its limiter, fuel, and an epoch callback that stops the job on
@@ -304,9 +321,14 @@ impl TaskEngine {
                 deadline,
                 cancel,
                 self.settings.http_allowed.clone(),
+                SharedLog::new(self.settings.log),
             ),
         );
         store.limiter(|state| &mut state.limiter);
+        store.call_hook(|mut context, hook| {
+            context.data_mut().host_calls.on(hook);
+            Ok(())
+        });
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |context| match context.data().stop_reason() {
             Some(reason) => Err(reason.into()),
@@ -327,6 +349,7 @@ impl TaskEngine {
         store: Store<HostState>,
         result: wasmtime::Result<Result<String, bindings::sync::TaskError>>,
         started: Instant,
+        cpu: Duration,
         limits: Limits,
     ) -> Outcome {
         let fuel_consumed = self
@@ -336,6 +359,8 @@ impl TaskEngine {
         let state = store.into_data();
         let receipt = Receipt {
             wall: started.elapsed(),
+            cpu,
+            host_calls: state.host_calls.total,
             fuel_consumed,
             peak_memory_bytes: state.limiter.peak_memory,
         };
@@ -352,6 +377,7 @@ impl TaskEngine {
             max_wasm_stack: 512 << 10,
             pool: None,
             http_allowed: HttpAllowList::default(),
+            log: LogLimits::default(),
         })
         .expect("creating an engine")
     }

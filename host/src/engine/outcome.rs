@@ -7,13 +7,9 @@ use wasmtime::{Trap, WasmBacktrace};
 
 use super::Limits;
 use super::bindings::sync::TaskError;
+use super::log::JobLog;
 use super::state::HostState;
 use super::stop::Stopped;
-
-/// Most log lines kept per job; later lines are dropped and the log marked truncated.
-const MAX_LOG_LINES: usize = 256;
-/// Most log bytes kept per job.
-const MAX_LOG_BYTES: usize = 64 * 1024;
 
 /// The result of running one job.
 #[derive(Debug)]
@@ -42,6 +38,10 @@ impl Outcome {
 pub struct Receipt {
     /// Time from creating the store to the end of the call.
     pub wall: Duration,
+    /// CPU time the job's thread(s) spent on it, host calls included.
+    pub cpu: Duration,
+    /// Wall-clock time spent in host calls (WASI, HTTP, logging, waits on clocks).
+    pub host_calls: Duration,
     /// Fuel consumed, when the engine meters fuel.
     pub fuel_consumed: Option<u64>,
     /// Largest size the job's linear memory reached, in bytes.
@@ -84,53 +84,6 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// How important a log line is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogLevel {
-    /// Very detailed tracing.
-    Trace,
-    /// Information for debugging.
-    Debug,
-    /// Normal progress.
-    Info,
-    /// Something unexpected that the task handled.
-    Warn,
-    /// Something failed.
-    Error,
-}
-
-/// One line a task logged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    /// Its level.
-    pub level: LogLevel,
-    /// Its text.
-    pub message: String,
-}
-
-/// The lines a job logged, bounded in count and bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobLog {
-    /// The lines kept, oldest first.
-    pub lines: Vec<LogLine>,
-    /// Whether lines were dropped because the log was full.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-}
-
-impl JobLog {
-    /// Appends a line unless the log is full.
-    pub(crate) fn push(&mut self, level: LogLevel, message: String) {
-        let used: usize = self.lines.iter().map(|line| line.message.len()).sum();
-        if self.lines.len() >= MAX_LOG_LINES || used + message.len() > MAX_LOG_BYTES {
-            self.truncated = true;
-            return;
-        }
-        self.lines.push(LogLine { level, message });
-    }
-}
-
 /// Shortens `text` to at most `max` bytes without splitting a character.
 pub(crate) fn truncate_at_char(text: &mut String, max: usize) {
     if text.len() > max {
@@ -166,7 +119,7 @@ pub(crate) fn classify(
     };
     Outcome {
         result,
-        log: state.log,
+        log: state.log.finish(),
         receipt,
     }
 }
@@ -234,26 +187,6 @@ fn classify_abort(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_log_stops_at_its_line_bound_and_says_so() {
-        let mut log = JobLog::default();
-        for i in 0..MAX_LOG_LINES + 10 {
-            log.push(LogLevel::Info, format!("line {i}"));
-        }
-        assert_eq!(log.lines.len(), MAX_LOG_LINES);
-        assert!(log.truncated);
-        assert_eq!(log.lines[0].message, "line 0");
-    }
-
-    #[test]
-    fn the_log_stops_at_its_byte_bound() {
-        let mut log = JobLog::default();
-        log.push(LogLevel::Info, "x".repeat(MAX_LOG_BYTES - 1));
-        log.push(LogLevel::Info, "yy".into());
-        assert_eq!(log.lines.len(), 1);
-        assert!(log.truncated);
-    }
 
     #[test]
     fn truncation_never_splits_a_character() {

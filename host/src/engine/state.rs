@@ -1,9 +1,10 @@
-//! What a job's store holds: its WASI context (granting nothing), its outgoing-HTTP hooks
-//! (the allow-list), its limits, and what the task told the host through the `host`
-//! interface.
+//! What a job's store holds: its WASI context (granting nothing; stdout and stderr go to the
+//! job's log), its outgoing-HTTP hooks (the allow-list), its limits, what the task told the
+//! host through the `host` interface, and the time it spent in host calls.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use wasmtime::CallHook;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -12,7 +13,8 @@ use super::CancelToken;
 use super::bindings::sync::taskhost::task::{host, types};
 use super::http::{HttpAllowList, JobHttp};
 use super::limiter::JobLimiter;
-use super::outcome::{JobLog, LogLevel};
+use super::log::{LogLevel, LogStream, SharedLog};
+use super::output::CapturedOutput;
 use super::stop::Stopped;
 
 /// Longest panic message kept, in bytes.
@@ -27,29 +29,62 @@ pub(crate) struct HostState {
     pub(crate) limiter: JobLimiter,
     cancel: CancelToken,
     deadline: Instant,
-    pub(crate) log: JobLog,
+    pub(crate) log: SharedLog,
     pub(crate) panic_message: Option<String>,
+    pub(crate) host_calls: HostCallTimer,
+}
+
+/// Wall-clock time a job spends outside its own code: in host calls (WASI, HTTP, logging,
+/// waits) and the runtime's own calls (memory growth, epoch checks).
+#[derive(Debug, Default)]
+pub(crate) struct HostCallTimer {
+    entered: Option<Instant>,
+    /// Time spent so far.
+    pub(crate) total: Duration,
+}
+
+impl HostCallTimer {
+    /// Follows the store's transitions between the guest and the host.
+    pub(crate) fn on(&mut self, hook: CallHook) {
+        match hook {
+            CallHook::CallingHost => {
+                self.entered.get_or_insert_with(Instant::now);
+            }
+            CallHook::ReturningFromHost => {
+                if let Some(entered) = self.entered.take() {
+                    self.total += entered.elapsed();
+                }
+            }
+            CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+        }
+    }
 }
 
 impl HostState {
     /// State for a new job: no arguments, environment, files, sockets or stdin; stdout and
-    /// stderr discarded; HTTP requests only to `http_allowed` hosts.
+    /// stderr go to `log`; HTTP requests only to `http_allowed` hosts.
     pub(crate) fn new(
         memory_limit: usize,
         deadline: Instant,
         cancel: CancelToken,
         http_allowed: HttpAllowList,
+        log: SharedLog,
     ) -> Self {
+        let wasi = WasiCtx::builder()
+            .stdout(CapturedOutput::new(log.clone(), LogStream::Stdout))
+            .stderr(CapturedOutput::new(log.clone(), LogStream::Stderr))
+            .build();
         Self {
-            wasi: WasiCtx::builder().build(),
+            wasi,
             http: WasiHttpCtx::new(),
             http_hooks: JobHttp::new(http_allowed, deadline),
             table: ResourceTable::new(),
             limiter: JobLimiter::new(memory_limit),
             cancel,
             deadline,
-            log: JobLog::default(),
+            log,
             panic_message: None,
+            host_calls: HostCallTimer::default(),
         }
     }
 
@@ -94,7 +129,7 @@ impl host::Host for HostState {
             host::Level::Error => LogLevel::Error,
         };
         tracing::debug!(target: "taskhost::task", ?level, "{message}");
-        self.log.push(level, message);
+        self.log.log(level, message);
     }
 
     fn panicked(&mut self, mut message: String) {
