@@ -5,6 +5,7 @@
 
 mod api;
 mod cache;
+mod cli;
 mod flow;
 mod http;
 mod io;
