@@ -1,4 +1,5 @@
-//! The `taskhost` command.
+//! The `taskhost` command: `serve` runs the host's HTTP API; the other commands ([`cli`]) are
+//! its clients and helpers for writing tasks.
 
 mod cli;
 
