@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds every task crate under tasks/ to a WASI component at target/tasks/NAME.wasm.
+# Builds the task crates under tasks/ to WASI components at target/tasks/NAME.wasm.
 #
-#   tasks/build.sh            build (installing the Debian toolchain first if needed)
+#   tasks/build.sh            build every task (installing the Debian toolchain first if needed)
+#   tasks/build.sh NAME...    build only these tasks (NAME is the crate's directory)
 #   tasks/build.sh --setup    only make sure a toolchain that can build tasks is installed
 #
 # Toolchain, in order of preference:
@@ -67,11 +68,33 @@ ensure_toolchain() {
   fi
 }
 
+# Sets `tasks` to the tasks to build: the names given, each checked, or every crate under
+# tasks/; and `packages` to the cargo arguments that select them.
+select_tasks() {
+  tasks=()
+  packages=()
+  local name dir
+  if [ $# -gt 0 ]; then
+    for name in "$@"; do
+      if [[ ! $name =~ ^[A-Za-z0-9_-]+$ ]] || [ ! -f "$root/tasks/$name/Cargo.toml" ]; then
+        log "no task named '$name': there is no $root/tasks/$name/Cargo.toml"
+        exit 1
+      fi
+      tasks+=("$name")
+      packages+=(--package "$name")
+    done
+  else
+    for dir in "$root"/tasks/*/; do
+      if [ -f "$dir/Cargo.toml" ]; then tasks+=("$(basename "$dir")"); fi
+    done
+  fi
+}
+
 build() {
   local manifest=$root/tasks/Cargo.toml
   # Not --locked: a newly added task crate must be able to join tasks/Cargo.lock.
   local args=(build --release --target wasm32-wasip2 --manifest-path "$manifest"
-    --target-dir "$wasm_target_dir")
+    --target-dir "$wasm_target_dir" "${packages[@]}")
   log "building tasks with the $toolchain toolchain"
   if [ "$toolchain" = rustup ]; then
     cargo "${args[@]}"
@@ -82,10 +105,8 @@ build() {
   fi
 
   mkdir -p "$out"
-  local dir name
-  for dir in "$root"/tasks/*/; do
-    [ -f "$dir/Cargo.toml" ] || continue
-    name=$(basename "$dir")
+  local name
+  for name in "${tasks[@]}"; do
     # Cargo names a cdylib after the crate with '-' turned into '_'; the task keeps its name.
     cp "$wasm_target_dir/wasm32-wasip2/release/${name//-/_}.wasm" "$out/$name.wasm.tmp"
     mv "$out/$name.wasm.tmp" "$out/$name.wasm"
@@ -93,5 +114,10 @@ build() {
   done
 }
 
-ensure_toolchain
-[ "${1:-}" = --setup ] || build
+if [ "${1:-}" = --setup ]; then
+  ensure_toolchain
+else
+  select_tasks "$@"
+  ensure_toolchain
+  build
+fi

@@ -20,7 +20,7 @@ crate::id::uuid_id!(
 );
 
 /// Where a job is in its life. `Succeeded` and `Failed` are final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Accepted, waiting for an engine thread.

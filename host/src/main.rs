@@ -1,6 +1,10 @@
-//! The `taskhost` command.
+//! The `taskhost` command: `serve` runs the host's HTTP API; the other commands ([`cli`]) are
+//! its clients and helpers for writing tasks.
+
+mod cli;
 
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -20,17 +24,23 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API, running the tasks found in --tasks-dir.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        // Only the server runs async; the client commands block.
+        Command::Serve(args) => {
+            tokio::runtime::Runtime::new()?.block_on(serve(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(command) => Ok(cli::run(command)),
     }
 }
 

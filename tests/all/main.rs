@@ -6,6 +6,7 @@
 mod api;
 mod batches;
 mod cache;
+mod cli;
 mod flow;
 mod http;
 mod io;

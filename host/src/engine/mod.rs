@@ -83,7 +83,7 @@ pub struct Limits {
 }
 
 /// How a job runs: on an engine thread, or on the async IO executor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// CPU-bound: runs to completion on a pinned engine thread.

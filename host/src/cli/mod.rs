@@ -1,0 +1,285 @@
+//! The `taskhost` commands besides `serve`: clients of a running server (`task`, `job`,
+//! `batch`) and helpers for writing tasks (`new`, `build`).
+//!
+//! This module holds the clap types; each command group runs in its own module, [`client`]
+//! speaks HTTP and [`output`] prints. Errors end here: printed as `error: ...`, exit code 1.
+
+mod batch;
+mod checkout;
+mod client;
+mod job;
+mod output;
+mod scaffold;
+mod task;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use taskhost::engine::Kind;
+use taskhost::jobs::{JobId, JobStatus};
+use taskhost::registry::is_valid_task_name;
+
+use client::Client;
+
+/// The commands besides `serve`.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Upload, list and delete the tasks a server runs.
+    Task {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// Submit jobs, wait for them, cancel them, list them.
+    Job {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+    /// Run many jobs from JSON lines, a few at a time; print their results in input order.
+    ///
+    /// Each line is a job spec, `{"task", "input", ...}` with the fields of `POST /v1/jobs`,
+    /// or with --task, the input of a job of that task. Blank lines are skipped. Each result
+    /// is written to stdout as one JSON line, in the order of the input: the job's final
+    /// record, or `{"line", "error": {"code", "message"}}` for a line that could not be
+    /// submitted. Job options (--timeout-ms ...) apply to every job whose line does not set
+    /// them. A full queue (429) is waited out and retried. A progress bar shows on stderr
+    /// when it is a terminal. Exits non-zero if any job failed or any line could not
+    /// be submitted, with a summary on stderr.
+    Batch(BatchArgs),
+    /// Create a task crate that builds as it is.
+    ///
+    /// Inside a taskhost checkout the crate goes to tasks/NAME, where it joins the tasks
+    /// workspace and `taskhost build NAME` builds it. Elsewhere (--dir) it is a crate of its
+    /// own that depends on the checkout's SDK.
+    New(NewArgs),
+    /// Build tasks to components in target/tasks/ (runs the checkout's tasks/build.sh).
+    Build(BuildArgs),
+}
+
+/// `--server`, for every command that talks to a server.
+#[derive(Args)]
+pub struct ServerArg {
+    /// The taskhost server to talk to.
+    #[arg(
+        long = "server",
+        value_name = "URL",
+        env = "TASKHOST_URL",
+        default_value = "http://127.0.0.1:7070",
+        value_parser = server_url,
+        global = true
+    )]
+    url: String,
+}
+
+impl ServerArg {
+    fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+}
+
+/// `taskhost task ...`.
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Upload a component as task NAME; it serves once it has compiled. Replaces an earlier
+    /// version: jobs already running finish on the version they started with.
+    Push {
+        /// The task's name: 1 to 64 ASCII letters, digits, `_` or `-`.
+        #[arg(value_parser = task_name)]
+        name: String,
+        /// The component, e.g. target/tasks/NAME.wasm.
+        file: PathBuf,
+    },
+    /// List the tasks served (name, kind, size, hash, since when), the tasks still loading,
+    /// and files that did not load.
+    List {
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete task NAME and its file.
+    Rm {
+        /// The task's name.
+        #[arg(value_parser = task_name)]
+        name: String,
+    },
+}
+
+/// `taskhost job ...`.
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// Submit a job and print its record (as JSON, indented on a terminal).
+    Submit(SubmitArgs),
+    /// Print a job's record.
+    Get {
+        /// The job's id.
+        #[arg(value_parser = job_id)]
+        id: JobId,
+    },
+    /// Wait for a job to finish and print its record; exit non-zero if it failed (or did not
+    /// finish within --timeout-ms).
+    Wait {
+        /// The job's id.
+        #[arg(value_parser = job_id)]
+        id: JobId,
+        /// How long to wait at most, in milliseconds [default: until it finishes].
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// Cancel a job and print its final record: a queued job never starts, a running one is
+    /// stopped.
+    Cancel {
+        /// The job's id.
+        #[arg(value_parser = job_id)]
+        id: JobId,
+    },
+    /// List jobs, newest first.
+    List(ListArgs),
+}
+
+/// `taskhost job submit`.
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The task to run.
+    task: String,
+    /// The job's input as JSON text, e.g. '{"text": "hi"}'; `-` reads it from stdin. When
+    /// absent, stdin is read if it is not a terminal; else the input is null.
+    input: Option<String>,
+    /// Wait for the job to finish and print its final record; exit non-zero if it failed.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    options: JobOptions,
+    /// Submit at most once: a retry with the same key (and body) returns the first job.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
+}
+
+/// Limits and placement of a job: the optional fields of a submission. Unset, the server's
+/// defaults apply.
+#[derive(Args, Serialize)]
+#[command(next_help_heading = "Job options")]
+pub struct JobOptions {
+    /// The job's wall-clock deadline, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    /// The job's CPU budget, in fuel units.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fuel: Option<u64>,
+    /// The job's linear memory limit, in MiB.
+    #[arg(long, value_name = "MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_mib: Option<usize>,
+    /// Where the job runs [default: the task's own kind].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<Kind>,
+}
+
+/// `taskhost job list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only jobs in this status.
+    #[arg(long)]
+    status: Option<JobStatus>,
+    /// Only jobs of this task.
+    #[arg(long)]
+    task: Option<String>,
+    /// Jobs per page, 1 to 1000 [server's default: 50].
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Every page, not only the first.
+    #[arg(long)]
+    all: bool,
+    /// Print JSON, `{"jobs", "next_cursor"}` as the API pages them, instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `taskhost batch`.
+#[derive(Args)]
+pub struct BatchArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Run this task, with each line as its input.
+    #[arg(long)]
+    task: Option<String>,
+    /// How many jobs may be in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_concurrent: usize,
+    #[command(flatten)]
+    options: JobOptions,
+    /// The JSON lines to run; `-` or absent: stdin.
+    file: Option<PathBuf>,
+}
+
+/// `taskhost new`.
+#[derive(Args)]
+pub struct NewArgs {
+    /// The task's name, also its crate's: a letter, then letters, digits, `_` or `-` (at most
+    /// 64 in all).
+    name: String,
+    /// Where to create the crate [default: tasks/NAME in the taskhost checkout around the
+    /// current directory].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// `taskhost build`.
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The tasks to build, by directory name under tasks/ [default: every task].
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+}
+
+/// Runs `command`; prints its error, if any, to stderr and says how the process should exit.
+pub fn run(command: Command) -> ExitCode {
+    let result = match command {
+        Command::Task { server, command } => task::run(&server.client(), command),
+        Command::Job { server, command } => job::run(&server.client(), command),
+        Command::Batch(args) => batch::run(&args.server.client(), &args),
+        Command::New(args) => scaffold::run(&args),
+        Command::Build(args) => checkout::build(&args.names),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `--server`: an http or https URL.
+fn server_url(url: &str) -> Result<String, String> {
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|error| format!("{error}: give a URL like http://127.0.0.1:7070"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(url.to_owned()),
+        _ => Err("give an http:// or https:// URL, like http://127.0.0.1:7070".to_owned()),
+    }
+}
+
+/// Parses a job id.
+fn job_id(id: &str) -> Result<JobId, &'static str> {
+    id.parse()
+        .map_err(|_| "job ids are UUIDs, like 01a207ca-450d-700d-aa08-3dfac68c4bfa")
+}
+
+/// Parses a task name in a path (`/v1/tasks/{name}`).
+fn task_name(name: &str) -> Result<String, &'static str> {
+    if is_valid_task_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err("a task name is 1 to 64 ASCII letters, digits, `_` or `-`")
+    }
+}
