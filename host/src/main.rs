@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use taskhost::{Host, ServeArgs};
+use taskhost::Host;
+use taskhost::config::{Config, ConfigCommand, ServeOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Run WebAssembly tasks in a sandbox, over HTTP.
@@ -19,7 +20,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API, running the tasks found in --tasks-dir.
-    Serve(ServeArgs),
+    Serve(ServeOptions),
+    /// Check the configuration without serving.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[tokio::main]
@@ -30,12 +34,12 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(options) => serve(options.resolve().validate()?).await,
+        Command::Config(command) => Ok(std::io::stdout().write_all(command.run()?.as_bytes())?),
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.validate()?;
+async fn serve(config: Config) -> anyhow::Result<()> {
     let host = Arc::new(Host::start(&config)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
