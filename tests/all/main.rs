@@ -5,6 +5,7 @@
 
 mod api;
 mod cache;
+mod config;
 mod flow;
 mod http;
 mod io;
