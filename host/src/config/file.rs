@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use clap::Command;
+use clap::{Arg, Command};
 use toml::{Spanned, Value};
 
 use super::setting::{self, Kind, Scalar};
@@ -84,26 +84,27 @@ fn values(key: &str, value: &Value) -> Result<Vec<OsString>, String> {
                 true => format!("{key} must be {kind}, but {item} is {}", a(item)),
                 false => format!("{key} must be {kind}, not {}", a(item)),
             })?;
-            // The value parsed as the flag's default, where clap parses it as it would
-            // the flag's value.
+            // Parsed as the argument's default, which clap parses as it would the flag's value.
             Command::new("taskhost serve")
                 .arg(arg.clone().env(None).default_value(&text))
                 .try_get_matches_from(["taskhost serve"])
-                .map_err(|error| {
-                    let possible = arg.get_possible_values();
-                    let reason = match std::error::Error::source(&error) {
-                        _ if !possible.is_empty() => {
-                            let names: Vec<_> = possible.iter().map(|v| v.get_name()).collect();
-                            format!("use one of {}", names.join(", "))
-                        }
-                        Some(source) => source.to_string(),
-                        None => error.kind().to_string(),
-                    };
-                    format!("{key} = {item} is not valid: {reason}")
-                })?;
+                .map_err(|error| format!("{key} = {item} is not valid: {}", why(arg, &error)))?;
             Ok(OsString::from(text))
         })
         .collect()
+}
+
+/// Why clap refused a value of `arg`: the values it takes, or its parser's error.
+fn why(arg: &Arg, error: &clap::Error) -> String {
+    let possible = arg.get_possible_values();
+    if !possible.is_empty() {
+        let names: Vec<_> = possible.iter().map(|value| value.get_name()).collect();
+        return format!("use one of {}", names.join(", "));
+    }
+    match std::error::Error::source(error) {
+        Some(source) => source.to_string(),
+        None => error.kind().to_string(),
+    }
 }
 
 /// `value` as the text of a flag taking `scalar`, if it is of that type.

@@ -67,11 +67,12 @@ pub(super) fn merge(layers: &[&Layer]) -> Merged {
             origins.insert(key.to_owned(), given.origin.clone());
         }
     }
-    // Every value was parsed once already, by clap (flags, environment) or by `file`.
+    // Every value was parsed once already, by clap (flags, environment) or by `file`, with
+    // the same parser.
     let matches = command
         .try_get_matches_from(["taskhost serve"])
-        .expect("values already checked parse");
-    let args = ServeArgs::from_arg_matches(&matches).expect("values already checked parse");
+        .expect("values clap parsed before parse again");
+    let args = ServeArgs::from_arg_matches(&matches).expect("every field has its argument");
     Merged {
         args,
         matches,
@@ -94,7 +95,7 @@ const CONFIG_ENV: &str = "TASKHOST_CONFIG";
 
 /// The flag that names the config file.
 #[derive(clap::Args)]
-struct ConfigFile {
+struct ConfigFlag {
     /// A TOML file of settings, keyed by the flags' names in snake_case (`max_queued = 100`,
     /// `allow_http_hosts = ["localhost:8080"]`); flags and environment variables override it.
     /// None by default: the defaults run on one machine.
@@ -104,7 +105,7 @@ struct ConfigFile {
 
 impl Args for ServeOptions {
     fn augment_args(command: Command) -> Command {
-        ServeArgs::augment_args(ConfigFile::augment_args(command))
+        ServeArgs::augment_args(ConfigFlag::augment_args(command))
     }
 
     fn augment_args_for_update(command: Command) -> Command {
@@ -114,7 +115,7 @@ impl Args for ServeOptions {
 
 impl FromArgMatches for ServeOptions {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let file = ConfigFile::from_arg_matches(matches)?
+        let file = ConfigFlag::from_arg_matches(matches)?
             .config
             .map(|path| (path, origin(matches, "config")));
         let given = setting::all()
