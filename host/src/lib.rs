@@ -11,7 +11,8 @@
 //!                                                             └─▶ jobs: finish record, wake waiters
 //! ```
 //!
-//! - [`config`]: the server's flags, validated all at once.
+//! - [`config`]: the server's settings from a config file, environment variables and flags,
+//!   validated all at once.
 //! - [`api`]: the axum router; one error type turns every failure into a JSON response.
 //! - [`host`]: the embedding facade the API (or a Rust program) drives.
 //! - [`jobs`]: job ids, records, status transitions and waiting.

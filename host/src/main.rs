@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use taskhost::{Host, ServeArgs};
+use taskhost::Host;
+use taskhost::config::{Config, ConfigCommand, ServeOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Run WebAssembly tasks in a sandbox, over HTTP.
@@ -23,7 +24,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API, running the tasks found in --tasks-dir.
-    Serve(ServeArgs),
+    Serve(ServeOptions),
+    /// Check the configuration without serving.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -36,16 +40,20 @@ fn main() -> anyhow::Result<ExitCode> {
         .init();
     match Cli::parse().command {
         // Only the server runs async; the client commands block.
-        Command::Serve(args) => {
-            tokio::runtime::Runtime::new()?.block_on(serve(args))?;
+        Command::Serve(options) => {
+            let config = options.resolve().validate()?;
+            tokio::runtime::Runtime::new()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(command) => {
+            std::io::stdout().write_all(command.run()?.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(command) => Ok(cli::run(command)),
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.validate()?;
+async fn serve(config: Config) -> anyhow::Result<()> {
     let host = Arc::new(Host::start(&config)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

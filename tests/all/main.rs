@@ -7,6 +7,7 @@ mod api;
 mod batches;
 mod cache;
 mod cli;
+mod config;
 mod flow;
 mod http;
 mod io;

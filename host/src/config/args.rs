@@ -1,0 +1,166 @@
+//! The settings of `taskhost serve`, one clap argument each.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::sources;
+
+/// Settings of `taskhost serve`. Each is a flag, an environment variable (named in its help)
+/// and a key of the config file (the field's name); flags win over variables, which win over
+/// the file, which wins over the defaults.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to serve the HTTP API on; port 0 picks a free port.
+    #[arg(long, env = "TASKHOST_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+
+    /// Directory of task components: every NAME.wasm in it is served as task NAME.
+    #[arg(long, env = "TASKHOST_TASKS_DIR", default_value = "target/tasks")]
+    pub tasks_dir: PathBuf,
+
+    /// Load task files again as they change (added, saved, renamed or removed): jobs already
+    /// running finish on the version they started with.
+    #[arg(long, env = "TASKHOST_WATCH_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_tasks: bool,
+
+    /// How long the tasks directory must be quiet before changes load, in milliseconds, so
+    /// that a save in several writes loads once, complete.
+    #[arg(long, env = "TASKHOST_RELOAD_DEBOUNCE_MS", default_value_t = 50)]
+    pub reload_debounce_ms: u64,
+
+    /// Compile every task before serving, instead of in the background (where a job for a
+    /// task still compiling waits for it).
+    #[arg(long, env = "TASKHOST_WAIT_FOR_TASKS")]
+    pub wait_for_tasks: bool,
+
+    /// Directory for the host's own state; created if missing.
+    #[arg(long, env = "TASKHOST_DATA_DIR", default_value = ".taskhost")]
+    pub data_dir: PathBuf,
+
+    /// A host tasks may send HTTP requests to: `api.example.com`, `localhost:8080` (that port
+    /// only) or `*.example.com` (its subdomains). Repeat it, or comma-separate in the
+    /// environment variable. None by default: every request is denied.
+    #[arg(
+        long = "allow-http-host",
+        env = "TASKHOST_ALLOW_HTTP_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allow_http_hosts: Vec<String>,
+
+    /// Engine threads that run jobs [default: one per core].
+    #[arg(long, env = "TASKHOST_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Wall-clock limit of a job that does not ask for one (`timeout_ms`), in milliseconds.
+    #[arg(long, env = "TASKHOST_JOB_TIMEOUT_MS", default_value_t = 30_000)]
+    pub job_timeout_ms: u64,
+
+    /// Largest `timeout_ms` a job may ask for.
+    #[arg(long, env = "TASKHOST_MAX_JOB_TIMEOUT_MS", default_value_t = 300_000)]
+    pub max_job_timeout_ms: u64,
+
+    /// Linear memory limit of a job that does not ask for one (`memory_mib`), in MiB.
+    #[arg(long, env = "TASKHOST_MEMORY_LIMIT_MIB", default_value_t = 256)]
+    pub memory_limit_mib: usize,
+
+    /// Largest `memory_mib` a job may ask for.
+    #[arg(long, env = "TASKHOST_MAX_MEMORY_LIMIT_MIB", default_value_t = 1024)]
+    pub max_memory_limit_mib: usize,
+
+    /// Meter fuel: jobs can be given deterministic CPU budgets (`fuel`) and report the fuel
+    /// they consumed. Costs some speed (see the benchmarks); `false` turns it off.
+    #[arg(long, env = "TASKHOST_FUEL_METERING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fuel_metering: bool,
+
+    /// Largest `fuel` a job may ask for [default: no limit].
+    #[arg(long, env = "TASKHOST_MAX_FUEL")]
+    pub max_fuel: Option<u64>,
+
+    /// Largest wasm stack of a job, in KiB; deeper recursion fails with `stack_overflow`.
+    #[arg(long, env = "TASKHOST_MAX_WASM_STACK_KIB", default_value_t = 512)]
+    pub max_wasm_stack_kib: usize,
+
+    /// Most lines a job's log keeps (SDK log lines, stdout and stderr lines); later ones are
+    /// dropped and the log marked truncated.
+    #[arg(long, env = "TASKHOST_MAX_LOG_LINES", default_value_t = 1000)]
+    pub max_log_lines: usize,
+
+    /// Most text a job's log keeps, in KiB.
+    #[arg(long, env = "TASKHOST_MAX_LOG_KIB", default_value_t = 64)]
+    pub max_log_kib: usize,
+
+    /// Most jobs waiting for an engine thread; further submissions get 429.
+    #[arg(long, env = "TASKHOST_MAX_QUEUED", default_value_t = 10_000)]
+    pub max_queued: usize,
+
+    /// Threads of the async executor that runs IO-bound jobs.
+    #[arg(long, env = "TASKHOST_IO_THREADS", default_value_t = 2)]
+    pub io_threads: usize,
+
+    /// Most IO-bound jobs running at once (waiting ones included); more wait in the queue.
+    #[arg(long, env = "TASKHOST_MAX_IO_JOBS", default_value_t = 4096)]
+    pub max_io_jobs: usize,
+
+    /// Where instances get their memory: `pooling` reserves address space for every instance
+    /// that may exist at once (workers + max IO jobs) and instantiates fastest; `on-demand`
+    /// allocates per instance. If the reservation fails, the host falls back to on-demand.
+    #[arg(long, env = "TASKHOST_INSTANCE_ALLOCATION", value_enum, default_value_t = InstanceAllocation::Pooling)]
+    pub instance_allocation: InstanceAllocation,
+
+    /// Memory kept resident per instance-pool slot between jobs, in KiB: the next job in the
+    /// slot then takes no page faults on it. 0 hands every page back to the kernel.
+    #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_KIB", default_value_t = 2048)]
+    pub pool_keep_resident_kib: usize,
+
+    /// Pin each engine thread to a core.
+    #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pin_workers: bool,
+
+    /// Longest a request may wait for a job to finish (`wait_ms`), in milliseconds.
+    #[arg(long, env = "TASKHOST_MAX_WAIT_MS", default_value_t = 60_000)]
+    pub max_wait_ms: u64,
+
+    /// Directory of compiled artifacts, so restarts load instead of compiling
+    /// [default: DATA_DIR/cache].
+    #[arg(long, env = "TASKHOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compiled components kept in memory; the least recently used go first.
+    #[arg(long, env = "TASKHOST_MAX_CACHED_COMPONENTS", default_value_t = 256)]
+    pub max_cached_components: usize,
+
+    /// Largest component `PUT /v1/tasks/{name}` accepts, in MiB.
+    #[arg(long, env = "TASKHOST_MAX_UPLOAD_MIB", default_value_t = 64)]
+    pub max_upload_mib: usize,
+
+    /// Finished jobs whose records are kept (for `GET /v1/jobs/{id}`); older ones are
+    /// forgotten first.
+    #[arg(long, env = "TASKHOST_MAX_FINISHED_JOBS", default_value_t = 100_000)]
+    pub max_finished_jobs: usize,
+
+    /// On SIGINT/SIGTERM, how long accepted jobs may take to finish before the rest are
+    /// cancelled, in milliseconds.
+    #[arg(long, env = "TASKHOST_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+}
+
+/// Where instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InstanceAllocation {
+    /// A pool reserved at start.
+    Pooling,
+    /// Per instance, on demand.
+    OnDemand,
+}
+
+impl ServeArgs {
+    /// The settings `taskhost serve` has with no flags, ignoring `TASKHOST_*` environment
+    /// variables and config files, but with these directories: for embedding, where a program
+    /// sets fields, then [`validate`](ServeArgs::validate)s.
+    pub fn defaults(tasks_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        let mut args = sources::merge(&[]).args;
+        args.tasks_dir = tasks_dir.into();
+        args.data_dir = data_dir.into();
+        args
+    }
+}

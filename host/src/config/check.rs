@@ -1,0 +1,348 @@
+//! Checking settings and turning them into a [`Config`]: every problem at once, each with what
+//! to change.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, setting};
+use crate::engine::{EngineSettings, HttpAllowList, LogLimits, POOL_SLOT_BYTES, PoolSettings};
+use crate::registry::TasksSettings;
+use crate::scheduler::SchedulerSettings;
+
+/// Most engine threads accepted.
+const MAX_WORKERS: usize = 1024;
+/// Largest per-job memory accepted, in MiB (the 32-bit wasm address space).
+const MAX_MEMORY_MIB: usize = 4096;
+/// Most address space the instance pool may reserve: a quarter of x86-64's 128 TiB user
+/// address space, leaving the rest for everything else.
+const MAX_POOL_RESERVATION: u64 = 32 << 40;
+/// Longest debounce of task reloads accepted, in milliseconds: past a minute, a saved task
+/// would seem not to load at all.
+const MAX_RELOAD_DEBOUNCE_MS: u64 = 60_000;
+/// Bounds of the wasm stack setting, in KiB: below 64 little real code runs; above 64 MiB
+/// exceeds what engine threads' native stacks can back.
+const MIN_WASM_STACK_KIB: usize = 64;
+const MAX_WASM_STACK_KIB: usize = 64 << 10;
+/// Most log lines a job may keep.
+const MAX_LOG_LINES: usize = 100_000;
+/// Most log text a job may keep, in KiB.
+const MAX_LOG_KIB: usize = 16 << 10;
+
+impl ServeArgs {
+    /// Checks every setting and creates the data directory; lists all problems at once,
+    /// naming each setting by its flag.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let config = self
+            .check(&setting::flag)
+            .map_err(|problems| ConfigError { problems })?;
+        create_data_dir(&config, &setting::flag("data_dir"))?;
+        Ok(config)
+    }
+
+    /// The configuration these settings make, or every problem with them, each naming the
+    /// setting as `name` (given its key) does. Changes nothing: a data directory that does
+    /// not exist yet is only checked to be creatable.
+    pub(super) fn check(self, name: &dyn Fn(&str) -> String) -> Result<Config, Vec<String>> {
+        // The setting of `field`, as the user gave it: checked against the field at compile
+        // time.
+        macro_rules! name {
+            ($field:ident) => {{
+                let _ = &self.$field;
+                name(stringify!($field))
+            }};
+        }
+        let mut problems = Vec::new();
+        let workers = self.workers.unwrap_or_else(default_workers);
+        if !(1..=MAX_WORKERS).contains(&workers) {
+            problems.push(format!(
+                "{} is {workers}: use 1 to {MAX_WORKERS} (default: one per core)",
+                name!(workers)
+            ));
+        }
+        if !self.tasks_dir.is_dir() {
+            problems.push(format!(
+                "{} is {}, which is not a directory: build the example tasks with \
+                 `tasks/build.sh`, or point it at a directory of NAME.wasm components",
+                name!(tasks_dir),
+                self.tasks_dir.display()
+            ));
+        }
+        if let Some(file) = in_the_way(&self.data_dir) {
+            problems.push(format!(
+                "{} is {}, which cannot be a directory ({} is a file): choose another \
+                 directory",
+                name!(data_dir),
+                self.data_dir.display(),
+                file.display()
+            ));
+        }
+        if !(1..=self.max_job_timeout_ms).contains(&self.job_timeout_ms) {
+            problems.push(format!(
+                "{} is {}: use 1 to {} ({})",
+                name!(job_timeout_ms),
+                self.job_timeout_ms,
+                name!(max_job_timeout_ms),
+                self.max_job_timeout_ms
+            ));
+        }
+        if !(1..=MAX_MEMORY_MIB).contains(&self.max_memory_limit_mib) {
+            problems.push(format!(
+                "{} is {}: use 1 to {MAX_MEMORY_MIB}",
+                name!(max_memory_limit_mib),
+                self.max_memory_limit_mib
+            ));
+        }
+        if !(1..=self.max_memory_limit_mib).contains(&self.memory_limit_mib) {
+            problems.push(format!(
+                "{} is {}: use 1 to {} ({})",
+                name!(memory_limit_mib),
+                self.memory_limit_mib,
+                name!(max_memory_limit_mib),
+                self.max_memory_limit_mib
+            ));
+        }
+        if self.max_fuel.is_some() && !self.fuel_metering {
+            problems.push(format!(
+                "{} needs fuel metering: drop it or set {} to true",
+                name!(max_fuel),
+                name!(fuel_metering)
+            ));
+        }
+        if self.max_fuel == Some(0) {
+            problems.push(format!(
+                "{} is 0: no job could run; give at least 1",
+                name!(max_fuel)
+            ));
+        }
+        if !(MIN_WASM_STACK_KIB..=MAX_WASM_STACK_KIB).contains(&self.max_wasm_stack_kib) {
+            problems.push(format!(
+                "{} is {}: use {MIN_WASM_STACK_KIB} to {MAX_WASM_STACK_KIB}",
+                name!(max_wasm_stack_kib),
+                self.max_wasm_stack_kib
+            ));
+        }
+        if !(1..=MAX_LOG_LINES).contains(&self.max_log_lines) {
+            problems.push(format!(
+                "{} is {}: use 1 to {MAX_LOG_LINES}",
+                name!(max_log_lines),
+                self.max_log_lines
+            ));
+        }
+        if !(1..=MAX_LOG_KIB).contains(&self.max_log_kib) {
+            problems.push(format!(
+                "{} is {}: use 1 to {MAX_LOG_KIB}",
+                name!(max_log_kib),
+                self.max_log_kib
+            ));
+        }
+        if !(1..=MAX_WORKERS).contains(&self.io_threads) {
+            problems.push(format!(
+                "{} is {}: use 1 to {MAX_WORKERS}",
+                name!(io_threads),
+                self.io_threads
+            ));
+        }
+        if self.max_io_jobs == 0 {
+            problems.push(format!(
+                "{} is 0: no IO-bound job could run; use at least 1",
+                name!(max_io_jobs)
+            ));
+        }
+        let http_allowed = HttpAllowList::parse(&self.allow_http_hosts).unwrap_or_else(|error| {
+            problems.push(format!("{}: {error}", name!(allow_http_hosts)));
+            HttpAllowList::default()
+        });
+        // Every job may run on an async stack: IO jobs, and CPU jobs of components that can
+        // wait (see `TaskEngine::run`).
+        let pool =
+            (self.instance_allocation == InstanceAllocation::Pooling).then(|| PoolSettings {
+                instances: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
+                async_stacks: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
+                max_memory_bytes: self.max_memory_limit_mib << 20,
+                keep_resident_bytes: self.pool_keep_resident_kib << 10,
+            });
+        if let Some(pool) = pool {
+            let max_instances = MAX_POOL_RESERVATION / POOL_SLOT_BYTES;
+            if u64::from(pool.instances) > max_instances {
+                problems.push(format!(
+                    "{} plus {} is {}: a pool of more than {max_instances} instances does not \
+                     fit the address space; lower {} or set {} to on-demand",
+                    name!(workers),
+                    name!(max_io_jobs),
+                    pool.instances,
+                    name!(max_io_jobs),
+                    name!(instance_allocation)
+                ));
+            }
+        }
+        if self.pool_keep_resident_kib > self.max_memory_limit_mib << 10 {
+            problems.push(format!(
+                "{} is {}: use 0 to {} in KiB ({})",
+                name!(pool_keep_resident_kib),
+                self.pool_keep_resident_kib,
+                name!(max_memory_limit_mib),
+                self.max_memory_limit_mib << 10
+            ));
+        }
+        if !(1..=1024).contains(&self.max_upload_mib) {
+            problems.push(format!(
+                "{} is {}: use 1 to 1024",
+                name!(max_upload_mib),
+                self.max_upload_mib
+            ));
+        }
+        if self.max_cached_components == 0 {
+            problems.push(format!(
+                "{} is 0: keep at least 1",
+                name!(max_cached_components)
+            ));
+        }
+        if self.reload_debounce_ms > MAX_RELOAD_DEBOUNCE_MS {
+            problems.push(format!(
+                "{} is {}: use 0 to {MAX_RELOAD_DEBOUNCE_MS}",
+                name!(reload_debounce_ms),
+                self.reload_debounce_ms
+            ));
+        }
+        if self.max_queued == 0 {
+            problems.push(format!(
+                "{} is 0: no job could be accepted; use at least 1",
+                name!(max_queued)
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            listen: self.listen,
+            tasks: TasksSettings {
+                dir: self.tasks_dir,
+                watch: self.watch_tasks,
+                debounce: Duration::from_millis(self.reload_debounce_ms),
+                wait_until_loaded: self.wait_for_tasks,
+            },
+            cache_dir: self
+                .cache_dir
+                .unwrap_or_else(|| self.data_dir.join("cache")),
+            data_dir: self.data_dir,
+            engine: EngineSettings {
+                fuel_metering: self.fuel_metering,
+                max_wasm_stack: self.max_wasm_stack_kib << 10,
+                pool,
+                http_allowed,
+                log: LogLimits {
+                    max_lines: self.max_log_lines,
+                    max_bytes: self.max_log_kib << 10,
+                },
+            },
+            scheduler: SchedulerSettings {
+                workers,
+                pin_workers: self.pin_workers,
+                max_queued: self.max_queued,
+                io_threads: self.io_threads,
+                max_io_running: self.max_io_jobs,
+            },
+            limits: LimitPolicy {
+                default_timeout: Duration::from_millis(self.job_timeout_ms),
+                max_timeout: Duration::from_millis(self.max_job_timeout_ms),
+                default_memory_bytes: self.memory_limit_mib << 20,
+                max_memory_bytes: self.max_memory_limit_mib << 20,
+                max_fuel: self.max_fuel,
+                fuel_metering: self.fuel_metering,
+            },
+            max_wait: Duration::from_millis(self.max_wait_ms),
+            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            max_finished_jobs: self.max_finished_jobs,
+            max_cached_components: self.max_cached_components,
+            max_upload_bytes: self.max_upload_mib << 20,
+        })
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The file that keeps `dir` from being created as a directory, if any: `dir` itself, or the
+/// nearest of its ancestors that exists.
+fn in_the_way(dir: &Path) -> Option<&Path> {
+    let existing = dir.ancestors().find(|path| path.exists())?;
+    (!existing.is_dir()).then_some(existing)
+}
+
+/// Creates the data directory of `config`, named `name` in the problem if that fails.
+pub(super) fn create_data_dir(config: &Config, name: &str) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|error| ConfigError {
+        problems: vec![format!(
+            "{name} is {}, which cannot be created ({error}): choose a writable directory",
+            config.data_dir.display()
+        )],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        Cli::parse_from(std::iter::once("taskhost").chain(args.iter().copied())).serve
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let data = tempfile::tempdir().unwrap();
+        let data_dir = data.path().join("d");
+        let error = parse(&[
+            "--tasks-dir",
+            "/definitely/not/here",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--workers",
+            "0",
+            "--job-timeout-ms",
+            "0",
+            "--memory-limit-mib",
+            "5000",
+        ])
+        .validate()
+        .unwrap_err();
+        assert_eq!(error.problems.len(), 4, "{error}");
+        let text = error.to_string();
+        for flag in [
+            "--workers",
+            "--tasks-dir",
+            "--job-timeout-ms",
+            "--memory-limit-mib",
+        ] {
+            assert!(text.contains(flag), "{flag} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn a_valid_configuration_creates_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("state");
+        let config = parse(&[
+            "--tasks-dir",
+            dir.path().to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--workers",
+            "2",
+        ])
+        .validate()
+        .unwrap();
+        assert!(data_dir.is_dir());
+        assert_eq!(config.scheduler.workers, 2);
+        assert_eq!(config.limits.default_memory_bytes, 256 << 20);
+        assert!(config.engine.fuel_metering);
+        assert_eq!(config.engine.pool.unwrap().instances, 2 + 4096);
+    }
+}
