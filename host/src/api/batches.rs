@@ -6,11 +6,11 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::{ApiError, ApiJson, JobSpec, WAIT_FOR_LOADING};
+use super::{ApiError, ApiJson, JobSpec, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::{BatchId, BatchRecord, BatchStatus};
 use crate::engine::Kind;
 use crate::host::{BatchRequest, Host, JobRequest};
@@ -153,14 +153,6 @@ fn parse_batch_id(id: String) -> Result<BatchId, ApiError> {
 
 /// 200 with a finished batch, else 202 with the record so far and where to poll.
 fn batch_response(record: BatchRecord) -> Response {
-    if record.status == BatchStatus::Finished {
-        return (StatusCode::OK, Json(record)).into_response();
-    }
     let location = format!("/v1/batches/{}", record.id);
-    (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(record),
-    )
-        .into_response()
+    done_or_accepted(record.status == BatchStatus::Finished, location, record)
 }

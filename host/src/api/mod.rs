@@ -419,14 +419,20 @@ fn parse_job_id(id: String) -> Result<JobId, ApiError> {
 
 /// 200 with a finished job, else 202 with the record so far and where to poll.
 fn job_response(record: JobRecord) -> Response {
-    if record.status.is_final() {
-        return (StatusCode::OK, Json(record)).into_response();
-    }
     let location = format!("/v1/jobs/{}", record.id);
+    done_or_accepted(record.status.is_final(), location, record)
+}
+
+/// 200 with `body` if its work is `done`, else 202 with `body` so far and a `Location` to
+/// poll.
+fn done_or_accepted(done: bool, location: String, body: impl Serialize) -> Response {
+    if done {
+        return (StatusCode::OK, Json(body)).into_response();
+    }
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
-        Json(record),
+        Json(body),
     )
         .into_response()
 }
