@@ -1,5 +1,6 @@
 //! `/v1/batches`: many jobs in one request, their records in order.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,8 +107,9 @@ pub(super) async fn submit_batch(
     let Query(query) = query?;
     let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
     let request = body.into_request()?;
-    for job in &request.jobs {
-        host.wait_for_task(&job.task, WAIT_FOR_LOADING).await;
+    let tasks: BTreeSet<&str> = request.jobs.iter().map(|job| job.task.as_str()).collect();
+    for task in tasks {
+        host.wait_for_task(task, WAIT_FOR_LOADING).await;
     }
     let record = host.submit_batch(request)?;
     let record = match wait {

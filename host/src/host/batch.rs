@@ -62,7 +62,7 @@ impl Host {
     /// order as earlier ones finish. Returns the batch's record, its jobs in order.
     pub fn submit_batch(&self, request: BatchRequest) -> Result<BatchRecord, BatchError> {
         let count = request.jobs.len();
-        let max = self.scheduler.status().max_queued;
+        let max = self.scheduler.max_queued();
         match (count, request.max_concurrent) {
             (0, _) => return Err(BatchError::Empty),
             (count, _) if count > max => return Err(BatchError::TooLarge { count, max }),

@@ -144,6 +144,11 @@ impl Scheduler {
         });
     }
 
+    /// Most jobs that may wait at once: no more can ever be admitted together.
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+
     /// Waits up to `timeout` for every accepted job to finish; true if they all did.
     pub fn drain(&self, timeout: Duration) -> bool {
         let mut in_flight = self.lock();
