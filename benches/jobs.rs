@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
-use taskhost::engine::{CancelToken, Limits};
+use taskhost::engine::Limits;
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
 
@@ -32,7 +32,7 @@ fn noop(c: &mut Criterion) {
             .compile(&std::fs::read(task_path("noop")).unwrap())
             .unwrap();
         group.bench_function(format!("taskhost engine, {allocation}"), |b| {
-            b.iter(|| engine.run(&task, "null", LIMITS, CancelToken::new()))
+            b.iter(|| engine.run(&task, "null", LIMITS, engine.job_control()))
         });
 
         let host = host(1, true, pooling);

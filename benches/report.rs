@@ -2,7 +2,8 @@
 //! same run (the machines are shared and noisy, so only ratios travel):
 //!
 //! - a no-op job: bare wasmtime `InstancePre` loop vs the taskhost engine vs a job through the
-//!   host's scheduler, on-demand and pooled, one thread and all threads (p50/p99, jobs/s);
+//!   host's scheduler (waited for from async code and from a plain thread), on-demand and
+//!   pooled, one thread and all threads (p50/p99, jobs/s);
 //! - `fib(25)` with no interruption, epoch only, and epoch + fuel;
 //! - CPU-heavy jobs on one engine thread vs all of them;
 //! - how long after its deadline an infinite loop is stopped;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use taskhost::Host;
 use taskhost::cache::ComponentCache;
-use taskhost::engine::{CancelToken, Limits};
+use taskhost::engine::Limits;
 use taskhost::registry::TasksSettings;
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
@@ -99,7 +100,7 @@ fn noop_one_thread() {
             .compile(&std::fs::read(task_path("noop")).unwrap())
             .unwrap();
         let engine_sample = Sample::measure(iterations, || {
-            engine.run(&task, "null", LIMITS, CancelToken::new());
+            engine.run(&task, "null", LIMITS, engine.job_control());
         });
         let host = host(1, true, pooling);
         let runtime = runtime();
@@ -107,11 +108,16 @@ fn noop_one_thread() {
             let record = host.submit(request("noop", json!(null))).unwrap();
             runtime.block_on(host.wait(record.id, Duration::from_secs(60)));
         });
+        let blocking_sample = Sample::measure(iterations, || {
+            let record = host.submit(request("noop", json!(null))).unwrap();
+            host.wait_blocking(record.id, Duration::from_secs(60));
+        });
         let base = us(bare_sample.percentile(0.5));
         for (path, sample) in [
             ("bare wasmtime InstancePre loop", &bare_sample),
             ("taskhost engine::run", &engine_sample),
-            ("taskhost Host submit + wait", &host_sample),
+            ("taskhost Host submit + wait (async)", &host_sample),
+            ("taskhost Host submit + wait_blocking", &blocking_sample),
         ] {
             println!(
                 "| {path} | {allocation} | {:.1} | {:.1} | {:.0} | {:.2} |",
@@ -147,7 +153,7 @@ fn noop_all_threads() {
         .compile(&std::fs::read(task_path("noop")).unwrap())
         .unwrap();
     let engine_rate = on_every_core(&|| {
-        engine.run(&task, "null", LIMITS, CancelToken::new());
+        engine.run(&task, "null", LIMITS, engine.job_control());
     });
     let host = host(cores, true, true);
     batch(&host, "noop", json!(null), 1000); // warm-up
@@ -265,10 +271,11 @@ fn component_cache() {
         let (mut compile, mut disk, mut memory) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             let dir = tempfile::tempdir().unwrap();
-            let cold = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+            let cold = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
             compile.push(timed(|| cold.get_or_compile(&bytes)));
             memory.push(timed(|| cold.get_or_compile(&bytes)));
-            let restarted = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+            let restarted =
+                ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
             disk.push(timed(|| restarted.get_or_compile(&bytes)));
         }
         let (compile, disk, memory) = (median(compile), median(disk), median(memory));

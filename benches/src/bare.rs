@@ -46,6 +46,7 @@ impl WasiView for State {
 
 impl taskhost::task::host::Host for State {
     fn log(&mut self, _: taskhost::task::host::Level, _: String) {}
+    fn progress(&mut self, _: u64, _: Option<u64>, _: Option<String>) {}
     fn panicked(&mut self, _: String) {}
 }
 

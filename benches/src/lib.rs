@@ -87,6 +87,7 @@ pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
         max_finished_jobs: 1 << 20,
         max_cached_components: 64,
         max_upload_bytes: 64 << 20,
+        memo_cache_bytes: 64 << 20,
     }
 }
 

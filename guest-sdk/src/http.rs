@@ -8,7 +8,10 @@
 //! Requests are blocking: the task waits for the response while the host, which runs tasks
 //! that import `wasi:http` on its async executor, goes on with other work. The host only lets
 //! requests through to the hosts its operator allows (`--allow-http-host`); any other fails
-//! with an [`HttpError`] saying the request was denied. A request never outlives its job:
+//! with an [`HttpError`] saying the request was denied. An allowed name that resolves only to
+//! internal addresses (loopback, private, link-local, ...) fails with one saying the
+//! destination IP is prohibited, unless the operator allowed that IP address itself. A
+//! request never outlives its job:
 //! the job's deadline stops it.
 
 use std::fmt;
@@ -241,6 +244,12 @@ fn describe(code: &wasip2::http::types::ErrorCode) -> String {
     match code {
         ErrorCode::HttpRequestDenied => {
             "request denied: the host does not allow this destination (see --allow-http-host)"
+                .into()
+        }
+        ErrorCode::DestinationIpProhibited => {
+            "destination IP prohibited: the host name resolves to an internal address (loopback, \
+             private, link-local, ...), which an allowed name may not reach; the job's log says \
+             which"
                 .into()
         }
         ErrorCode::ConnectionTimeout | ErrorCode::HttpResponseTimeout => "timed out".into(),

@@ -61,7 +61,7 @@ fn run(tasks_dir: &str) -> anyhow::Result<String> {
         "uppercase: {}\nfib(20..30): {}\njobs completed: {}\ndrained: {}",
         upper.output.unwrap_or_default(),
         serde_json::Value::Array(values),
-        status.scheduler.completed,
+        status.parts.scheduler.completed,
         report.drained
     ))
 }

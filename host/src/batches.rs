@@ -58,6 +58,19 @@ impl BatchStore {
         }
     }
 
+    /// How many batches are remembered, and how many at most.
+    pub fn status(&self) -> BatchStoreStatus {
+        BatchStoreStatus {
+            kept: self
+                .batches
+                .lock()
+                .expect("batch store poisoned")
+                .by_id
+                .len(),
+            max_kept: MAX_BATCHES,
+        }
+    }
+
     /// The batch with this id.
     pub fn get(&self, id: BatchId) -> Option<Batch> {
         let batches = self.batches.lock().expect("batch store poisoned");
@@ -65,8 +78,17 @@ impl BatchStore {
     }
 }
 
+/// The batches remembered, for `/v1/status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BatchStoreStatus {
+    /// Batches remembered now.
+    pub kept: usize,
+    /// Most batches remembered; the oldest are forgotten past it.
+    pub max_kept: usize,
+}
+
 /// Whether a batch has finished.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchStatus {
     /// Some of its jobs are queued or running.
@@ -76,7 +98,7 @@ pub enum BatchStatus {
 }
 
 /// How many of a batch's jobs are where.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchCounts {
     /// Jobs waiting to run (held back by the batch's bound, or queued).
     pub queued: usize,
@@ -89,7 +111,7 @@ pub struct BatchCounts {
 }
 
 /// A batch and its jobs' records, in order: what `GET /v1/batches/{id}` returns.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchRecord {
     /// The batch's id.
     pub id: BatchId,
@@ -99,6 +121,7 @@ pub struct BatchRecord {
     pub created_at: Timestamp,
     /// Most of its jobs running at once, if bounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub max_concurrent: Option<usize>,
     /// How many jobs it has.
     pub total: usize,
@@ -189,5 +212,6 @@ mod tests {
             store.insert(batch(&[]));
         }
         assert!(store.get(first.id).is_none());
+        assert_eq!(store.status().kept, MAX_BATCHES);
     }
 }

@@ -4,14 +4,20 @@
 //! long-polls, the `wait_ms` of a submission) wake the moment the job's record changes.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, RwLock};
-use std::time::Duration;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use utoipa::ToSchema;
 
 use crate::batches::BatchId;
-use crate::engine::{CancelToken, ErrorCode, JobError, JobLog, Kind, Outcome};
+use crate::engine::{ErrorCode, JobControl, JobError, JobLog, Kind, LiveLog, Outcome, Progress};
+use crate::memo::Memo;
 use crate::timestamp::Timestamp;
 
 crate::id::uuid_id!(
@@ -20,7 +26,7 @@ crate::id::uuid_id!(
 );
 
 /// Where a job is in its life. `Succeeded` and `Failed` are final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Accepted, waiting for an engine thread.
@@ -41,7 +47,7 @@ impl JobStatus {
 }
 
 /// What a waiter waits for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Until {
     /// The job has finished (the default).
@@ -61,7 +67,7 @@ impl Until {
 }
 
 /// Everything known about one job; what `GET /v1/jobs/{id}` returns.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobRecord {
     /// The job's id.
     pub id: JobId,
@@ -73,42 +79,61 @@ pub struct JobRecord {
     pub kind: Kind,
     /// The batch it was submitted in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub batch: Option<BatchId>,
     /// Where it is in its life.
     pub status: JobStatus,
+    /// The job whose result this one reused instead of running (see `memoize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub memoized_from: Option<JobId>,
     /// When it was accepted.
     pub queued_at: Timestamp,
     /// When it started running, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub started_at: Option<Timestamp>,
     /// When it finished, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub finished_at: Option<Timestamp>,
     /// The task's output, once succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub output: Option<serde_json::Value>,
     /// Why it failed, once failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub error: Option<JobError>,
+    /// How far the task has come, as it last reported (while it runs, and once finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub progress: Option<Progress>,
     /// What the task logged, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub log: Option<JobLog>,
     /// Wall-clock time the task ran, in milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub wall_ms: Option<f64>,
     /// CPU time the job used, in milliseconds, once finished: the task's code and the host
     /// calls it made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cpu_ms: Option<f64>,
     /// Wall-clock time the job spent in host calls (WASI, HTTP, logging, waits), in
     /// milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub host_call_ms: Option<f64>,
     /// Fuel the task consumed, once finished, when the host meters fuel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub fuel_consumed: Option<u64>,
     /// Largest size the task's linear memory reached, in bytes, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub peak_memory_bytes: Option<usize>,
 }
 
@@ -122,11 +147,13 @@ impl JobRecord {
             kind,
             batch: None,
             status: JobStatus::Queued,
+            memoized_from: None,
             queued_at: Timestamp::now(),
             started_at: None,
             finished_at: None,
             output: None,
             error: None,
+            progress: None,
             log: None,
             wall_ms: None,
             cpu_ms: None,
@@ -201,11 +228,93 @@ pub struct JobStore {
     /// Finished jobs, oldest first.
     finished: Mutex<VecDeque<JobId>>,
     max_finished: usize,
+    counts: Counts,
+}
+
+/// Records kept by status, updated at every transition (atomics: no lock of their own).
+#[derive(Default)]
+struct Counts {
+    /// Indexed by `JobStatus as usize`.
+    by_status: [AtomicUsize; 4],
+    forgotten: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, status: JobStatus) {
+        self.by_status[status as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn remove(&self, status: JobStatus) {
+        self.by_status[status as usize].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn moved(&self, from: JobStatus, to: JobStatus) {
+        if from != to {
+            self.remove(from);
+            self.add(to);
+        }
+    }
+
+    fn get(&self, status: JobStatus) -> usize {
+        self.by_status[status as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// What the job store holds, for `/v1/status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct JobStoreStatus {
+    /// Records kept.
+    pub records: usize,
+    /// Of which queued.
+    pub queued: usize,
+    /// Of which running.
+    pub running: usize,
+    /// Of which succeeded.
+    pub succeeded: usize,
+    /// Of which failed.
+    pub failed: usize,
+    /// Most finished records kept; the oldest are forgotten past it.
+    pub max_finished: usize,
+    /// Finished records forgotten since start.
+    pub forgotten: u64,
+}
+
+/// How long [`JobStore::wait_blocking`] watches before it sleeps: about what waking a
+/// sleeping thread costs.
+const WATCH_BEFORE_SLEEPING: Duration = Duration::from_micros(50);
+
+/// Wakes a thread sleeping in [`JobStore::wait_blocking`].
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
 }
 
 struct Entry {
     record: watch::Sender<JobRecord>,
-    cancel: CancelToken,
+    control: JobControl,
+}
+
+impl Entry {
+    /// The record as it is now, with the progress reported so far if the job is running.
+    fn record(&self) -> JobRecord {
+        let mut record = self.record.borrow().clone();
+        if record.status == JobStatus::Running {
+            record.progress = self.control.log.progress();
+        }
+        record
+    }
+}
+
+/// What a watcher of one job follows: its record, and its log and progress as they are
+/// written.
+pub struct JobWatch {
+    /// The record, changing at each step of the job's life.
+    pub record: watch::Receiver<JobRecord>,
+    /// The job's live log and progress.
+    pub log: LiveLog,
 }
 
 impl JobStore {
@@ -215,22 +324,32 @@ impl JobStore {
             jobs: RwLock::default(),
             finished: Mutex::default(),
             max_finished,
+            counts: Counts::default(),
         }
     }
 
-    /// Adds a new job's record; the token stops it once it runs.
-    pub fn insert(&self, record: JobRecord, cancel: CancelToken) {
+    /// Adds a new job's record, with the control that stops it and carries its live log.
+    pub fn insert(&self, record: JobRecord, control: JobControl) {
         let id = record.id;
+        self.counts.add(record.status);
         let (record, _) = watch::channel(record);
         self.jobs
             .write()
             .expect("job store poisoned")
-            .insert(id, Entry { record, cancel });
+            .insert(id, Entry { record, control });
     }
 
     /// The current record of a job.
     pub fn get(&self, id: JobId) -> Option<JobRecord> {
-        self.with_entry(id, |entry| entry.record.borrow().clone())
+        self.with_entry(id, Entry::record)
+    }
+
+    /// Follows a job as it changes; `None` if there is no such job.
+    pub fn watch(&self, id: JobId) -> Option<JobWatch> {
+        self.with_entry(id, |entry| JobWatch {
+            record: entry.record.subscribe(),
+            log: entry.control.log.clone(),
+        })
     }
 
     /// Up to `limit` records matching `filter`, newest first, submitted before `before` (a
@@ -243,10 +362,9 @@ impl JobStore {
         };
         older
             .rev()
-            .map(|(_, entry)| entry.record.borrow())
-            .filter(|record| filter.matches(record))
+            .filter(|(_, entry)| filter.matches(&entry.record.borrow()))
             .take(limit)
-            .map(|record| record.clone())
+            .map(|(_, entry)| entry.record())
             .collect()
     }
 
@@ -258,6 +376,7 @@ impl JobStore {
                 if queued {
                     record.status = JobStatus::Running;
                     record.started_at = Some(Timestamp::now());
+                    self.counts.moved(JobStatus::Queued, JobStatus::Running);
                 }
                 queued
             })
@@ -267,8 +386,32 @@ impl JobStore {
 
     /// Records how a job ended and wakes everyone waiting on it.
     pub fn finish(&self, id: JobId, outcome: Outcome) {
+        self.finish_record(id, |entry, record| {
+            record.finish(outcome);
+            record.progress = entry.control.log.progress();
+        });
+    }
+
+    /// Records that a job reused the result of an earlier run (`memo`, whose `outcome` it
+    /// is) instead of running: it finishes at once, having used no resources.
+    pub fn finish_memoized(&self, id: JobId, outcome: Outcome, memo: &Memo) {
+        self.finish_record(id, |_, record| {
+            record.finish(outcome);
+            record.memoized_from = Some(memo.job);
+            record.progress = memo.progress.clone();
+            record.peak_memory_bytes = None;
+        });
+    }
+
+    /// Makes a job's record final with `update`, wakes everyone waiting on it, and counts it
+    /// as finished.
+    fn finish_record(&self, id: JobId, update: impl FnOnce(&Entry, &mut JobRecord)) {
         self.with_entry(id, |entry| {
-            entry.record.send_modify(|record| record.finish(outcome))
+            entry.record.send_modify(|record| {
+                let before = record.status;
+                update(entry, record);
+                self.counts.moved(before, record.status);
+            })
         });
         self.retire(id);
     }
@@ -276,7 +419,7 @@ impl JobStore {
     /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
     /// next epoch tick. `None` if there is no such job.
     pub fn cancel(&self, id: JobId) -> Option<Cancelled> {
-        let cancelled = self.with_entry(id, cancel_entry)?;
+        let cancelled = self.with_entry(id, |entry| cancel_entry(entry, &self.counts))?;
         if let Cancelled::BeforeStart(_) = cancelled {
             self.retire(id);
         }
@@ -290,7 +433,7 @@ impl JobStore {
             .read()
             .expect("job store poisoned")
             .iter()
-            .map(|(id, entry)| (*id, cancel_entry(entry)))
+            .map(|(id, entry)| (*id, cancel_entry(entry, &self.counts)))
             .collect();
         let mut count = 0;
         for (id, cancelled) in outcomes {
@@ -314,10 +457,35 @@ impl JobStore {
                 .flatten()
         };
         if let Some(forgotten) = forgotten {
-            self.jobs
+            let removed = self
+                .jobs
                 .write()
                 .expect("job store poisoned")
                 .remove(&forgotten);
+            if let Some(removed) = removed {
+                self.counts.remove(removed.record.borrow().status);
+                self.counts.forgotten.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many records the store keeps, by status.
+    pub fn status(&self) -> JobStoreStatus {
+        let [queued, running, succeeded, failed] = [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+        ]
+        .map(|status| self.counts.get(status));
+        JobStoreStatus {
+            records: queued + running + succeeded + failed,
+            queued,
+            running,
+            succeeded,
+            failed,
+            max_finished: self.max_finished,
+            forgotten: self.counts.forgotten.load(Ordering::Relaxed),
         }
     }
 
@@ -333,8 +501,42 @@ impl JobStore {
         .ok()
         .and_then(Result::ok)
         .map(|record| record.clone());
-        let record = finished.unwrap_or_else(|| updates.borrow().clone());
+        let record = finished
+            .or_else(|| self.get(id))
+            .unwrap_or_else(|| updates.borrow().clone());
         Some(record)
+    }
+
+    /// Like [`wait`](Self::wait), for a thread outside any async runtime. It watches the
+    /// record for a few microseconds before it sleeps: a short job finishes sooner than a
+    /// sleeping thread can be woken.
+    pub fn wait_blocking(&self, id: JobId, until: Until, timeout: Duration) -> Option<JobRecord> {
+        let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
+        let started = Instant::now();
+        let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+        let mut context = Context::from_waker(&waker);
+        while !until.reached(updates.borrow_and_update().status) {
+            let waited = started.elapsed();
+            if waited >= timeout {
+                break;
+            }
+            if waited < WATCH_BEFORE_SLEEPING {
+                while matches!(updates.has_changed(), Ok(false))
+                    && started.elapsed() < WATCH_BEFORE_SLEEPING
+                {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            // Polling registers the waker; a change since the last look is seen at once.
+            match pin!(updates.changed()).poll(&mut context) {
+                Poll::Ready(Ok(())) => {}
+                // The record was forgotten: what the store says now is the answer.
+                Poll::Ready(Err(_)) => break,
+                Poll::Pending => thread::park_timeout(timeout - waited),
+            }
+        }
+        Some(self.get(id).unwrap_or_else(|| updates.borrow().clone()))
     }
 
     fn with_entry<T>(&self, id: JobId, f: impl FnOnce(&Entry) -> T) -> Option<T> {
@@ -349,7 +551,7 @@ impl JobStore {
 /// Decides from the record's status first, then signals the token: signalled first, a
 /// running job could stop and finish its record before the status is read, and its own
 /// cancellation would be reported as "already finished".
-fn cancel_entry(entry: &Entry) -> Cancelled {
+fn cancel_entry(entry: &Entry, counts: &Counts) -> Cancelled {
     let mut outcome = Cancelled::Stopping;
     entry.record.send_if_modified(|record| match record.status {
         JobStatus::Queued => {
@@ -358,6 +560,7 @@ fn cancel_entry(entry: &Entry) -> Cancelled {
                 message: "the job was cancelled before it started".into(),
             }));
             outcome = Cancelled::BeforeStart(record.clone());
+            counts.moved(JobStatus::Queued, JobStatus::Failed);
             true
         }
         JobStatus::Running => false,
@@ -367,7 +570,7 @@ fn cancel_entry(entry: &Entry) -> Cancelled {
         }
     });
     if !matches!(outcome, Cancelled::AlreadyFinished(_)) {
-        entry.cancel.cancel();
+        entry.control.cancel.cancel();
     }
     outcome
 }
@@ -375,7 +578,14 @@ fn cancel_entry(entry: &Entry) -> Cancelled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Receipt;
+    use crate::engine::{CancelToken, LogLimits, Receipt};
+
+    fn control() -> JobControl {
+        JobControl {
+            cancel: CancelToken::default(),
+            log: LiveLog::new(LogLimits::default()),
+        }
+    }
 
     fn succeeded() -> Outcome {
         Outcome {
@@ -407,10 +617,7 @@ mod tests {
     fn store_with_queued_job() -> (JobStore, JobId) {
         let store = JobStore::new(100);
         let id = JobId::new();
-        store.insert(
-            JobRecord::queued(id, "t", "h", Kind::Cpu),
-            CancelToken::default(),
-        );
+        store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), control());
         (store, id)
     }
 
@@ -423,14 +630,17 @@ mod tests {
         assert_eq!(record.status, JobStatus::Failed);
         assert_eq!(record.error.unwrap().code, ErrorCode::Cancelled);
         assert!(!store.mark_running(id), "a cancelled job must not start");
+        let status = store.status();
+        assert_eq!((status.queued, status.failed), (0, 1), "{status:?}");
     }
 
     #[test]
     fn cancelling_a_running_job_signals_its_token() {
         let store = JobStore::new(100);
         let id = JobId::new();
-        let token = CancelToken::default();
-        store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), token.clone());
+        let control = control();
+        let token = control.cancel.clone();
+        store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), control);
         assert!(store.mark_running(id));
         assert_eq!(store.cancel(id), Some(Cancelled::Stopping));
         assert!(token.is_cancelled());
@@ -466,16 +676,10 @@ mod tests {
         let store = JobStore::new(2);
         let ids: Vec<JobId> = (0..3).map(|_| JobId::new()).collect();
         for id in &ids {
-            store.insert(
-                JobRecord::queued(*id, "t", "h", Kind::Cpu),
-                CancelToken::default(),
-            );
+            store.insert(JobRecord::queued(*id, "t", "h", Kind::Cpu), control());
         }
         let running = JobId::new();
-        store.insert(
-            JobRecord::queued(running, "t", "h", Kind::Cpu),
-            CancelToken::default(),
-        );
+        store.insert(JobRecord::queued(running, "t", "h", Kind::Cpu), control());
         store.mark_running(running);
         for id in &ids {
             store.mark_running(*id);
@@ -487,6 +691,17 @@ mod tests {
         );
         assert!(store.get(ids[1]).is_some());
         assert!(store.get(ids[2]).is_some());
+        let status = store.status();
+        assert_eq!(
+            (
+                status.records,
+                status.running,
+                status.succeeded,
+                status.forgotten
+            ),
+            (3, 1, 2, 1),
+            "{status:?}"
+        );
         assert!(
             store.get(running).is_some(),
             "unfinished jobs are never forgotten"
@@ -512,6 +727,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(record.status, JobStatus::Running);
+    }
+
+    #[test]
+    fn a_blocking_wait_wakes_when_the_job_finishes_after_it_fell_asleep() {
+        let (store, id) = store_with_queued_job();
+        let store = std::sync::Arc::new(store);
+        let (asleep, fell_asleep) = std::sync::mpsc::channel();
+        let waiter = {
+            let store = store.clone();
+            thread::spawn(move || {
+                asleep.send(()).unwrap();
+                store.wait_blocking(id, Until::Finished, Duration::from_secs(60))
+            })
+        };
+        fell_asleep.recv().unwrap();
+        store.mark_running(id);
+        // Whether the waiter is still watching or asleep by now, it must see the end.
+        thread::park_timeout(WATCH_BEFORE_SLEEPING * 4);
+        store.finish(id, succeeded());
+        let record = waiter.join().unwrap().unwrap();
+        assert_eq!(record.status, JobStatus::Succeeded);
+    }
+
+    #[test]
+    fn a_blocking_wait_gives_up_after_its_timeout_and_knows_no_unknown_job() {
+        let (store, id) = store_with_queued_job();
+        let record = store
+            .wait_blocking(id, Until::Started, Duration::from_millis(5))
+            .unwrap();
+        assert_eq!(record.status, JobStatus::Queued);
+        store.mark_running(id);
+        let record = store
+            .wait_blocking(id, Until::Started, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(record.status, JobStatus::Running);
+        assert!(
+            store
+                .wait_blocking(JobId::new(), Until::Finished, Duration::ZERO)
+                .is_none()
+        );
     }
 
     #[tokio::test]

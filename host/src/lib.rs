@@ -13,11 +13,13 @@
 //!
 //! - [`config`]: the server's settings from a config file, environment variables and flags,
 //!   validated all at once.
-//! - [`api`]: the axum router; one error type turns every failure into a JSON response.
+//! - [`api`]: the axum router and its OpenAPI document (`/openapi.json`), one handler module per
+//!   resource; one error type turns every failure into a JSON response.
 //! - [`host`]: the embedding facade the API (or a Rust program) drives.
 //! - [`jobs`]: job ids, records, status transitions and waiting.
 //! - [`batches`]: many jobs submitted at once, kept in order, with a bound on how many run.
 //! - [`idempotency`]: `Idempotency-Key`s, so a retried submission returns the first job.
+//! - [`memo`]: memoized results of deterministic tasks, by component hash and input.
 //! - [`scheduler`]: the bounded queue, and engine threads (pinned to cores) fed by
 //!   crossbeam-deque work stealing; drain on shutdown.
 //! - [`engine`]: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
@@ -25,7 +27,10 @@
 //! - [`registry`]: task names → versions, loaded from the tasks directory and reloaded as its
 //!   files change.
 //! - [`cache`]: compiled components by blake3 content hash, bounded, single-flight.
-//! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status.
+//! - [`metrics`]: counters and histograms of events (jobs finishing, components loading),
+//!   recorded where they happen, without a lock on a job's path.
+//! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status, each
+//!   part's health, and the Prometheus export of `GET /metrics`.
 //! - [`timestamp`]: wall-clock times as the API writes them.
 //!
 //! Dependencies point one way: `api` → `host` → (`registry` → `cache`, `jobs`, `scheduler`)
@@ -40,6 +45,8 @@ pub mod host;
 mod id;
 pub mod idempotency;
 pub mod jobs;
+pub mod memo;
+pub mod metrics;
 pub mod registry;
 pub mod scheduler;
 pub mod status;

@@ -63,8 +63,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     writeln!(std::io::stdout(), "listening on http://{address}")?;
     std::io::stdout().flush()?;
 
+    let stopping = host.clone();
     axum::serve(listener, taskhost::api::router(host.clone()))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stopping.close_event_streams();
+        })
         .await?;
     tracing::info!("stopped accepting requests; letting accepted jobs finish");
     let report = tokio::task::spawn_blocking(move || host.shutdown()).await?;

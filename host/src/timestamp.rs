@@ -5,7 +5,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A moment in wall-clock time, serialized as e.g. `2026-11-23T06:21:27.123Z`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema)]
+#[schema(value_type = String, format = DateTime, example = "2026-11-23T06:21:27.123Z")]
 pub struct Timestamp(SystemTime);
 
 impl Timestamp {

@@ -108,7 +108,10 @@ fn health_and_task_list() {
             "print",
             "recurse",
             "sleep",
-            "uppercase"
+            "spin",
+            "steps",
+            "uppercase",
+            "wordcount"
         ]
     );
     let kind_of = |name: &str| {

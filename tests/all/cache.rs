@@ -7,12 +7,19 @@ use taskhost_tests::{Server, fixtures};
 
 use crate::{run_job, server_with};
 
-#[test]
-fn the_same_bytes_under_two_names_compile_once() {
+/// A tasks directory of two components under three names: `uppercase` and `shout` (the
+/// same bytes), and `fib`.
+pub(crate) fn two_components_three_names() -> tempfile::TempDir {
     let tasks = tempfile::tempdir().unwrap();
     std::fs::copy(fixtures::UPPERCASE, tasks.path().join("uppercase.wasm")).unwrap();
     std::fs::copy(fixtures::UPPERCASE, tasks.path().join("shout.wasm")).unwrap();
     std::fs::copy(fixtures::FIB, tasks.path().join("fib.wasm")).unwrap();
+    tasks
+}
+
+#[test]
+fn the_same_bytes_under_two_names_compile_once() {
+    let tasks = two_components_three_names();
     let cache_dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         Path::new(env!("CARGO_BIN_EXE_taskhost")),

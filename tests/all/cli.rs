@@ -118,8 +118,8 @@ fn a_task_is_pushed_listed_and_removed() {
         "{table}"
     );
     let row: Vec<_> = lines[1].split_whitespace().collect();
-    assert_eq!(row[..2], ["shout", "cpu"], "{table}");
-    assert_eq!(row[4], &hash[..12], "a hash prefix: {table}");
+    assert_eq!(row[..3], ["shout", "cpu", "(imports)"], "{table}");
+    assert_eq!(row[5], &hash[..12], "a hash prefix: {table}");
     let json = taskhost(&server, &["task", "list", "--json"]).json();
     assert_eq!(json["tasks"][0]["name"], "shout");
     assert_eq!(json["tasks"][0]["hash"], hash.as_str());

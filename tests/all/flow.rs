@@ -14,15 +14,14 @@ fn submit(server: &taskhost_tests::Server, job: Value) -> taskhost_tests::Respon
 #[test]
 fn a_full_queue_answers_429_with_retry_after_and_every_accepted_job_completes() {
     let server = server_with(&["--workers", "1", "--max-queued", "2"]);
-    // Occupy the only engine thread and wait until it is running the loop.
-    let blocker = submit(&server, json!({"task": "loop", "timeout_ms": 60000}));
-    let blocker_id = blocker.json["id"].as_str().unwrap().to_owned();
-    let running = server
-        .get(&format!(
-            "/v1/jobs/{blocker_id}?wait_ms=60000&until=started"
-        ))
-        .json;
-    assert_eq!(running["status"], "running", "{running}");
+    // Occupy the only engine thread: the submission returns once it runs the loop.
+    let running = server.post_json(
+        "/v1/jobs?wait_ms=60000&until=started",
+        &json!({"task": "loop", "timeout_ms": 60000}),
+    );
+    assert_eq!(running.status, 202, "{}", running.text);
+    assert_eq!(running.json["status"], "running", "{}", running.text);
+    let blocker_id = running.json["id"].as_str().unwrap().to_owned();
 
     let responses: Vec<_> = (0..6)
         .map(|n| submit(&server, json!({"task": "fib", "input": {"n": n}})))

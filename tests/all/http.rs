@@ -49,6 +49,57 @@ fn requests_are_denied_unless_the_host_and_port_are_allowed() {
     }
 }
 
+/// A name other than `localhost` that /etc/hosts maps to `127.0.0.1` (most systems map their
+/// own host name so).
+fn loopback_alias() -> String {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    hosts
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or_default())
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.next()? == "127.0.0.1").then_some(fields)
+        })
+        .flatten()
+        .find(|name| !name.starts_with("localhost") && !name.contains(':'))
+        .map(str::to_owned)
+        .expect("this test needs a name other than localhost for 127.0.0.1 in /etc/hosts")
+}
+
+#[test]
+fn an_allowed_name_that_resolves_to_loopback_is_refused_but_localhost_is_not() {
+    let peer = Peer::start();
+    let alias = loopback_alias();
+    let server = server_with(&[
+        "--allow-http-host",
+        &alias,
+        "--allow-http-host",
+        "localhost",
+    ]);
+    let url = format!("http://{alias}:{}/hello", peer.port());
+    let job = run_job(&server, json!({"task": "fetch", "input": {"url": url}}));
+    assert_eq!(job["error"]["code"], "task_error", "{job}");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.contains("destination IP prohibited"), "{job}");
+    let lines = job["log"]["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|line| {
+            let message = line["message"].as_str().unwrap_or_default();
+            message.contains("resolves to 127.0.0.1 (a loopback address)")
+        }),
+        "the job's log says which address and why: {job}"
+    );
+    assert!(
+        server.log().contains("outgoing HTTP request refused"),
+        "{}",
+        server.log()
+    );
+
+    let url = format!("http://localhost:{}/hello", peer.port());
+    let job = run_job(&server, json!({"task": "fetch", "input": {"url": url}}));
+    assert_eq!(job["output"]["body"], "hello from the peer", "{job}");
+}
+
 #[test]
 fn a_request_that_never_answers_is_stopped_at_the_job_deadline_on_either_path() {
     let peer = Peer::start();

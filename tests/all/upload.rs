@@ -9,7 +9,8 @@ use taskhost_tests::{Server, fixtures};
 
 use crate::run_job;
 
-fn server_over(tasks: &Path, flags: &[&str]) -> Server {
+/// A server over the tasks directory `tasks`, with extra `serve` flags.
+pub(crate) fn server_over(tasks: &Path, flags: &[&str]) -> Server {
     Server::start(
         Path::new(env!("CARGO_BIN_EXE_taskhost")),
         tasks.to_str().unwrap(),

@@ -3,11 +3,15 @@
 //! The build script compiles every example task under `tasks/` to a component;
 //! [`fixtures`] has their paths.
 
+mod exposition;
 mod peer;
 mod server;
+mod sse;
 
+pub use exposition::Exposition;
 pub use peer::Peer;
 pub use server::{Response, Server};
+pub use sse::{EventStream, SseEvent};
 
 /// Paths of the example tasks, built by this crate's build script.
 pub mod fixtures {

@@ -142,6 +142,31 @@ impl Server {
         into_response(self.agent.get(format!("{}{path}", self.base)).call())
     }
 
+    /// `GET path` as Server-Sent Events, sending `Last-Event-ID: last_event_id` if given: the
+    /// open stream, or the response when the server answers with something else.
+    pub fn events(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<crate::EventStream, Box<Response>> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.call().expect("HTTP request failed");
+        let is_stream = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+        if response.status() == 200 && is_stream {
+            Ok(crate::EventStream::new(Box::new(
+                response.into_body().into_reader(),
+            )))
+        } else {
+            Err(Box::new(into_response(Ok(response))))
+        }
+    }
+
     /// The task list (`GET /v1/tasks`) once no task is loading.
     pub fn loaded_tasks(&self) -> Value {
         self.tasks_when(|list| list["loading"].as_array().is_some_and(Vec::is_empty))
@@ -164,6 +189,16 @@ impl Server {
                 .json;
         }
         list
+    }
+
+    /// `method path` with no body (any method, e.g. `PATCH` or `OPTIONS`).
+    pub fn request(&self, method: &str, path: &str) -> Response {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .body(())
+            .expect("a valid request");
+        into_response(self.agent.run(request))
     }
 
     /// `DELETE path`.

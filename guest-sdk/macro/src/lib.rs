@@ -1,10 +1,14 @@
 //! The `#[task]` attribute of `taskhost-sdk`. Use it through `taskhost_sdk::task`.
 
+mod manifest;
+
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type};
+
+use manifest::Manifest;
 
 /// Exports the function as the task's `run`: see the `taskhost_sdk` crate docs.
 #[proc_macro_attribute]
@@ -21,10 +25,11 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn expand(attr: TokenStream2, function: &ItemFn) -> syn::Result<TokenStream2> {
-    if !attr.is_empty() {
-        return Err(syn::Error::new(attr.span(), "#[task] takes no arguments"));
-    }
+    let manifest = Manifest::parse(attr)?;
     check_signature(function)?;
+    let manifest = manifest.to_json();
+    let manifest_len = manifest.len();
+    let manifest_bytes = syn::LitByteStr::new(manifest.as_bytes(), proc_macro2::Span::call_site());
     let name = &function.sig.ident;
     let call = if returns_result(&function.sig.output) {
         quote!(#name(input).map_err(::core::convert::Into::<::taskhost_sdk::TaskError>::into))
@@ -46,6 +51,14 @@ fn expand(attr: TokenStream2, function: &ItemFn) -> syn::Result<TokenStream2> {
         }
 
         ::taskhost_sdk::__private::export!(__TaskhostTask with_types_in ::taskhost_sdk::__private::bindings);
+
+        /// The task's manifest: what it declares about itself, for the host to read when it
+        /// loads the component. The linker keeps custom sections into the component.
+        #[doc(hidden)]
+        #[cfg(target_family = "wasm")]
+        #[unsafe(link_section = "taskhost:task")]
+        #[used]
+        static __TASKHOST_MANIFEST: [u8; #manifest_len] = *#manifest_bytes;
     })
 }
 
@@ -140,6 +153,21 @@ mod tests {
             let error = error_for(function);
             assert!(error.contains(expected), "{function}: {error}");
         }
+    }
+
+    #[test]
+    fn the_manifest_goes_into_a_custom_section() {
+        let function: ItemFn = syn::parse_str("fn run(input: In) -> Out { todo!() }").unwrap();
+        let expanded = expand(quote!(kind = "io"), &function).unwrap().to_string();
+        assert!(
+            expanded.contains(r#"link_section = "taskhost:task""#),
+            "{expanded}"
+        );
+        assert!(expanded.contains(r#"b"{\"kind\":\"io\"}""#), "{expanded}");
+        let plain = expand(TokenStream2::new(), &function).unwrap().to_string();
+        assert!(plain.contains(r#"b"{}""#), "{plain}");
+        let error = expand(quote!(kind = "gpu"), &function).unwrap_err();
+        assert!(error.to_string().contains("unknown kind"), "{error}");
     }
 
     #[test]

@@ -10,8 +10,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiJson, JobSpec, WAIT_FOR_LOADING, done_or_accepted};
+use super::error::{ApiErrorCode, ErrorBody};
+use super::jobs::JobSpec;
+use super::{ApiError, ApiJson, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::{BatchId, BatchRecord, BatchStatus};
 use crate::engine::Kind;
 use crate::host::{BatchRequest, Host, JobRequest};
@@ -21,7 +24,7 @@ pub(super) const MAX_BATCH_BODY: usize = 32 << 20;
 
 /// The body of `POST /v1/batches`: `jobs`, or `task` with one input per job in `inputs`.
 /// The limits given here apply to every job that does not set its own.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BatchBody {
     /// The jobs, each like the body of `POST /v1/jobs` (without `wait_ms`).
@@ -34,10 +37,15 @@ pub(super) struct BatchBody {
     max_concurrent: Option<usize>,
     /// How long to wait for every job to finish before answering, in milliseconds.
     wait_ms: Option<u64>,
+    /// Each job's deadline, in milliseconds.
     timeout_ms: Option<u64>,
+    /// Each job's fuel budget.
     fuel: Option<u64>,
+    /// Each job's memory limit, in MiB.
     memory_mib: Option<usize>,
+    /// `cpu` or `io`; each task's default when absent.
     kind: Option<Kind>,
+    memoize: Option<bool>,
 }
 
 impl BatchBody {
@@ -55,6 +63,7 @@ impl BatchBody {
                     fuel: None,
                     memory_mib: None,
                     kind: None,
+                    memoize: None,
                 })
                 .collect(),
             _ => return Err(invalid("give either `jobs`, or `task` and `inputs`")),
@@ -72,6 +81,7 @@ impl BatchBody {
                 spec.fuel = spec.fuel.or(self.fuel);
                 spec.memory_mib = spec.memory_mib.or(self.memory_mib);
                 spec.kind = spec.kind.or(self.kind);
+                spec.memoize = spec.memoize.or(self.memoize);
                 Ok(spec.into_request())
             })
             .collect::<Result<Vec<JobRequest>, ApiError>>()?;
@@ -85,20 +95,43 @@ impl BatchBody {
 fn invalid(message: &str) -> ApiError {
     ApiError::Body {
         status: StatusCode::BAD_REQUEST,
-        code: "invalid_request",
+        code: ApiErrorCode::InvalidRequest,
         message: message.to_owned(),
     }
 }
 
 /// `?wait_ms=N`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BatchWait {
+    /// How long to wait for every job to finish, in milliseconds (capped by the host); a
+    /// submission's body `wait_ms` wins over this.
     wait_ms: Option<u64>,
 }
 
 /// `POST /v1/batches`: 200 with the batch if it finished within the wait, else 202 with the
 /// record so far and where to poll; all jobs are accepted, or none.
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    tag = "batches",
+    params(BatchWait),
+    request_body = BatchBody,
+    responses(
+        (status = OK, description = "Every job finished within the wait: the final record", body = BatchRecord),
+        (status = ACCEPTED, description = "Accepted, not finished yet: the record so far", body = BatchRecord,
+            headers(("Location" = String, description = "The batch's URL, `/v1/batches/{id}`, to poll"))),
+        (status = BAD_REQUEST, description = "`malformed_json`, `invalid_request`, `invalid_body`, `invalid_limit`, `invalid_query` (a job's error's message starts with `jobs[INDEX]:`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "`unknown_task`", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "`body_too_large`: past 32 MiB", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "`unsupported_media_type`: not `application/json`", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "`queue_full`: the queue has no room for every job", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = SERVICE_UNAVAILABLE, description = "`task_loading`: a task is still compiling past the wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+)]
 pub(super) async fn submit_batch(
     State(host): State<Arc<Host>>,
     query: Result<Query<BatchWait>, QueryRejection>,
@@ -123,6 +156,17 @@ pub(super) async fn submit_batch(
 }
 
 /// `GET /v1/batches/{id}`, `?wait_ms=N` to wait for it to finish.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    params(("id" = BatchId, Path, description = "The batch's id"), BatchWait),
+    responses(
+        (status = OK, description = "The batch and its jobs' records, in order", body = BatchRecord),
+        (status = BAD_REQUEST, description = "`invalid_batch_id`, `invalid_query`", body = ErrorBody),
+        (status = NOT_FOUND, description = "`batch_not_found`", body = ErrorBody),
+    ),
+)]
 pub(super) async fn get_batch(
     State(host): State<Arc<Host>>,
     Path(id): Path<String>,
@@ -138,6 +182,17 @@ pub(super) async fn get_batch(
 }
 
 /// `DELETE /v1/batches/{id}`: cancels every job not finished; the batch's final record.
+#[utoipa::path(
+    delete,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    params(("id" = BatchId, Path, description = "The batch's id")),
+    responses(
+        (status = OK, description = "The batch's final record", body = BatchRecord),
+        (status = BAD_REQUEST, description = "`invalid_batch_id`", body = ErrorBody),
+        (status = NOT_FOUND, description = "`batch_not_found`", body = ErrorBody),
+    ),
+)]
 pub(super) async fn cancel_batch(
     State(host): State<Arc<Host>>,
     Path(id): Path<String>,

@@ -5,6 +5,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::batches::BatchId;
 use crate::config::LimitError;
@@ -53,13 +54,25 @@ pub enum ApiError {
     /// The path does not hold a job id.
     #[error("{0:?} is not a job id (job ids are UUIDs)")]
     InvalidJobId(String),
+    /// A job asked for a memoized result that cannot be given.
+    #[error("{message}")]
+    NotMemoizable {
+        /// `not_deterministic` (the task can observe the outside world) or
+        /// `memoization_off`.
+        code: ApiErrorCode,
+        /// Why.
+        message: String,
+    },
+    /// The `Last-Event-ID` header is not an id of the job's event stream.
+    #[error("Last-Event-ID: {0}")]
+    InvalidEventId(#[from] crate::host::InvalidPosition),
     /// The request body could not be read as the JSON this route expects.
     #[error("{message}")]
     Body {
         /// The HTTP status to answer.
         status: StatusCode,
         /// The stable code.
-        code: &'static str,
+        code: ApiErrorCode,
         /// What was wrong.
         message: String,
     },
@@ -97,30 +110,95 @@ pub enum ApiError {
     MethodNotAllowed,
 }
 
+/// The stable code of an API error, `error.code` in its body: clients branch on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ApiErrorCode {
+    /// No task has the name.
+    UnknownTask,
+    /// The task is still compiling for the first time; retry after `Retry-After`.
+    TaskLoading,
+    /// No job has the id.
+    JobNotFound,
+    /// The job finished before it could be cancelled.
+    JobFinished,
+    /// No batch has the id.
+    BatchNotFound,
+    /// The path does not hold a batch id.
+    InvalidBatchId,
+    /// A requested limit is not allowed.
+    InvalidLimit,
+    /// The queue is full; retry after `Retry-After`.
+    QueueFull,
+    /// The path does not hold a job id.
+    InvalidJobId,
+    /// The `Last-Event-ID` header is not an id of the job's event stream.
+    InvalidEventId,
+    /// `memoize` was asked of a task that can observe the outside world.
+    NotDeterministic,
+    /// `memoize` was asked of a server with memoization turned off.
+    MemoizationOff,
+    /// The query string could not be read.
+    InvalidQuery,
+    /// Tasks found at start are still loading; retry after `Retry-After`.
+    NotReady,
+    /// The path does not hold a valid task name.
+    InvalidTaskName,
+    /// The uploaded component cannot serve.
+    InvalidComponent,
+    /// The host failed handling the request (logged).
+    Internal,
+    /// The `Idempotency-Key` was used for another request, or has expired.
+    IdempotencyKeyConflict,
+    /// The `Idempotency-Key` header is not 1 to 255 visible ASCII characters.
+    InvalidIdempotencyKey,
+    /// The body is not valid JSON.
+    MalformedJson,
+    /// The body is JSON, but not what the route expects.
+    InvalidRequest,
+    /// The body could not be read.
+    InvalidBody,
+    /// The body is larger than the route accepts.
+    BodyTooLarge,
+    /// The body's `Content-Type` is not what the route accepts.
+    UnsupportedMediaType,
+    /// No route has this path.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+}
+
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ApiErrorCode) {
+        use ApiErrorCode as Code;
         match self {
-            Self::UnknownTask(_) => (StatusCode::NOT_FOUND, "unknown_task"),
-            Self::TaskLoading(_) => (StatusCode::SERVICE_UNAVAILABLE, "task_loading"),
-            Self::JobNotFound(_) => (StatusCode::NOT_FOUND, "job_not_found"),
-            Self::JobFinished(_) => (StatusCode::CONFLICT, "job_finished"),
-            Self::BatchNotFound(_) => (StatusCode::NOT_FOUND, "batch_not_found"),
-            Self::InvalidBatchId(_) => (StatusCode::BAD_REQUEST, "invalid_batch_id"),
+            Self::UnknownTask(_) => (StatusCode::NOT_FOUND, Code::UnknownTask),
+            Self::TaskLoading(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::TaskLoading),
+            Self::JobNotFound(_) => (StatusCode::NOT_FOUND, Code::JobNotFound),
+            Self::JobFinished(_) => (StatusCode::CONFLICT, Code::JobFinished),
+            Self::BatchNotFound(_) => (StatusCode::NOT_FOUND, Code::BatchNotFound),
+            Self::InvalidBatchId(_) => (StatusCode::BAD_REQUEST, Code::InvalidBatchId),
             Self::InBatch { error, .. } => error.status_and_code(),
-            Self::Limit(_) => (StatusCode::BAD_REQUEST, "invalid_limit"),
-            Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
-            Self::InvalidJobId(_) => (StatusCode::BAD_REQUEST, "invalid_job_id"),
-            Self::Body { status, code, .. } => (*status, code),
-            Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
-            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            Self::InvalidTaskName(_) => (StatusCode::BAD_REQUEST, "invalid_task_name"),
-            Self::InvalidComponent { status, .. } => (*status, "invalid_component"),
-            Self::Storage(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            Self::IdempotencyKey(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_conflict")
+            Self::Limit(_) => (StatusCode::BAD_REQUEST, Code::InvalidLimit),
+            Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, Code::QueueFull),
+            Self::InvalidJobId(_) => (StatusCode::BAD_REQUEST, Code::InvalidJobId),
+            Self::InvalidEventId(_) => (StatusCode::BAD_REQUEST, Code::InvalidEventId),
+            Self::NotMemoizable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            Self::Body { status, code, .. } => (*status, *code),
+            Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, Code::InvalidQuery),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::NotReady),
+            Self::InvalidTaskName(_) => (StatusCode::BAD_REQUEST, Code::InvalidTaskName),
+            Self::InvalidComponent { status, .. } => (*status, Code::InvalidComponent),
+            Self::Storage(_) | Self::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
             }
-            Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::IdempotencyKey(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Code::IdempotencyKeyConflict,
+            ),
+            Self::NoRoute => (StatusCode::NOT_FOUND, Code::NotFound),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed),
         }
     }
 }
@@ -137,14 +215,20 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "job_not_found", "message": "no job with id 019ab0c4-5f7e-7c3a-9d2e-4b1f0a6c8e21"}}))]
+pub(super) struct ErrorBody {
+    /// What went wrong.
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
+/// An error's code and message.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ErrorDetail {
+    /// The stable code; each route's responses list the codes it can answer.
+    code: ApiErrorCode,
+    /// What went wrong, for people; may change between versions.
     message: String,
 }
 
@@ -178,6 +262,14 @@ impl From<SubmitError> for ApiError {
             }
             SubmitError::Limit(error) => Self::Limit(error),
             SubmitError::QueueFull(full) => Self::QueueFull(full),
+            error @ SubmitError::NotDeterministic { .. } => Self::NotMemoizable {
+                code: ApiErrorCode::NotDeterministic,
+                message: error.to_string(),
+            },
+            error @ SubmitError::MemoOff => Self::NotMemoizable {
+                code: ApiErrorCode::MemoizationOff,
+                message: error.to_string(),
+            },
         }
     }
 }
@@ -192,7 +284,7 @@ impl From<BatchError> for ApiError {
             BatchError::QueueFull(full) => Self::QueueFull(full),
             invalid => Self::Body {
                 status: StatusCode::BAD_REQUEST,
-                code: "invalid_request",
+                code: ApiErrorCode::InvalidRequest,
                 message: invalid.to_string(),
             },
         }
@@ -204,7 +296,9 @@ impl From<UploadError> for ApiError {
         match error {
             UploadError::Compile(compile) => {
                 let status = match *compile {
-                    CompileError::WrongWorld(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    CompileError::WrongWorld(_) | CompileError::MemoizeNotDeterministic(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
                     _ => StatusCode::BAD_REQUEST,
                 };
                 Self::InvalidComponent {
@@ -232,15 +326,20 @@ impl From<CancelError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let (status, code) = match &rejection {
-            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
-            JsonRejection::JsonDataError(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            JsonRejection::MissingJsonContentType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            JsonRejection::JsonSyntaxError(_) => {
+                (StatusCode::BAD_REQUEST, ApiErrorCode::MalformedJson)
             }
+            JsonRejection::JsonDataError(_) => {
+                (StatusCode::BAD_REQUEST, ApiErrorCode::InvalidRequest)
+            }
+            JsonRejection::MissingJsonContentType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ApiErrorCode::UnsupportedMediaType,
+            ),
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+                (StatusCode::PAYLOAD_TOO_LARGE, ApiErrorCode::BodyTooLarge)
             }
-            _ => (rejection.status(), "invalid_body"),
+            _ => (rejection.status(), ApiErrorCode::InvalidBody),
         };
         Self::Body {
             status,

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::engine::{CompileError, CompiledTask, TaskEngine};
+use crate::engine::{CompileError, CompiledTask, Manifest, TaskEngine};
+use crate::metrics::Metrics;
 use disk::{DiskCache, Lookup};
 
 /// A component compiled from some bytes.
@@ -34,7 +35,7 @@ pub struct Compiled {
 }
 
 /// Where a compiled component came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Compiled by Cranelift.
@@ -57,6 +58,8 @@ pub struct ComponentCache {
     evictions: AtomicU64,
     disk_hits: AtomicU64,
     disk_rejected: AtomicU64,
+    disk_write_errors: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 struct Entry {
@@ -66,7 +69,7 @@ struct Entry {
 }
 
 /// Counters of the cache, for `/v1/status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CacheStatus {
     /// Compiled components held.
     pub entries: usize,
@@ -82,12 +85,20 @@ pub struct CacheStatus {
     pub disk_hits: u64,
     /// Disk artifacts that failed their checks and were deleted.
     pub disk_rejected: u64,
+    /// Compiled components that could not be written to the disk tier (they compile again
+    /// after a restart).
+    pub disk_write_errors: u64,
 }
 
 impl ComponentCache {
     /// A cache holding at most `max_entries` compiled components in memory, and artifacts
-    /// in `dir` (created if missing).
-    pub fn open(engine: Arc<TaskEngine>, max_entries: usize, dir: &Path) -> std::io::Result<Self> {
+    /// in `dir` (created if missing); load times go to `metrics`.
+    pub fn open(
+        engine: Arc<TaskEngine>,
+        max_entries: usize,
+        dir: &Path,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         Ok(Self {
             disk: DiskCache::open(dir, engine.wasmtime())?,
             engine,
@@ -99,6 +110,8 @@ impl ComponentCache {
             evictions: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
             disk_rejected: AtomicU64::new(0),
+            disk_write_errors: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -139,7 +152,10 @@ impl ComponentCache {
         let (task, source) = match from_disk {
             Some(component) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
-                (self.engine.link(component), Source::Disk)
+                let task = Manifest::read(bytes)
+                    .map_err(CompileError::from)
+                    .and_then(|manifest| self.engine.link(component, manifest));
+                (task, Source::Disk)
             }
             None => {
                 self.compiles.fetch_add(1, Ordering::Relaxed);
@@ -150,12 +166,17 @@ impl ComponentCache {
                 (task, Source::Compiled)
             }
         };
+        let load_time = started.elapsed();
+        if task.is_ok() {
+            self.metrics
+                .component_loaded(source == Source::Disk, load_time);
+        }
         task.map(|task| {
             Arc::new(Compiled {
                 hash,
                 task,
                 source,
-                load_time: started.elapsed(),
+                load_time,
             })
         })
         .map_err(Arc::new)
@@ -173,6 +194,7 @@ impl ComponentCache {
                     .map_err(|error| error.to_string())
             });
         if let Err(error) = written {
+            self.disk_write_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%hash, %error, "could not write the compiled component to the disk cache");
         }
     }
@@ -187,6 +209,7 @@ impl ComponentCache {
             evictions: self.evictions.load(Ordering::Relaxed),
             disk_hits: self.disk_hits.load(Ordering::Relaxed),
             disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
+            disk_write_errors: self.disk_write_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -224,6 +247,7 @@ impl ComponentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Kind, KindSource};
     use taskhost_tests::fixtures;
 
     /// A cache with its disk tier in a fresh directory (kept alive by the returned guard).
@@ -231,7 +255,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(TaskEngine::for_tests());
         (
-            ComponentCache::open(engine, max_entries, dir.path()).unwrap(),
+            ComponentCache::open(engine, max_entries, dir.path(), Arc::default()).unwrap(),
             dir,
         )
     }
@@ -293,16 +317,21 @@ mod tests {
     fn a_new_cache_over_the_same_directory_loads_instead_of_compiling() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(TaskEngine::for_tests());
-        let noop = bytes(fixtures::NOOP);
-        let first = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+        // spin declares its kind: the declaration survives the disk tier too.
+        let spin = bytes(fixtures::SPIN);
+        let first = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
         assert_eq!(
-            first.get_or_compile(&noop).unwrap().source,
+            first.get_or_compile(&spin).unwrap().source,
             Source::Compiled
         );
 
-        let second = ComponentCache::open(engine, 4, dir.path()).unwrap();
-        let loaded = second.get_or_compile(&noop).unwrap();
+        let second = ComponentCache::open(engine, 4, dir.path(), Arc::default()).unwrap();
+        let loaded = second.get_or_compile(&spin).unwrap();
         assert_eq!(loaded.source, Source::Disk);
+        assert_eq!(
+            loaded.task.default_kind(),
+            (Kind::Cpu, KindSource::Declared)
+        );
         assert_eq!(
             (second.status().compiles, second.status().disk_hits),
             (0, 1)
@@ -314,7 +343,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(TaskEngine::for_tests());
         let noop = bytes(fixtures::NOOP);
-        ComponentCache::open(engine.clone(), 4, dir.path())
+        ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default())
             .unwrap()
             .get_or_compile(&noop)
             .unwrap();
@@ -333,7 +362,8 @@ mod tests {
         ];
         for damaged in damages {
             std::fs::write(&artifact, &damaged).unwrap();
-            let cache = ComponentCache::open(engine.clone(), 4, dir.path()).unwrap();
+            let cache =
+                ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
             let compiled = cache.get_or_compile(&noop).unwrap();
             assert_eq!(compiled.source, Source::Compiled);
             let status = cache.status();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use taskhost::engine::Kind;
+use taskhost::engine::{Kind, KindSource};
 use taskhost::jobs::{JobId, JobRecord, JobStatus};
 
 /// The longest one long poll asks the server to wait (the server may cap it lower, with
@@ -83,6 +83,8 @@ pub struct TaskSummary {
     pub size: u64,
     /// How its jobs run unless a job says otherwise.
     pub kind: Kind,
+    /// Whether the task declares its kind or its imports decide it.
+    pub kind_source: KindSource,
     /// When this version started serving (RFC 3339).
     pub serving_since: String,
 }

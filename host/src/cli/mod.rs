@@ -180,6 +180,12 @@ pub struct JobOptions {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<Kind>,
+    /// Reuse the result of an earlier run on the same input instead of running, if there
+    /// is one (deterministic tasks only: no clock, randomness or network); `--memoize=false`
+    /// runs even a task that declares `memoize` [default: as the task declares].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memoize: Option<bool>,
 }
 
 /// `taskhost job list`.

@@ -75,7 +75,7 @@ fn list(client: &Client, json: bool) -> anyhow::Result<()> {
         .map(|task| {
             [
                 task.name.clone(),
-                wire_name(task.kind),
+                format!("{} ({})", wire_name(task.kind), wire_name(task.kind_source)),
                 size(task.size),
                 task.hash.chars().take(HASH_PREFIX).collect(),
                 time(&task.serving_since),

@@ -39,7 +39,10 @@ pub struct ServeArgs {
 
     /// A host tasks may send HTTP requests to: `api.example.com`, `localhost:8080` (that port
     /// only) or `*.example.com` (its subdomains). Repeat it, or comma-separate in the
-    /// environment variable. None by default: every request is denied.
+    /// environment variable. None by default: every request is denied. A name reaches only
+    /// the public addresses it resolves to (never loopback, private, link-local such as cloud
+    /// metadata, ...); to reach an internal service, allow its IP address (`10.0.0.5:8080`);
+    /// `localhost` reaches loopback.
     #[arg(
         long = "allow-http-host",
         env = "TASKHOST_ALLOW_HTTP_HOSTS",
@@ -128,6 +131,11 @@ pub struct ServeArgs {
     /// Compiled components kept in memory; the least recently used go first.
     #[arg(long, env = "TASKHOST_MAX_CACHED_COMPONENTS", default_value_t = 256)]
     pub max_cached_components: usize,
+
+    /// Memory for memoized results of deterministic tasks (jobs with `memoize`), in MiB; 0
+    /// turns memoization off.
+    #[arg(long, env = "TASKHOST_MEMO_CACHE_MIB", default_value_t = 64)]
+    pub memo_cache_mib: u64,
 
     /// Largest component `PUT /v1/tasks/{name}` accepts, in MiB.
     #[arg(long, env = "TASKHOST_MAX_UPLOAD_MIB", default_value_t = 64)]

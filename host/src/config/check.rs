@@ -19,6 +19,8 @@ const MAX_POOL_RESERVATION: u64 = 32 << 40;
 /// Longest debounce of task reloads accepted, in milliseconds: past a minute, a saved task
 /// would seem not to load at all.
 const MAX_RELOAD_DEBOUNCE_MS: u64 = 60_000;
+/// Largest memo cache accepted, in MiB (64 GiB): a larger one is surely a typo.
+const MAX_MEMO_CACHE_MIB: u64 = 64 << 10;
 /// Bounds of the wasm stack setting, in KiB: below 64 little real code runs; above 64 MiB
 /// exceeds what engine threads' native stacks can back.
 const MIN_WASM_STACK_KIB: usize = 64;
@@ -191,6 +193,13 @@ impl ServeArgs {
                 self.max_upload_mib
             ));
         }
+        if self.memo_cache_mib > MAX_MEMO_CACHE_MIB {
+            problems.push(format!(
+                "{} is {}: use at most {MAX_MEMO_CACHE_MIB} (0 turns memoization off)",
+                name!(memo_cache_mib),
+                self.memo_cache_mib
+            ));
+        }
         if self.max_cached_components == 0 {
             problems.push(format!(
                 "{} is 0: keep at least 1",
@@ -255,6 +264,7 @@ impl ServeArgs {
             max_finished_jobs: self.max_finished_jobs,
             max_cached_components: self.max_cached_components,
             max_upload_bytes: self.max_upload_mib << 20,
+            memo_cache_bytes: self.memo_cache_mib << 20,
         })
     }
 }

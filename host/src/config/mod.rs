@@ -61,6 +61,8 @@ pub struct Config {
     pub max_cached_components: usize,
     /// Largest component an upload may send, in bytes.
     pub max_upload_bytes: usize,
+    /// Memory for memoized results, in bytes; 0 turns memoization off.
+    pub memo_cache_bytes: u64,
 }
 
 /// Everything wrong with a configuration, each with what to change.

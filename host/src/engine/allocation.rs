@@ -40,7 +40,7 @@ pub struct PoolSettings {
 }
 
 /// The allocation strategy the engine ended up with.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "strategy", rename_all = "snake_case")]
 pub enum Allocation {
     /// Instances come from a pre-reserved pool.
@@ -52,6 +52,7 @@ pub enum Allocation {
     OnDemand {
         /// Why the pool is not used, when one was asked for.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         fallback_reason: Option<String>,
     },
 }

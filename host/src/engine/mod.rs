@@ -9,8 +9,10 @@ mod allocation;
 mod bindings;
 mod cpu;
 mod http;
+mod imports;
 mod limiter;
 mod log;
+mod manifest;
 mod outcome;
 mod output;
 mod state;
@@ -26,12 +28,15 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
 pub use http::{HttpAllowList, InvalidHostPattern};
-pub use log::{JobLog, LogLevel, LogLimits, LogLine, LogStream};
+pub use log::{
+    JobLog, LiveCursor, LiveLog, LiveUpdate, LogLevel, LogLimits, LogLine, LogStream, Progress,
+};
+pub use manifest::{Manifest, ManifestError};
 pub use outcome::{ErrorCode, JobError, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
 
 use bindings::{io, sync};
-use log::SharedLog;
+use imports::Imports;
 use state::HostState;
 use stop::Stopped;
 use ticker::EpochTicker;
@@ -41,10 +46,6 @@ use ticker::EpochTicker;
 /// at most one tick late and cannot hold an executor thread longer than one tick; 10 ms keeps
 /// both small while the ticker thread wakes only 100 times a second.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Import prefixes that make a component IO-bound by default: it can wait on the network or
-/// on a clock, so it must not hold an engine thread while it waits.
-const IO_IMPORTS: [&str; 3] = ["wasi:http/", "wasi:sockets/", "wasi:io/poll"];
 
 thread_local! {
     /// The executor on which an engine thread runs a job that can wait: see [`TaskEngine::run`].
@@ -83,13 +84,34 @@ pub struct Limits {
 }
 
 /// How a job runs: on an engine thread, or on the async IO executor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// CPU-bound: runs to completion on a pinned engine thread.
     Cpu,
     /// IO-bound: runs on the async executor and yields while it waits.
     Io,
+}
+
+/// Where a task's default [`Kind`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KindSource {
+    /// The task declares it in its manifest: `#[taskhost_sdk::task(kind = "io")]`.
+    Declared,
+    /// The task declares none; its imports decide (see `IO_IMPORTS`).
+    Imports,
 }
 
 /// Errors from compiling a component into a runnable task.
@@ -109,6 +131,18 @@ pub enum CompileError {
     /// export or imports something the host does not provide.
     #[error("the component does not implement the taskhost:task world: {0:#}")]
     WrongWorld(wasmtime::Error),
+    /// The component's manifest (what the task declares about itself) is malformed.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The task declares `memoize` but can observe the outside world, so the same input may
+    /// give a different result.
+    #[error(
+        "the task declares #[task(memoize)], but the same input may give it a different result: \
+         it imports {}. Drop `memoize`, or stop using them (a HashMap's random seed is \
+         wasi:random/insecure-seed: use a BTreeMap or a fixed hasher)",
+        .0.join(", ")
+    )]
+    MemoizeNotDeterministic(Vec<String>),
 }
 
 /// Errors from setting up the engine.
@@ -123,8 +157,8 @@ pub struct CompiledTask {
     component: Component,
     sync: sync::TaskPre<HostState>,
     io: io::TaskPre<HostState>,
-    imports: Vec<String>,
-    can_wait: bool,
+    imports: Imports,
+    manifest: Manifest,
 }
 
 impl CompiledTask {
@@ -135,14 +169,52 @@ impl CompiledTask {
 
     /// The interfaces the component imports, sorted.
     pub fn imports(&self) -> &[String] {
-        &self.imports
+        &self.imports.interfaces
     }
 
-    /// How the component runs unless a job says otherwise: IO-bound if it imports an
-    /// interface that can wait (see `IO_IMPORTS`), else CPU-bound.
-    pub fn default_kind(&self) -> Kind {
-        if self.can_wait { Kind::Io } else { Kind::Cpu }
+    /// How the component runs unless a job says otherwise, and why: the kind its manifest
+    /// declares, else IO-bound if it imports an interface that can wait (a clock's or the
+    /// network's), else CPU-bound.
+    pub fn default_kind(&self) -> (Kind, KindSource) {
+        match self.manifest.kind {
+            Some(kind) => (kind, KindSource::Declared),
+            None if self.imports.can_wait => (Kind::Io, KindSource::Imports),
+            None => (Kind::Cpu, KindSource::Imports),
+        }
     }
+
+    /// The functions the component imports that can observe the world outside its input
+    /// (clocks, randomness, the network), as `interface#function`. When there are none, the
+    /// same input always gives the same result, so results can be memoized.
+    pub fn outside_world_imports(&self) -> &[String] {
+        &self.imports.outside_world
+    }
+
+    /// Whether the task's results are memoized unless a job says otherwise: it declares
+    /// `#[task(memoize)]` (and, having loaded, imports nothing of the outside world).
+    pub fn memoize_by_default(&self) -> bool {
+        self.manifest.memoize
+    }
+}
+
+/// A task may declare `memoize` only if nothing outside its input can change its result.
+fn check_memoize(manifest: &Manifest, imports: &Imports) -> Result<(), CompileError> {
+    if manifest.memoize && !imports.outside_world.is_empty() {
+        return Err(CompileError::MemoizeNotDeterministic(
+            imports.outside_world.clone(),
+        ));
+    }
+    Ok(())
+}
+
+/// The outside world's hold on one job: the token that stops it, and the log and progress it
+/// writes, live. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct JobControl {
+    /// Cancelling it stops the job at its next epoch tick, or in the middle of a wait.
+    pub cancel: CancelToken,
+    /// The job's log and progress, as it writes them.
+    pub log: LiveLog,
 }
 
 /// The one wasmtime engine of the host, with its linkers and epoch ticker.
@@ -197,14 +269,15 @@ impl TaskEngine {
         &self.allocation
     }
 
-    /// Compiles a component with Cranelift and checks it against the `task` world.
+    /// Compiles a component with Cranelift, reads its manifest and checks it against the
+    /// `task` world.
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledTask, CompileError> {
         // The preamble: magic, then version 1 and layer 0 for a core module.
         if bytes.starts_with(b"\0asm\x01\0\0\0") {
             return Err(CompileError::CoreModule);
         }
         let component = Component::new(&self.engine, bytes).map_err(CompileError::Invalid)?;
-        self.link(component)
+        self.link(component, Manifest::read(bytes)?)
     }
 
     /// The wasmtime engine, for loading artifacts it compiled earlier.
@@ -212,8 +285,13 @@ impl TaskEngine {
         &self.engine
     }
 
-    /// Checks a compiled component against the `task` world and links it for both paths.
-    pub fn link(&self, component: Component) -> Result<CompiledTask, CompileError> {
+    /// Checks a compiled component against the `task` world and links it for both paths;
+    /// `manifest` is what the component's bytes declare ([`Manifest::read`]).
+    pub fn link(
+        &self,
+        component: Component,
+        manifest: Manifest,
+    ) -> Result<CompiledTask, CompileError> {
         let sync_pre = self
             .sync_linker
             .instantiate_pre(&component)
@@ -222,22 +300,24 @@ impl TaskEngine {
             .io_linker
             .instantiate_pre(&component)
             .map_err(CompileError::WrongWorld)?;
-        let mut imports: Vec<String> = component
-            .component_type()
-            .imports(&self.engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        imports.sort();
-        let can_wait = imports
-            .iter()
-            .any(|import| IO_IMPORTS.iter().any(|prefix| import.starts_with(prefix)));
+        let imports = Imports::of(&component, &self.engine);
+        check_memoize(&manifest, &imports)?;
         Ok(CompiledTask {
             component,
             sync: sync::TaskPre::new(sync_pre).map_err(CompileError::WrongWorld)?,
             io: io::TaskPre::new(io_pre).map_err(CompileError::WrongWorld)?,
             imports,
-            can_wait,
+            manifest,
         })
+    }
+
+    /// The control of a new job: not cancelled, its log empty, bounded by this engine's
+    /// log limits.
+    pub fn job_control(&self) -> JobControl {
+        JobControl {
+            cancel: CancelToken::new(),
+            log: LiveLog::new(self.settings.log),
+        }
     }
 
     /// Runs one CPU-bound job on the calling thread: a fresh instance in a fresh store,
@@ -254,15 +334,15 @@ impl TaskEngine {
         task: &CompiledTask,
         input: &str,
         limits: Limits,
-        cancel: CancelToken,
+        control: JobControl,
     ) -> Outcome {
-        if task.can_wait {
+        if task.imports.can_wait {
             return THREAD_EXECUTOR
-                .with(|executor| executor.block_on(self.run_async(task, input, limits, cancel)));
+                .with(|executor| executor.block_on(self.run_async(task, input, limits, control)));
         }
         let started = Instant::now();
         let cpu_before = cpu::thread_time();
-        let mut store = self.new_store(limits, cancel, false);
+        let mut store = self.new_store(limits, control, false);
         let result = task
             .sync
             .instantiate(&mut store)
@@ -279,10 +359,11 @@ impl TaskEngine {
         task: &CompiledTask,
         input: &str,
         limits: Limits,
-        cancel: CancelToken,
+        control: JobControl,
     ) -> Outcome {
         let started = Instant::now();
-        let mut store = self.new_store(limits, cancel.clone(), true);
+        let cancel = control.cancel.clone();
+        let mut store = self.new_store(limits, control, true);
         let call = async {
             let instance = task.io.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, input).await
@@ -310,7 +391,7 @@ impl TaskEngine {
     fn new_store(
         &self,
         limits: Limits,
-        cancel: CancelToken,
+        control: JobControl,
         yield_on_tick: bool,
     ) -> Store<HostState> {
         let deadline = Instant::now() + limits.timeout;
@@ -319,9 +400,9 @@ impl TaskEngine {
             HostState::new(
                 limits.memory_bytes,
                 deadline,
-                cancel,
+                control.cancel,
                 self.settings.http_allowed.clone(),
-                SharedLog::new(self.settings.log),
+                control.log,
             ),
         );
         store.limiter(|state| &mut state.limiter);
@@ -400,5 +481,30 @@ mod tests {
             engine.compile(core_module),
             Err(CompileError::CoreModule)
         ));
+    }
+
+    #[test]
+    fn only_a_task_that_cannot_observe_the_outside_world_may_declare_memoize() {
+        let engine = TaskEngine::for_tests();
+        let wordcount = engine
+            .compile(&std::fs::read(taskhost_tests::fixtures::WORDCOUNT).unwrap())
+            .unwrap();
+        assert!(wordcount.memoize_by_default());
+        assert!(wordcount.outside_world_imports().is_empty());
+
+        // grep keys a HashMap, whose seed is random: the same manifest must not load.
+        let grep = std::fs::read(taskhost_tests::fixtures::GREP).unwrap();
+        let component = Component::new(&engine.engine, &grep).unwrap();
+        let declaring = Manifest {
+            memoize: true,
+            ..Manifest::default()
+        };
+        let error = engine.link(component, declaring).err().unwrap();
+        assert!(
+            matches!(&error, CompileError::MemoizeNotDeterministic(imports)
+                if imports.iter().any(|import| import.starts_with("wasi:random/insecure-seed"))),
+            "{error}"
+        );
+        assert!(error.to_string().contains("#[task(memoize)]"), "{error}");
     }
 }

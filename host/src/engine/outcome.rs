@@ -49,7 +49,7 @@ pub struct Receipt {
 }
 
 /// Why a job failed: a stable code and a human message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     /// What kind of failure this is; clients branch on this.
     pub code: ErrorCode,
@@ -58,7 +58,7 @@ pub struct JobError {
 }
 
 /// The closed set of reasons a job can fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -82,6 +82,38 @@ pub enum ErrorCode {
     Cancelled,
     /// The job could not be run by the host: the message says why.
     Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [Self; 10] = [
+        Self::InvalidInput,
+        Self::TaskError,
+        Self::Panic,
+        Self::Trap,
+        Self::Timeout,
+        Self::FuelExhausted,
+        Self::MemoryLimit,
+        Self::StackOverflow,
+        Self::Cancelled,
+        Self::Internal,
+    ];
+
+    /// The code as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::TaskError => "task_error",
+            Self::Panic => "panic",
+            Self::Trap => "trap",
+            Self::Timeout => "timeout",
+            Self::FuelExhausted => "fuel_exhausted",
+            Self::MemoryLimit => "memory_limit",
+            Self::StackOverflow => "stack_overflow",
+            Self::Cancelled => "cancelled",
+            Self::Internal => "internal",
+        }
+    }
 }
 
 /// Shortens `text` to at most `max` bytes without splitting a character.
@@ -193,6 +225,14 @@ mod tests {
         let mut text = "aé".to_owned(); // 'é' is two bytes
         truncate_at_char(&mut text, 2);
         assert_eq!(text, "a");
+    }
+
+    #[test]
+    fn every_code_is_listed_once_in_order_and_named_as_serialized() {
+        for (index, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(code as usize, index);
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[test]

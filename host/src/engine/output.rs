@@ -1,4 +1,4 @@
-//! A job's stdout and stderr: every write goes into the job's log (see [`SharedLog`]), never
+//! A job's stdout and stderr: every write goes into the job's log (see [`LiveLog`]), never
 //! to the host's own streams, and never blocks or fails the task however much it writes.
 
 use std::pin::Pin;
@@ -9,7 +9,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::log::{LogStream, SharedLog};
+use super::log::{LiveLog, LogStream};
 
 /// Most bytes a task may write in one call; it writes more in several.
 const WRITE_PERMIT: usize = 64 << 10;
@@ -17,12 +17,12 @@ const WRITE_PERMIT: usize = 64 << 10;
 /// One of a job's output streams, captured into its log.
 #[derive(Clone)]
 pub(crate) struct CapturedOutput {
-    log: SharedLog,
+    log: LiveLog,
     stream: LogStream,
 }
 
 impl CapturedOutput {
-    pub(crate) fn new(log: SharedLog, stream: LogStream) -> Self {
+    pub(crate) fn new(log: LiveLog, stream: LogStream) -> Self {
         Self { log, stream }
     }
 }

@@ -13,7 +13,7 @@ use super::CancelToken;
 use super::bindings::sync::taskhost::task::{host, types};
 use super::http::{HttpAllowList, JobHttp};
 use super::limiter::JobLimiter;
-use super::log::{LogLevel, LogStream, SharedLog};
+use super::log::{LiveLog, LogLevel, LogStream, Progress};
 use super::output::CapturedOutput;
 use super::stop::Stopped;
 
@@ -29,7 +29,7 @@ pub(crate) struct HostState {
     pub(crate) limiter: JobLimiter,
     cancel: CancelToken,
     deadline: Instant,
-    pub(crate) log: SharedLog,
+    pub(crate) log: LiveLog,
     pub(crate) panic_message: Option<String>,
     pub(crate) host_calls: HostCallTimer,
 }
@@ -68,7 +68,7 @@ impl HostState {
         deadline: Instant,
         cancel: CancelToken,
         http_allowed: HttpAllowList,
-        log: SharedLog,
+        log: LiveLog,
     ) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(CapturedOutput::new(log.clone(), LogStream::Stdout))
@@ -77,7 +77,7 @@ impl HostState {
         Self {
             wasi,
             http: WasiHttpCtx::new(),
-            http_hooks: JobHttp::new(http_allowed, deadline),
+            http_hooks: JobHttp::new(http_allowed, deadline, log.clone()),
             table: ResourceTable::new(),
             limiter: JobLimiter::new(memory_limit),
             cancel,
@@ -130,6 +130,14 @@ impl host::Host for HostState {
         };
         tracing::debug!(target: "taskhost::task", ?level, "{message}");
         self.log.log(level, message);
+    }
+
+    fn progress(&mut self, done: u64, total: Option<u64>, message: Option<String>) {
+        self.log.report_progress(Progress {
+            done,
+            total,
+            message,
+        });
     }
 
     fn panicked(&mut self, mut message: String) {

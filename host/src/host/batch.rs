@@ -92,7 +92,7 @@ impl Host {
             .into_iter()
             .zip(tickets)
             .map(|((record, kind, run), ticket)| {
-                self.jobs.insert(record, run.cancel.clone());
+                self.jobs.insert(record, run.control.clone());
                 Admitted { ticket, kind, run }
             })
             .collect();

@@ -3,26 +3,30 @@
 //! directly.
 
 mod batch;
+mod events;
 mod run;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::batches::{BatchId, BatchStore};
 use crate::cache::ComponentCache;
 use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
-use crate::engine::{CancelToken, EngineError, Kind, TaskEngine};
+use crate::engine::{EngineError, Kind, TaskEngine};
 use crate::idempotency::{Claim, IdempotencyKeys, KeyReused};
 use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, Until};
+use crate::memo::{MemoCache, MemoKey};
+use crate::metrics::Metrics;
 use crate::registry::{
     Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, UploadError,
     WatchError,
 };
 use crate::scheduler::{QueueFull, Scheduler};
-use run::{Admitted, RunJob};
+use run::{Admitted, Memoized, RunJob};
 
-use crate::status::{EngineStatus, Status, TasksStatus};
+use crate::status::{EngineStatus, Parts, Status, TasksStatus};
 pub use batch::{BatchError, BatchRequest};
+pub use events::{EventPosition, InvalidPosition, JobEvent, JobEvents};
 
 /// How long cancelling a running job waits for it to stop before answering: a few epoch
 /// ticks are enough; this bound only matters if the machine is badly overloaded.
@@ -37,9 +41,14 @@ pub struct JobRequest {
     pub input: serde_json::Value,
     /// Limits asked for; the host's defaults fill the rest.
     pub limits: RequestedLimits,
-    /// How to run it; `None` takes the task's default
-    /// ([`CompiledTask::default_kind`](crate::engine::CompiledTask::default_kind)).
+    /// How to run it; `None` takes the task's default: the kind it declares, else the one its
+    /// imports suggest ([`CompiledTask::default_kind`](crate::engine::CompiledTask::default_kind)).
     pub kind: Option<Kind>,
+    /// Reuse the result of an earlier run of the same component on the same input, if
+    /// there is one, instead of running. `Some(true)` asks for it (the task must be
+    /// deterministic, and memoization on); `None` does as the task declares
+    /// (`#[task(memoize)]`) when memoization is on.
+    pub memoize: Option<bool>,
 }
 
 /// Errors from starting a host.
@@ -89,6 +98,21 @@ pub enum SubmitError {
     /// The task's file is still being compiled for the first time.
     #[error("task {0:?} is still loading; try again in a moment")]
     TaskLoading(String),
+    /// A memoized result was asked of a task that can observe the outside world.
+    #[error(
+        "task {task:?} cannot be memoized: it imports {}, so the same input may give a \
+         different result",
+        imports.join(", ")
+    )]
+    NotDeterministic {
+        /// The task.
+        task: String,
+        /// The functions it imports that observe the outside world.
+        imports: Vec<String>,
+    },
+    /// Memoization is turned off (`--memo-cache-mib 0`).
+    #[error("memoization is turned off on this server (--memo-cache-mib 0)")]
+    MemoOff,
     /// A requested limit is not allowed.
     #[error(transparent)]
     Limit(#[from] LimitError),
@@ -128,11 +152,16 @@ pub struct Host {
     idempotency: IdempotencyKeys,
     max_upload_bytes: usize,
     jobs: Arc<JobStore>,
+    /// Results of deterministic tasks; `None` when memoization is off.
+    memo: Option<Arc<MemoCache>>,
     batches: BatchStore,
     scheduler: Arc<Scheduler>,
+    metrics: Arc<Metrics>,
     limits: LimitPolicy,
     max_wait: Duration,
     drain_timeout: Duration,
+    /// Cancelled when the host begins to shut down: ends event streams.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Host {
@@ -140,11 +169,13 @@ impl Host {
     /// `config.tasks.wait_until_loaded`) and starts the engine threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
         let engine = Arc::new(TaskEngine::new(config.engine.clone())?);
+        let metrics = Arc::new(Metrics::new());
         let cache = Arc::new(
             ComponentCache::open(
                 engine.clone(),
                 config.max_cached_components,
                 &config.cache_dir,
+                metrics.clone(),
             )
             .map_err(|source| StartError::Cache {
                 dir: config.cache_dir.clone(),
@@ -156,6 +187,7 @@ impl Host {
             config.tasks.dir.clone(),
             cache.clone(),
             registry.clone(),
+            metrics.clone(),
         ));
         let watcher =
             TaskWatcher::start(loader.clone(), config.tasks.watch, config.tasks.debounce)?;
@@ -171,11 +203,15 @@ impl Host {
             idempotency: IdempotencyKeys::new(config.max_finished_jobs),
             max_upload_bytes: config.max_upload_bytes,
             jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
+            memo: (config.memo_cache_bytes > 0)
+                .then(|| Arc::new(MemoCache::new(config.memo_cache_bytes))),
             batches: BatchStore::default(),
             scheduler: Arc::new(Scheduler::start(config.scheduler)?),
+            metrics,
             limits: config.limits,
             max_wait: config.max_wait,
             drain_timeout: config.drain_timeout,
+            stopping: Default::default(),
         })
     }
 
@@ -248,7 +284,7 @@ impl Host {
     pub fn submit(&self, request: JobRequest) -> Result<JobRecord, SubmitError> {
         let (record, kind, run) = self.prepare(request, None)?;
         let ticket = self.scheduler.admit()?;
-        self.jobs.insert(record.clone(), run.cancel.clone());
+        self.jobs.insert(record.clone(), run.control.clone());
         Admitted { ticket, kind, run }.dispatch(&self.scheduler);
         Ok(record)
     }
@@ -264,7 +300,18 @@ impl Host {
         let limits = self.limits.resolve(request.limits)?;
         let kind = request
             .kind
-            .unwrap_or_else(|| version.compiled.task.default_kind());
+            .unwrap_or_else(|| version.compiled.task.default_kind().0);
+        let input = request.input.to_string();
+        let memo = match request.memoize {
+            Some(true) => Some(self.memoized(&version, &input)?),
+            Some(false) => None,
+            // A task that declares memoize has been checked deterministic when it loaded;
+            // with memoization off, its jobs just run.
+            None if version.compiled.task.memoize_by_default() => {
+                self.memoized(&version, &input).ok()
+            }
+            None => None,
+        };
         let id = JobId::new();
         let mut record =
             JobRecord::queued(id, &version.name, &version.compiled.hash.to_hex(), kind);
@@ -272,14 +319,34 @@ impl Host {
         let run = RunJob {
             id,
             version,
-            input: request.input.to_string(),
+            input,
+            memo,
             limits,
-            cancel: CancelToken::default(),
+            control: self.engine.job_control(),
             engine: self.engine.clone(),
             jobs: self.jobs.clone(),
+            metrics: self.metrics.clone(),
+            accepted: Instant::now(),
             batch: None,
         };
         Ok((record, kind, run))
+    }
+
+    /// Where the result of running `version` on `input` is memoized, if the task is
+    /// deterministic and memoization is on.
+    fn memoized(&self, version: &TaskVersion, input: &str) -> Result<Memoized, SubmitError> {
+        let cache = self.memo.clone().ok_or(SubmitError::MemoOff)?;
+        let outside_world = version.compiled.task.outside_world_imports();
+        if !outside_world.is_empty() {
+            return Err(SubmitError::NotDeterministic {
+                task: version.name.clone(),
+                imports: outside_world.to_vec(),
+            });
+        }
+        Ok(Memoized {
+            cache,
+            key: MemoKey::new(&version.compiled.hash, input),
+        })
     }
 
     /// Like [`submit`](Self::submit), under an idempotency key: the first submission with
@@ -293,8 +360,8 @@ impl Host {
     ) -> Result<(JobRecord, bool), SubmitError> {
         let fingerprint = blake3::hash(
             format!(
-                "{}\0{}\0{:?}\0{:?}",
-                request.task, request.input, request.limits, request.kind
+                "{}\0{}\0{:?}\0{:?}\0{:?}",
+                request.task, request.input, request.limits, request.kind, request.memoize
             )
             .as_bytes(),
         );
@@ -326,10 +393,26 @@ impl Host {
         self.jobs.get(id)
     }
 
+    /// The events of a job (queued, started, log lines, progress, finished) as they happen,
+    /// replaying those that already did, or only those after `resume`. `None` if there is no
+    /// such job.
+    pub fn events(&self, id: JobId, resume: Option<EventPosition>) -> Option<JobEvents> {
+        let watch = self.jobs.watch(id)?;
+        Some(JobEvents::new(watch, resume, self.stopping.clone()))
+    }
+
     /// The job's record once finished, or as it is after `wait` (capped at the configured
     /// maximum wait).
     pub async fn wait(&self, id: JobId, wait: Duration) -> Option<JobRecord> {
         self.wait_until(id, Until::Finished, wait).await
+    }
+
+    /// Like [`wait`](Self::wait), for a thread outside any async runtime: blocks the calling
+    /// thread. The fastest way to run short jobs from a plain thread, since it watches the
+    /// job for a few microseconds before sleeping.
+    pub fn wait_blocking(&self, id: JobId, wait: Duration) -> Option<JobRecord> {
+        self.jobs
+            .wait_blocking(id, Until::Finished, wait.min(self.max_wait))
     }
 
     /// The job's record once it has reached `until`, or as it is after `wait` (capped at the
@@ -357,7 +440,7 @@ impl Host {
     /// The state of every part of the host.
     pub fn status(&self) -> Status {
         let tasks = self.registry.snapshot();
-        Status {
+        Status::new(Parts {
             tasks: TasksStatus {
                 served: tasks.tasks.len(),
                 loading: tasks.loading.len(),
@@ -367,7 +450,26 @@ impl Host {
             engine: EngineStatus::of(&self.engine),
             cache: self.cache.status(),
             scheduler: self.scheduler.status(),
-        }
+            jobs: self.jobs.status(),
+            batches: self.batches.status(),
+            memo: self
+                .memo
+                .as_ref()
+                .map(|memo| memo.status())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Every metric, in the OpenMetrics text format: the event counters and histograms, and
+    /// every part's state as [`status`](Self::status) reads it now.
+    pub fn metrics(&self) -> String {
+        crate::status::export(&self.status(), &self.metrics)
+    }
+
+    /// Ends every open event stream, so that none holds up a server that is stopping; the
+    /// jobs themselves run on. Call when the server stops accepting requests.
+    pub fn close_event_streams(&self) {
+        self.stopping.cancel();
     }
 
     /// Lets accepted jobs finish for up to the drain timeout, cancels what is left, and stops

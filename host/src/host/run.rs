@@ -5,11 +5,14 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::engine::{CancelToken, ErrorCode, JobError, Kind, Limits, Outcome, TaskEngine};
+use crate::engine::{ErrorCode, JobControl, JobError, Kind, Limits, Outcome, TaskEngine};
 use crate::jobs::{JobId, JobStore};
+use crate::memo::{Memo, MemoCache, MemoKey};
+use crate::metrics::Metrics;
 use crate::registry::TaskVersion;
 use crate::scheduler::{Finish, Scheduler, Ticket};
 
@@ -57,15 +60,26 @@ impl Held {
     }
 }
 
+/// Where a memoized job's result is kept.
+pub(super) struct Memoized {
+    pub cache: Arc<MemoCache>,
+    pub key: MemoKey,
+}
+
 /// One accepted job, as an engine thread or the IO executor runs it.
 pub(super) struct RunJob {
     pub id: JobId,
     pub version: Arc<TaskVersion>,
     pub input: String,
+    /// Where its result is memoized, when the job asked for that.
+    pub memo: Option<Memoized>,
     pub limits: Limits,
-    pub cancel: CancelToken,
+    pub control: JobControl,
     pub engine: Arc<TaskEngine>,
     pub jobs: Arc<JobStore>,
+    pub metrics: Arc<Metrics>,
+    /// When it was accepted.
+    pub accepted: Instant,
     /// The rest of its batch, when it is one of a batch with a concurrency bound.
     pub batch: Option<Arc<Held>>,
 }
@@ -76,6 +90,10 @@ impl RunJob {
         if !self.jobs.mark_running(self.id) {
             return self.skipped();
         }
+        let started = self.started(Kind::Cpu);
+        if let Some(memo) = self.memoized_result() {
+            return self.publish_memoized(memo, started);
+        }
         let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
         let _entered = span.enter();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -83,11 +101,11 @@ impl RunJob {
                 &self.version.compiled.task,
                 &self.input,
                 self.limits,
-                self.cancel.clone(),
+                self.control.clone(),
             )
         }))
         .unwrap_or_else(|_| internal_failure());
-        self.publish(outcome)
+        self.publish(outcome, started)
     }
 
     /// Runs the job on the IO executor; returns the step that publishes its outcome.
@@ -95,31 +113,65 @@ impl RunJob {
         if !self.jobs.mark_running(self.id) {
             return self.skipped();
         }
+        let started = self.started(Kind::Io);
+        if let Some(memo) = self.memoized_result() {
+            return self.publish_memoized(memo, started);
+        }
         let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
         let engine = self.engine.clone();
         let version = self.version.clone();
-        let (input, limits, cancel) = (self.input.clone(), self.limits, self.cancel.clone());
+        let (input, limits, control) = (self.input.clone(), self.limits, self.control.clone());
         // A task of its own, so that a panic in the host ends this job, not the executor.
         let run = tokio::spawn(
             async move {
                 engine
-                    .run_async(&version.compiled.task, &input, limits, cancel)
+                    .run_async(&version.compiled.task, &input, limits, control)
                     .await
             }
             .instrument(span),
         );
         let outcome = run.await.unwrap_or_else(|_| internal_failure());
-        self.publish(outcome)
+        self.publish(outcome, started)
+    }
+
+    /// Records how long the job waited to start, as `kind`; returns when it started.
+    fn started(&self, kind: Kind) -> Instant {
+        let now = Instant::now();
+        self.metrics.job_started(kind, now - self.accepted);
+        now
+    }
+
+    /// The result of an earlier run this job may reuse, when it asked to be memoized.
+    fn memoized_result(&self) -> Option<Arc<Memo>> {
+        let memo = self.memo.as_ref()?;
+        memo.cache.get(&memo.key, &self.limits)
+    }
+
+    /// The step that finishes the job with the result of an earlier run.
+    fn publish_memoized(self, memo: Arc<Memo>, started: Instant) -> Finish {
+        tracing::debug!(id = %self.id, from = %memo.job, "job memoized");
+        let outcome = memo.outcome();
+        self.version.metrics.finished(&outcome, started.elapsed());
+        Box::new(move || {
+            self.jobs.finish_memoized(self.id, outcome, &memo);
+            self.release_next();
+        })
     }
 
     /// The step for a job cancelled while it was queued: its record is final already.
     fn skipped(self) -> Finish {
+        self.version.metrics.ended_unstarted(ErrorCode::Cancelled);
         Box::new(move || self.release_next())
     }
 
-    /// The step that records the outcome, wakes the job's waiters, and lets the next job of
-    /// its batch start.
-    fn publish(self, outcome: Outcome) -> Finish {
+    /// The step that records the outcome (counted in the task's metrics first), wakes the
+    /// job's waiters, and lets the next job of its batch start.
+    fn publish(self, outcome: Outcome, started: Instant) -> Finish {
+        self.version.metrics.finished(&outcome, started.elapsed());
+        if let Some(memo) = &self.memo {
+            let progress = self.control.log.progress();
+            memo.cache.remember(memo.key, self.id, &outcome, progress);
+        }
         match &outcome.result {
             Ok(_) => tracing::debug!(id = %self.id, wall = ?outcome.receipt.wall, "job succeeded"),
             Err(error) => tracing::info!(id = %self.id, code = ?error.code, "job failed"),

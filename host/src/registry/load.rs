@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Registry, TaskVersion};
-use crate::cache::ComponentCache;
+use crate::cache::{Compiled, ComponentCache};
 use crate::engine::CompileError;
+use crate::metrics::Metrics;
 use crate::timestamp::Timestamp;
 
 /// Loads the component files of one directory into a registry.
@@ -19,15 +20,23 @@ pub struct TaskLoader {
     dir: PathBuf,
     cache: Arc<ComponentCache>,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
 }
 
 impl TaskLoader {
-    /// A loader of the `NAME.wasm` files in `dir` into `registry`, compiling through `cache`.
-    pub fn new(dir: PathBuf, cache: Arc<ComponentCache>, registry: Arc<Registry>) -> Self {
+    /// A loader of the `NAME.wasm` files in `dir` into `registry`, compiling through `cache`;
+    /// each version gets its task's handles from `metrics`.
+    pub fn new(
+        dir: PathBuf,
+        cache: Arc<ComponentCache>,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             dir,
             cache,
             registry,
+            metrics,
         }
     }
 
@@ -75,12 +84,7 @@ impl TaskLoader {
         }
         match self.cache.get_or_compile(&bytes) {
             Ok(compiled) => {
-                let version = TaskVersion {
-                    name: name.to_owned(),
-                    size: bytes.len(),
-                    compiled,
-                    serving_since: Timestamp::now(),
-                };
+                let version = self.version(name, bytes.len(), compiled);
                 tracing::info!(
                     task = name,
                     hash = %version.compiled.hash,
@@ -120,16 +124,22 @@ impl TaskLoader {
                 let _ = std::fs::remove_file(&temporary);
                 UploadError::Write { path, source }
             })?;
-        let version = TaskVersion {
-            name: name.to_owned(),
-            size: bytes.len(),
-            compiled,
-            serving_since: Timestamp::now(),
-        };
+        let version = self.version(name, bytes.len(), compiled);
         tracing::info!(task = name, hash = %version.compiled.hash, size = version.size, "task uploaded");
         let replaced = self.registry.install(version).is_some();
         let current = self.registry.get(name).ok_or(UploadError::Vanished)?;
         Ok((current, replaced))
+    }
+
+    /// A new version of `name`, `size` bytes compiled to `compiled`, serving from now.
+    fn version(&self, name: &str, size: usize, compiled: Arc<Compiled>) -> TaskVersion {
+        TaskVersion {
+            name: name.to_owned(),
+            size,
+            compiled,
+            serving_since: Timestamp::now(),
+            metrics: self.metrics.task(name),
+        }
     }
 
     /// Deletes the task `name` and its file; false if there was no such task.
@@ -238,9 +248,11 @@ mod tests {
         let tasks = dir.path().join("tasks");
         std::fs::create_dir(&tasks).unwrap();
         let engine = Arc::new(TaskEngine::for_tests());
-        let cache = Arc::new(ComponentCache::open(engine, 4, &dir.path().join("cache")).unwrap());
+        let cache = Arc::new(
+            ComponentCache::open(engine, 4, &dir.path().join("cache"), Arc::default()).unwrap(),
+        );
         let registry = Arc::new(Registry::default());
-        let loader = TaskLoader::new(tasks, cache.clone(), registry.clone());
+        let loader = TaskLoader::new(tasks, cache.clone(), registry.clone(), Arc::default());
         Fixture {
             loader,
             registry,

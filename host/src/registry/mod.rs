@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::watch as signal;
 
 use crate::cache::Compiled;
+use crate::metrics::TaskMetrics;
 use crate::timestamp::Timestamp;
 
 pub use load::{TaskLoader, UploadError, is_valid_task_name};
@@ -50,10 +51,12 @@ pub struct TaskVersion {
     pub compiled: Arc<Compiled>,
     /// When this version started serving under this name.
     pub serving_since: Timestamp,
+    /// What its jobs record into (shared by every version of the name).
+    pub metrics: Arc<TaskMetrics>,
 }
 
 /// Why a task's latest file is not serving.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// What went wrong, for a person.
     pub error: String,

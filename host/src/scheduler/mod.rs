@@ -73,7 +73,7 @@ struct InFlight {
 }
 
 /// A snapshot of the scheduler's queue and threads.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SchedulerStatus {
     /// Jobs waiting for an engine thread.
     pub queued: usize,

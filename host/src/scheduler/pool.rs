@@ -57,7 +57,7 @@ struct WorkerStats {
 }
 
 /// A snapshot of one engine thread's counters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WorkerStatus {
     /// The thread's index in the pool.
     pub index: usize,

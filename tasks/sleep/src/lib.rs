@@ -1,6 +1,6 @@
-//! `sleep`: waits `ms` milliseconds on the WASI monotonic clock, then returns. IO-bound: it
-//! imports `wasi:io/poll`, so it runs on the IO executor and holds no engine thread while it
-//! waits.
+//! `sleep`: waits `ms` milliseconds on the WASI monotonic clock, then returns. IO-bound, as it
+//! declares (its import of `wasi:io/poll` would say so too): it runs on the IO executor and
+//! holds no engine thread while it waits.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ struct Out {
     slept_ms: u64,
 }
 
-#[taskhost_sdk::task]
+#[taskhost_sdk::task(kind = "io")]
 fn run(input: In) -> Out {
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(input.ms));

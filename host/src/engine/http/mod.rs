@@ -3,22 +3,43 @@
 //! The allow-list is empty unless the operator names hosts, so by default every request is
 //! denied: the task sees `HTTP-request-denied` from the response future, as if the network had
 //! refused, and can report it. Hosts are matched by name (and port, if the entry has one)
-//! before anything is resolved or connected. A name is not an address: an allowed name that
-//! resolves to an internal address is still reached, so only allow names you trust.
+//! before anything is resolved or connected.
+//!
+//! A name is not an address, so the addresses are checked too ([`send`]): the host name is
+//! resolved once, and the request connects only to an address its entry permits, the very
+//! address that was checked (no second lookup a DNS answer could change in between). An entry
+//! that is a name permits public addresses only: never loopback, private (RFC 1918, unique
+//! local), carrier-grade NAT, link-local (`169.254.169.254`, where cloud metadata lives),
+//! unspecified, multicast or reserved addresses, nor IPv6 forms that carry such an IPv4
+//! address. To reach an internal service, allow its IP address (`10.0.0.5:8080`): an entry
+//! that is an IP address permits exactly that address, and `localhost` permits loopback
+//! addresses. There is no switch letting names resolve to internal addresses: naming the
+//! address is the one explicit way in, so no allowed name can be pointed at the metadata
+//! service by whoever controls its DNS. A request refused this way fails with
+//! `destination-IP-prohibited`; the host logs it, and the job's log says which addresses the
+//! name resolved to and what they are.
 //!
 //! A request may not outlive its job: its connect and response timeouts are capped at the
 //! job's remaining time, and dropping the job's store (at its deadline or on cancellation)
 //! aborts whatever is still in flight.
 
+mod address;
+mod send;
+
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::log::{LiveLog, LogLevel};
+use send::{Reach, Refusal};
+
 /// Hosts that tasks may send HTTP requests to. Entries are `name`, `name:port`, or
-/// `*.domain` (any subdomain of `domain`, any port).
+/// `*.domain` (any subdomain of `domain`, any port); a name may be an IPv4 address. Names reach
+/// public addresses only; an IP address reaches itself, `localhost` loopback addresses.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct HttpAllowList(Arc<[HostPattern]>);
 
@@ -53,10 +74,17 @@ impl HttpAllowList {
         self.0.is_empty()
     }
 
-    /// Whether a request to `host` on `port` is allowed.
+    /// Whether a request to `host` on `port` is allowed by name.
     pub fn allows(&self, host: &str, port: u16) -> bool {
+        self.reach(host, port).is_some()
+    }
+
+    /// Which addresses a request to `host` on `port` may connect to, if it is allowed at all:
+    /// an entry naming an IP address permits that address, `localhost` loopback addresses,
+    /// and any other entry public addresses only.
+    fn reach(&self, host: &str, port: u16) -> Option<Reach> {
         let host = host.to_ascii_lowercase();
-        self.0.iter().any(|pattern| match pattern {
+        let pattern = self.0.iter().find(|pattern| match pattern {
             HostPattern::Exact {
                 host: allowed,
                 port: allowed_port,
@@ -64,6 +92,14 @@ impl HttpAllowList {
             HostPattern::Subdomains { domain } => host
                 .strip_suffix(domain.as_str())
                 .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.')),
+        })?;
+        Some(match pattern {
+            HostPattern::Exact { host, .. } if host == "localhost" => Reach::Loopback,
+            HostPattern::Exact { host, .. } => match host.parse::<IpAddr>() {
+                Ok(ip) => Reach::Literal(ip),
+                Err(_) => Reach::Public,
+            },
+            HostPattern::Subdomains { .. } => Reach::Public,
         })
     }
 
@@ -134,15 +170,21 @@ fn is_host_name(host: &str) -> bool {
         })
 }
 
-/// The `wasi:http` hooks of one job: its allow-list and deadline.
+/// The `wasi:http` hooks of one job: its allow-list, deadline, and log (which hears of
+/// refused addresses).
 pub(crate) struct JobHttp {
     allowed: HttpAllowList,
     deadline: Instant,
+    log: LiveLog,
 }
 
 impl JobHttp {
-    pub(crate) fn new(allowed: HttpAllowList, deadline: Instant) -> Self {
-        Self { allowed, deadline }
+    pub(crate) fn new(allowed: HttpAllowList, deadline: Instant, log: LiveLog) -> Self {
+        Self {
+            allowed,
+            deadline,
+            log,
+        }
     }
 }
 
@@ -174,17 +216,43 @@ impl WasiHttpHooks for JobHttp {
             80
         };
         let port = uri.port_u16().unwrap_or(default_port);
-        if !self.allowed.allows(host, port) {
+        let Some(reach) = self.allowed.reach(host, port) else {
             tracing::info!(%host, port, "outgoing HTTP request denied: host not allowed");
             return Box::new(async { Err(Error::HttpRequestDenied) });
-        }
+        };
         let options = cap_timeouts(
             options,
             self.deadline.saturating_duration_since(Instant::now()),
         );
-        let stock: &mut dyn WasiHttpHooks = Default::default();
-        stock.send_request(request, Some(options), fut)
+        // As wasmtime-wasi-http's own sender, which ignores it too: request body errors
+        // reach the guest through the body's stream.
+        drop(fut);
+        let host = host.to_owned();
+        let log = self.log.clone();
+        Box::new(async move {
+            let on_refused = |refusal: &Refusal| refused(&log, &host, port, refusal);
+            send::send(request, host.clone(), port, reach, options, on_refused).await
+        })
     }
+}
+
+/// Says, in the host's log and the job's, that `host` resolved only to addresses its entry
+/// does not permit.
+fn refused(log: &LiveLog, host: &str, port: u16, refusal: &Refusal) {
+    let addresses = refusal
+        .addresses
+        .iter()
+        .map(|(ip, class)| format!("{ip} ({class})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::warn!(%host, port, %addresses, "outgoing HTTP request refused: no permitted address");
+    log.log(
+        LogLevel::Warn,
+        format!(
+            "HTTP request to {host}:{port} refused: it resolves to {addresses}; an allowed \
+             name reaches public addresses only (allow the IP address itself to reach it)"
+        ),
+    );
 }
 
 /// The request's timeouts, none longer than `remaining`.
@@ -228,6 +296,20 @@ mod tests {
             allowed.entries(),
             ["api.example.com", "localhost:8080", "*.internal.test"]
         );
+    }
+
+    #[test]
+    fn the_matching_entry_decides_which_addresses_are_reached() {
+        let allowed = list(&["api.example.com", "localhost:8080", "10.0.0.5", "*.0.1"]);
+        assert_eq!(allowed.reach("api.example.com", 443), Some(Reach::Public));
+        assert_eq!(allowed.reach("LOCALHOST", 8080), Some(Reach::Loopback));
+        assert_eq!(
+            allowed.reach("10.0.0.5", 80),
+            Some(Reach::Literal("10.0.0.5".parse().unwrap()))
+        );
+        // A subdomain pattern that happens to match an address permits it only if public.
+        assert_eq!(allowed.reach("127.0.0.1", 80), Some(Reach::Public));
+        assert_eq!(allowed.reach("example.com", 443), None);
     }
 
     #[test]

@@ -1,30 +1,65 @@
-//! The state of the host's parts, as `GET /v1/status` shows it. Each part reports its own
-//! status; this module only gives the whole its shape.
+//! The state of the host's parts, as `GET /v1/status` shows it, each part's health, and the
+//! same read as metrics for `GET /metrics`. Each part reports its own status; this module
+//! only gives the whole its shape, judges health from it ([`health`]) and writes it out for
+//! Prometheus ([`export`]). It holds no state of its own.
+
+mod export;
+mod health;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use export::{CONTENT_TYPE, export};
+pub use health::{ComponentHealth, Health, HealthState};
+
+use crate::batches::BatchStoreStatus;
 use crate::cache::CacheStatus;
 use crate::engine::{Allocation, TaskEngine};
+use crate::jobs::JobStoreStatus;
+use crate::memo::MemoStatus;
 use crate::registry::Problem;
 use crate::scheduler::SchedulerStatus;
 
 /// The state of a whole host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Status {
+    /// Each part's own status.
+    #[serde(flatten)]
+    pub parts: Parts,
+    /// Whether each part is working as it should, and if not, why.
+    pub health: Health,
+}
+
+/// The state of each part of a host, as the parts report it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Parts {
     /// The tasks.
     pub tasks: TasksStatus,
     /// The engine's settings.
     pub engine: EngineStatus,
     /// The compiled-component cache.
     pub cache: CacheStatus,
-    /// The queue and the engine threads.
+    /// The queue, the engine threads and the IO executor.
     pub scheduler: SchedulerStatus,
+    /// The job records kept.
+    pub jobs: JobStoreStatus,
+    /// The batches remembered.
+    pub batches: BatchStoreStatus,
+    /// Memoized results (`max_bytes` 0: memoization is off).
+    pub memo: MemoStatus,
+}
+
+impl Status {
+    /// The status of a host whose parts report `parts`, with their health judged from it.
+    pub fn new(parts: Parts) -> Self {
+        let health = Health::of(&parts);
+        Self { parts, health }
+    }
 }
 
 /// The tasks: how many serve, how many are loading, and which files did not load.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TasksStatus {
     /// Tasks serving a version.
     pub served: usize,
@@ -37,7 +72,7 @@ pub struct TasksStatus {
 }
 
 /// The engine's settings that matter to users.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EngineStatus {
     /// Whether fuel is metered.
     pub fuel_metering: bool,

@@ -1,0 +1,246 @@
+//! `/v1/tasks`: the tasks served, uploading and deleting them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiErrorCode, ErrorBody};
+use super::{ApiError, WAIT_FOR_LOADING};
+use crate::cache::Source;
+use crate::engine::{Kind, KindSource};
+use crate::host::Host;
+use crate::registry::{Problem, TaskVersion, is_valid_task_name};
+use crate::timestamp::Timestamp;
+
+/// `GET /v1/tasks`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TaskList {
+    /// Grows with every change to the tasks; `?since=` it to wait for the next.
+    revision: u64,
+    /// The tasks served.
+    tasks: Vec<TaskSummary>,
+    /// Names whose files are still compiling for the first time.
+    loading: BTreeSet<String>,
+    /// Files that did not load, by name; the name serves its previous version, if any.
+    problems: BTreeMap<String, Problem>,
+}
+
+/// A task as it serves.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TaskSummary {
+    /// Its name.
+    name: String,
+    /// The blake3 hash of its component, in hex.
+    hash: String,
+    /// The size of its component, in bytes.
+    size: usize,
+    /// How its jobs run unless a job says otherwise.
+    kind: Kind,
+    /// Whether the task declares its kind or its imports decide it.
+    kind_source: KindSource,
+    /// The interfaces its component imports.
+    imports: Vec<String>,
+    /// Whether the same input always gives it the same result (it imports no clock,
+    /// randomness or network function), so its results may be memoized.
+    deterministic: bool,
+    /// Whether its jobs are memoized unless they say otherwise (`#[task(memoize)]`).
+    memoize: bool,
+    /// Whether the compiled code was compiled here or loaded from the disk cache.
+    source: Source,
+    /// How long compiling or loading took, in milliseconds.
+    load_ms: f64,
+    /// When this version started serving.
+    serving_since: Timestamp,
+}
+
+impl From<&TaskVersion> for TaskSummary {
+    fn from(version: &TaskVersion) -> Self {
+        let (kind, kind_source) = version.compiled.task.default_kind();
+        Self {
+            name: version.name.clone(),
+            hash: version.compiled.hash.to_hex().to_string(),
+            size: version.size,
+            kind,
+            kind_source,
+            imports: version.compiled.task.imports().to_vec(),
+            deterministic: version.compiled.task.outside_world_imports().is_empty(),
+            memoize: version.compiled.task.memoize_by_default(),
+            source: version.compiled.source,
+            load_ms: version.compiled.load_time.as_secs_f64() * 1e3,
+            serving_since: version.serving_since,
+        }
+    }
+}
+
+/// `?since=REVISION&wait_ms=N`: answer once the tasks have changed since that revision.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TasksQuery {
+    /// With `wait_ms`: a `revision` to wait past.
+    since: Option<u64>,
+    /// With `since`: how long to wait for a change, in milliseconds (capped by the host).
+    wait_ms: Option<u64>,
+}
+
+/// The tasks served, those loading, and files that did not load; with `since` and `wait_ms`,
+/// answers once the tasks have changed since that revision (or the wait is over).
+#[utoipa::path(
+    get,
+    path = "/v1/tasks",
+    tag = "tasks",
+    params(TasksQuery),
+    responses(
+        (status = OK, description = "The tasks", body = TaskList),
+        (status = BAD_REQUEST, description = "`invalid_query`", body = ErrorBody),
+    ),
+)]
+pub(super) async fn list_tasks(
+    State(host): State<Arc<Host>>,
+    query: Result<Query<TasksQuery>, QueryRejection>,
+) -> Result<Json<TaskList>, ApiError> {
+    let Query(query) = query?;
+    let snapshot = match (query.since, query.wait_ms) {
+        (Some(since), Some(wait)) => host.tasks_after(since, Duration::from_millis(wait)).await,
+        _ => host.tasks(),
+    };
+    Ok(Json(TaskList {
+        revision: snapshot.revision,
+        tasks: snapshot
+            .tasks
+            .iter()
+            .map(|v| TaskSummary::from(&**v))
+            .collect(),
+        loading: snapshot.loading,
+        problems: snapshot.problems,
+    }))
+}
+
+/// Uploads a component as `application/wasm`: checked and compiled before it serves; 201 if
+/// the task is new, 200 if it replaced a version; the task as `GET` shows it.
+#[utoipa::path(
+    put,
+    path = "/v1/tasks/{name}",
+    tag = "tasks",
+    params(("name" = String, Path, description = "The task's name: 1-64 of `[A-Za-z0-9_-]`")),
+    request_body(description = "A WebAssembly component of the task world", content_type = "application/wasm"),
+    responses(
+        (status = OK, description = "It replaced the task's previous version", body = TaskSummary),
+        (status = CREATED, description = "A new task", body = TaskSummary),
+        (status = BAD_REQUEST, description = "`invalid_task_name`; `invalid_component`: the bytes are no component", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "`body_too_large`: past `--max-upload-mib`", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "`unsupported_media_type`: not `application/wasm`", body = ErrorBody),
+        (status = UNPROCESSABLE_ENTITY, description = "`invalid_component`: the component is not a task", body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = "`internal`: the task's file could not be written", body = ErrorBody),
+    ),
+)]
+pub(super) async fn upload_task(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !is_valid_task_name(&name) {
+        return Err(ApiError::InvalidTaskName(name));
+    }
+    let limit = host.max_upload_bytes();
+    let too_large = || ApiError::Body {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: ApiErrorCode::BodyTooLarge,
+        message: format!(
+            "a component may be at most {} MiB (--max-upload-mib)",
+            limit >> 20
+        ),
+    };
+    // Refused from its declared length before any of it is read, when it says.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if content_type != Some("application/wasm") {
+        return Err(ApiError::Body {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: ApiErrorCode::UnsupportedMediaType,
+            message: "upload a component with Content-Type: application/wasm".into(),
+        });
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    // Compiling takes a while: off the async threads.
+    let upload = tokio::task::spawn_blocking(move || {
+        host.upload_task(&name, &bytes)
+            .map(|(version, replaced)| (TaskSummary::from(&*version), replaced))
+    });
+    let (summary, replaced) = upload.await.map_err(|_| ApiError::Internal)??;
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(summary)).into_response())
+}
+
+/// Deletes a task and its file: 204, or 404 if there is no such task.
+#[utoipa::path(
+    delete,
+    path = "/v1/tasks/{name}",
+    tag = "tasks",
+    params(("name" = String, Path, description = "The task's name")),
+    responses(
+        (status = NO_CONTENT, description = "Deleted"),
+        (status = BAD_REQUEST, description = "`invalid_task_name`", body = ErrorBody),
+        (status = NOT_FOUND, description = "`unknown_task`", body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = "`internal`: the task's file could not be deleted", body = ErrorBody),
+    ),
+)]
+pub(super) async fn delete_task(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !is_valid_task_name(&name) {
+        return Err(ApiError::InvalidTaskName(name));
+    }
+    match host.delete_task(&name) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::UnknownTask(format!("no task named {name:?}"))),
+        Err(error) => Err(ApiError::Storage(error.to_string())),
+    }
+}
+
+/// One task; a task still compiling for the first time is waited for (up to a minute).
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{name}",
+    tag = "tasks",
+    params(("name" = String, Path, description = "The task's name")),
+    responses(
+        (status = OK, description = "The task", body = TaskSummary),
+        (status = NOT_FOUND, description = "`unknown_task` (the message says why, if its file did not load)", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "`task_loading`: still compiling past the wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before asking again"))),
+    ),
+)]
+pub(super) async fn get_task(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+) -> Result<Json<TaskSummary>, ApiError> {
+    host.wait_for_task(&name, WAIT_FOR_LOADING).await;
+    host.task(&name)
+        .map(|version| Json(TaskSummary::from(&*version)))
+        .map_err(ApiError::from)
+}
