@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use taskhost::config::{Config, LimitPolicy};
-use taskhost::engine::{EngineSettings, HttpAllowList, LogLimits, PoolSettings, TaskEngine};
+use taskhost::engine::{
+    EngineSettings, HttpAllowList, HttpTrust, LogLimits, PoolSettings, TaskEngine,
+};
 use taskhost::registry::TasksSettings;
 use taskhost::scheduler::SchedulerSettings;
 use taskhost::{Host, JobRequest};
@@ -30,6 +32,7 @@ pub fn engine(pooling: bool) -> TaskEngine {
             keep_resident_bytes: 2 << 20,
         }),
         http_allowed: HttpAllowList::default(),
+        http_trust: HttpTrust::default(),
         log: LogLimits::default(),
     })
     .expect("creating an engine")
@@ -65,6 +68,7 @@ pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
                 keep_resident_bytes: 2 << 20,
             }),
             http_allowed: HttpAllowList::default(),
+            http_trust: HttpTrust::default(),
             log: LogLimits::default(),
         },
         scheduler: SchedulerSettings {

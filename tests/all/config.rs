@@ -92,7 +92,8 @@ fn config_check_lists_every_problem_and_serve_refuses_the_same() {
         "tasks_dir = {:?}\n\
          max_queue = 5\n\
          workers = \"four\"\n\
-         max_queued = 0\n",
+         max_queued = 0\n\
+         http_ca_files = [\"/nonexistent/ca.pem\"]\n",
         fixtures::TASKS_DIR
     ));
     let file = file.to_str().unwrap();
@@ -106,6 +107,7 @@ fn config_check_lists_every_problem_and_serve_refuses_the_same() {
         format!("{file}:2: unknown setting `max_queue`: did you mean `max_queued`?"),
         format!("{file}:3: workers must be an integer, not a string"),
         format!("max_queued ({file}:4) is 0"),
+        format!("http_ca_files ({file}:5): cannot read /nonexistent/ca.pem"),
         "--max-wasm-stack-kib is 1".into(),
         "TASKHOST_MAX_UPLOAD_MIB is 0".into(),
     ] {

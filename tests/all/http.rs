@@ -1,7 +1,7 @@
 //! Outgoing HTTP from tasks (`fetch`): only to allowed hosts, never past the job's deadline.
 
 use serde_json::json;
-use taskhost_tests::Peer;
+use taskhost_tests::{Peer, tls};
 
 use crate::{run_job, server, server_with};
 
@@ -125,4 +125,38 @@ fn a_cpu_job_waiting_on_a_clock_is_stopped_at_its_deadline() {
     // The only engine thread is free again.
     let next = run_job(&server, json!({"task": "fib", "input": {"n": 10}}));
     assert_eq!(next["output"]["value"], 55);
+}
+
+#[test]
+fn https_reaches_a_server_whose_ca_the_operator_added_and_no_other() {
+    let peer = Peer::start_tls();
+    let allow = format!("localhost:{}", peer.port());
+    let url = format!("https://localhost:{}/hello", peer.port());
+    let trusting = server_with(&["--allow-http-host", &allow, "--http-ca-file", tls::CA]);
+    let job = run_job(&trusting, json!({"task": "fetch", "input": {"url": url}}));
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["output"]["body"], "hello from the peer");
+    let status = trusting.get("/v1/status").json;
+    assert_eq!(status["engine"]["http_added_cas"], 1, "{status}");
+
+    // An IP address in the URL is verified against the certificate's IP addresses.
+    let by_address = run_job(
+        &server_with(&["--allow-http-host", "127.0.0.1", "--http-ca-file", tls::CA]),
+        json!({"task": "fetch", "input": {"url": peer.url("/echo"), "method": "PUT", "body": "x"}}),
+    );
+    assert_eq!(by_address["output"]["body"], "PUT x", "{by_address}");
+
+    // Without the CA, the Mozilla roots alone do not trust the peer's certificate.
+    let default_trust = server_with(&["--allow-http-host", &allow]);
+    let refused = run_job(
+        &default_trust,
+        json!({"task": "fetch", "input": {"url": url}}),
+    );
+    assert_eq!(refused["error"]["code"], "task_error", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.to_lowercase().contains("tls"), "{message}");
+    assert_eq!(
+        run_job(&default_trust, json!({"task": "noop"}))["status"],
+        "succeeded"
+    );
 }

@@ -9,7 +9,7 @@ mod server;
 mod sse;
 
 pub use exposition::Exposition;
-pub use peer::Peer;
+pub use peer::{Peer, tls};
 pub use server::{Response, Server};
 pub use sse::{EventStream, SseEvent};
 

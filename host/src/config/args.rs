@@ -50,6 +50,17 @@ pub struct ServeArgs {
     )]
     pub allow_http_hosts: Vec<String>,
 
+    /// A PEM file of CA certificates that HTTPS requests from tasks trust, besides the
+    /// Mozilla roots: for internal services whose certificates an internal CA signed. Repeat
+    /// it, or comma-separate in the environment variable.
+    #[arg(
+        long = "http-ca-file",
+        env = "TASKHOST_HTTP_CA_FILES",
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
+    pub http_ca_files: Vec<PathBuf>,
+
     /// Engine threads that run jobs [default: one per core].
     #[arg(long, env = "TASKHOST_WORKERS")]
     pub workers: Option<usize>,

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, setting};
-use crate::engine::{EngineSettings, HttpAllowList, LogLimits, POOL_SLOT_BYTES, PoolSettings};
+use crate::engine::{
+    EngineSettings, HttpAllowList, HttpTrust, LogLimits, POOL_SLOT_BYTES, PoolSettings,
+};
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
 
@@ -154,6 +156,10 @@ impl ServeArgs {
             problems.push(format!("{}: {error}", name!(allow_http_hosts)));
             HttpAllowList::default()
         });
+        let http_trust = HttpTrust::with_ca_files(&self.http_ca_files).unwrap_or_else(|error| {
+            problems.push(format!("{}: {error}", name!(http_ca_files)));
+            HttpTrust::default()
+        });
         // Every job may run on an async stack: IO jobs, and CPU jobs of components that can
         // wait (see `TaskEngine::run`).
         let pool =
@@ -239,6 +245,7 @@ impl ServeArgs {
                 max_wasm_stack: self.max_wasm_stack_kib << 10,
                 pool,
                 http_allowed,
+                http_trust,
                 log: LogLimits {
                     max_lines: self.max_log_lines,
                     max_bytes: self.max_log_kib << 10,

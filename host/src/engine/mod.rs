@@ -27,7 +27,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
-pub use http::{HttpAllowList, InvalidHostPattern};
+pub use http::{HttpAllowList, HttpTrust, InvalidHostPattern, TrustError};
 pub use log::{
     JobLog, LiveCursor, LiveLog, LiveUpdate, LogLevel, LogLimits, LogLine, LogStream, Progress,
 };
@@ -67,6 +67,8 @@ pub struct EngineSettings {
     pub pool: Option<PoolSettings>,
     /// Hosts tasks may send HTTP requests to (none by default).
     pub http_allowed: HttpAllowList,
+    /// The certificate authorities HTTPS requests trust (the Mozilla roots by default).
+    pub http_trust: HttpTrust,
     /// How much of its log (SDK lines, stdout, stderr) a job keeps.
     pub log: LogLimits,
 }
@@ -402,6 +404,7 @@ impl TaskEngine {
                 deadline,
                 control.cancel,
                 self.settings.http_allowed.clone(),
+                self.settings.http_trust.connector(),
                 control.log,
             ),
         );
@@ -458,6 +461,7 @@ impl TaskEngine {
             max_wasm_stack: 512 << 10,
             pool: None,
             http_allowed: HttpAllowList::default(),
+            http_trust: HttpTrust::default(),
             log: LogLimits::default(),
         })
         .expect("creating an engine")

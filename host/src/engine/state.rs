@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use tokio_rustls::TlsConnector;
 use wasmtime::CallHook;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -62,12 +63,13 @@ impl HostCallTimer {
 
 impl HostState {
     /// State for a new job: no arguments, environment, files, sockets or stdin; stdout and
-    /// stderr go to `log`; HTTP requests only to `http_allowed` hosts.
+    /// stderr go to `log`; HTTP requests only to `http_allowed` hosts, over TLS from `tls`.
     pub(crate) fn new(
         memory_limit: usize,
         deadline: Instant,
         cancel: CancelToken,
         http_allowed: HttpAllowList,
+        tls: TlsConnector,
         log: LiveLog,
     ) -> Self {
         let wasi = WasiCtx::builder()
@@ -77,7 +79,7 @@ impl HostState {
         Self {
             wasi,
             http: WasiHttpCtx::new(),
-            http_hooks: JobHttp::new(http_allowed, deadline, log.clone()),
+            http_hooks: JobHttp::new(http_allowed, tls, deadline, log.clone()),
             table: ResourceTable::new(),
             limiter: JobLimiter::new(memory_limit),
             cancel,

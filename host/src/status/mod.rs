@@ -82,6 +82,8 @@ pub struct EngineStatus {
     pub allocation: Allocation,
     /// Hosts tasks may send HTTP requests to.
     pub http_allowed: Vec<String>,
+    /// CA certificates HTTPS requests trust besides the Mozilla roots (`--http-ca-file`).
+    pub http_added_cas: usize,
 }
 
 impl EngineStatus {
@@ -93,6 +95,7 @@ impl EngineStatus {
             max_wasm_stack: settings.max_wasm_stack,
             allocation: engine.allocation().clone(),
             http_allowed: settings.http_allowed.entries(),
+            http_added_cas: settings.http_trust.added(),
         }
     }
 }

@@ -25,6 +25,7 @@
 
 mod address;
 mod send;
+mod trust;
 
 use std::fmt;
 use std::future::Future;
@@ -36,6 +37,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::log::{LiveLog, LogLevel};
 use send::{Reach, Refusal};
+use tokio_rustls::TlsConnector;
+pub use trust::{HttpTrust, TrustError};
 
 /// Hosts that tasks may send HTTP requests to. Entries are `name`, `name:port`, or
 /// `*.domain` (any subdomain of `domain`, any port); a name may be an IPv4 address. Names reach
@@ -170,18 +173,25 @@ fn is_host_name(host: &str) -> bool {
         })
 }
 
-/// The `wasi:http` hooks of one job: its allow-list, deadline, and log (which hears of
-/// refused addresses).
+/// The `wasi:http` hooks of one job: its allow-list, TLS set-up, deadline, and log (which
+/// hears of refused addresses).
 pub(crate) struct JobHttp {
     allowed: HttpAllowList,
+    tls: TlsConnector,
     deadline: Instant,
     log: LiveLog,
 }
 
 impl JobHttp {
-    pub(crate) fn new(allowed: HttpAllowList, deadline: Instant, log: LiveLog) -> Self {
+    pub(crate) fn new(
+        allowed: HttpAllowList,
+        tls: TlsConnector,
+        deadline: Instant,
+        log: LiveLog,
+    ) -> Self {
         Self {
             allowed,
+            tls,
             deadline,
             log,
         }
@@ -229,9 +239,15 @@ impl WasiHttpHooks for JobHttp {
         drop(fut);
         let host = host.to_owned();
         let log = self.log.clone();
+        let tls = self.tls.clone();
         Box::new(async move {
             let on_refused = |refusal: &Refusal| refused(&log, &host, port, refusal);
-            send::send(request, host.clone(), port, reach, options, on_refused).await
+            let to = send::Destination {
+                host: host.clone(),
+                port,
+                reach,
+            };
+            send::send(request, to, tls, options, on_refused).await
         })
     }
 }

@@ -4,14 +4,15 @@
 //! wasmtime-wasi-http's `default_send_request` connects with `TcpStream::connect("host:port")`,
 //! which resolves the name inside the connect, leaving no point at which to see (or refuse)
 //! the address. So this replaces it, following it step for step after the connect: the same
-//! TLS setup (rustls with the webpki roots, the server name from the URL's host, never from the
-//! address), the same hyper handshake, and the same connect, first-byte and between-bytes
-//! timeouts.
+//! TLS setup (rustls with the webpki roots, plus the operator's CAs: see [`HttpTrust`]; the
+//! server name from the URL's host, never from the address), the same hyper handshake, and the
+//! same connect, first-byte and between-bytes timeouts.
+//!
+//! [`HttpTrust`]: super::HttpTrust
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -48,6 +49,13 @@ impl Reach {
     }
 }
 
+/// Where a request goes: the URL's host and port, and which of its addresses it may reach.
+pub(crate) struct Destination {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) reach: Reach,
+}
+
 /// Why a request was not sent to any address.
 pub(crate) struct Refusal {
     /// The addresses the host resolved to, and what each is.
@@ -64,17 +72,17 @@ pub(crate) type Sent = (
 trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
 
-/// Resolves `host`, connects to an address `reach` permits, and sends `request` over it.
-/// `on_refused` is told when no resolved address is permitted (the request then fails with
-/// `destination-IP-prohibited`).
+/// Resolves the destination's host, connects to an address it may reach, and sends `request`
+/// over it (over TLS from `tls` for `https`). `on_refused` is told when no resolved address is
+/// permitted (the request then fails with `destination-IP-prohibited`).
 pub(crate) async fn send(
     mut request: http::Request<WasiBody>,
-    host: String,
-    port: u16,
-    reach: Reach,
+    to: Destination,
+    tls: tokio_rustls::TlsConnector,
     options: RequestOptions,
     on_refused: impl FnOnce(&Refusal),
 ) -> Result<Sent, Error> {
+    let Destination { host, port, reach } = to;
     let forever = Duration::from_secs(600);
     let connect_timeout = options.connect_timeout.unwrap_or(forever);
     let first_byte_timeout = options.first_byte_timeout.unwrap_or(forever);
@@ -102,17 +110,8 @@ pub(crate) async fn send(
         .map_err(|_| Error::ConnectionTimeout)??;
 
     let stream: Box<dyn Stream> = if use_tls {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = server_name(&host)?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(Error::Tls)?;
+        let tls = tls.connect(name, tcp).await.map_err(Error::Tls)?;
         Box::new(tls)
     } else {
         Box::new(tcp)
