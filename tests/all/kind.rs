@@ -1,20 +1,10 @@
 //! A job's kind: from the request, else from what the task declares, else from its imports.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use taskhost_tests::fixtures;
 
 use crate::upload::server_over;
-use crate::{run_job, server};
-
-/// The task list's entry for `name`.
-fn summary<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|task| task["name"] == name)
-        .unwrap_or_else(|| panic!("no task {name} in {list}"))
-}
+use crate::{run_job, server, summary};
 
 #[test]
 fn a_declared_kind_wins_over_imports_and_a_request_over_both() {

@@ -49,3 +49,13 @@ fn run_job(server: &Server, mut job: serde_json::Value) -> serde_json::Value {
     assert_eq!(response.status, 200, "{}", response.text);
     response.json
 }
+
+/// The entry for task `name` in a task list (`GET /v1/tasks`).
+fn summary<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name} in {list}"))
+}

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use taskhost_tests::Server;
 
-use crate::{run_job, server, server_with};
+use crate::{run_job, server, server_with, summary};
 
 fn memo_status(server: &Server) -> Value {
     server.get("/v1/status").json["memo"].clone()
@@ -137,22 +137,13 @@ fn a_batch_memoizes_its_repeated_inputs_and_a_server_can_turn_memoization_off() 
 fn a_task_that_declares_memoize_is_memoized_unless_a_job_says_otherwise() {
     let server = server();
     let tasks = server.loaded_tasks();
-    let summary = |name: &str| {
-        tasks["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|task| task["name"] == name)
-            .unwrap_or_else(|| panic!("{name} is not in {tasks}"))
-            .clone()
-    };
-    let wordcount = summary("wordcount");
+    let wordcount = summary(&tasks, "wordcount");
     assert_eq!(
         (&wordcount["memoize"], &wordcount["deterministic"]),
         (&json!(true), &json!(true)),
         "{wordcount}"
     );
-    let grep = summary("grep");
+    let grep = summary(&tasks, "grep");
     assert_eq!(
         (&grep["memoize"], &grep["deterministic"]),
         (&json!(false), &json!(false)),

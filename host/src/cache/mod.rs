@@ -12,7 +12,7 @@ mod disk;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,8 @@ pub struct ComponentCache {
     disk_hits: AtomicU64,
     disk_rejected: AtomicU64,
     disk_write_errors: AtomicU64,
+    /// Whether the latest write to disk failed: the cache is degraded until one succeeds.
+    disk_write_failing: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -88,6 +90,9 @@ pub struct CacheStatus {
     /// Compiled components that could not be written to the disk tier (they compile again
     /// after a restart).
     pub disk_write_errors: u64,
+    /// Whether the latest write to the disk tier failed (a full or read-only disk, say);
+    /// false again once one succeeds.
+    pub disk_write_failing: bool,
 }
 
 impl ComponentCache {
@@ -111,6 +116,7 @@ impl ComponentCache {
             disk_hits: AtomicU64::new(0),
             disk_rejected: AtomicU64::new(0),
             disk_write_errors: AtomicU64::new(0),
+            disk_write_failing: AtomicBool::new(false),
             metrics,
         })
     }
@@ -193,6 +199,8 @@ impl ComponentCache {
                     .store(hash, &artifact)
                     .map_err(|error| error.to_string())
             });
+        self.disk_write_failing
+            .store(written.is_err(), Ordering::Relaxed);
         if let Err(error) = written {
             self.disk_write_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%hash, %error, "could not write the compiled component to the disk cache");
@@ -210,6 +218,7 @@ impl ComponentCache {
             disk_hits: self.disk_hits.load(Ordering::Relaxed),
             disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
             disk_write_errors: self.disk_write_errors.load(Ordering::Relaxed),
+            disk_write_failing: self.disk_write_failing.load(Ordering::Relaxed),
         }
     }
 
@@ -302,6 +311,30 @@ mod tests {
         let again = cache.get_or_compile(&noop).unwrap();
         assert_eq!(again.source, Source::Disk);
         assert_eq!((cache.status().compiles, cache.status().disk_hits), (2, 1));
+    }
+
+    #[test]
+    fn a_failing_disk_degrades_the_cache_until_a_write_succeeds() {
+        let (cache, dir) = cache(4);
+        let artifacts = dir.path().to_owned();
+        // A file where the directory was: every write fails, as on a broken disk.
+        std::fs::remove_dir_all(&artifacts).unwrap();
+        std::fs::write(&artifacts, b"").unwrap();
+        assert!(cache.get_or_compile(&bytes(fixtures::NOOP)).is_ok());
+        let status = cache.status();
+        assert_eq!(
+            (status.disk_write_errors, status.disk_write_failing),
+            (1, true)
+        );
+
+        std::fs::remove_file(&artifacts).unwrap();
+        std::fs::create_dir(&artifacts).unwrap();
+        assert!(cache.get_or_compile(&bytes(fixtures::FIB)).is_ok());
+        let status = cache.status();
+        assert_eq!(
+            (status.disk_write_errors, status.disk_write_failing),
+            (1, false)
+        );
     }
 
     #[test]

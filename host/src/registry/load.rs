@@ -142,15 +142,17 @@ impl TaskLoader {
         }
     }
 
-    /// Deletes the task `name` and its file; false if there was no such task.
+    /// Deletes the task `name` and its file; false if there was neither.
     pub fn delete(&self, name: &str) -> Result<bool, std::io::Error> {
         let path = self.dir.join(format!("{name}.wasm"));
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == ErrorKind::NotFound => {}
+        let file_removed = match std::fs::remove_file(&path) {
+            Ok(()) => true,
+            Err(error) if error.kind() == ErrorKind::NotFound => false,
             Err(error) => return Err(error),
-        }
-        Ok(self.registry.remove(name).is_some())
+        };
+        // The watcher may see the file go and forget the task first: the file still counts.
+        let was_served = self.registry.remove(name).is_some();
+        Ok(file_removed || was_served)
     }
 
     fn refuse(&self, name: &str, error: String) {

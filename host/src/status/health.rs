@@ -90,10 +90,12 @@ impl Health {
             _ => Vec::new(),
         };
         let cache = &parts.cache;
-        let cache_reasons = (cache.disk_write_errors > 0)
+        let cache_reasons = cache
+            .disk_write_failing
             .then(|| {
                 format!(
-                    "{} compiled components could not be written to the disk cache since start",
+                    "the latest compiled component could not be written to the disk cache \
+                     ({} failed writes since start); tasks compile again after a restart",
                     cache.disk_write_errors
                 )
             })
