@@ -283,6 +283,27 @@ pub struct JobStoreStatus {
 /// sleeping thread costs.
 const WATCH_BEFORE_SLEEPING: Duration = Duration::from_micros(50);
 
+/// Sleeps until `updates` changes (true), or `deadline` passes or the record is dropped
+/// (false).
+fn sleep_until_changed(updates: &mut watch::Receiver<JobRecord>, deadline: Instant) -> bool {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut context = Context::from_waker(&waker);
+    // Kept across the sleeps: dropping it would take the waker off the channel's list.
+    let mut changed = pin!(updates.changed());
+    loop {
+        match changed.as_mut().poll(&mut context) {
+            Poll::Ready(result) => return result.is_ok(),
+            Poll::Pending => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                thread::park_timeout(left);
+            }
+        }
+    }
+}
+
 /// Wakes a thread sleeping in [`JobStore::wait_blocking`].
 struct ThreadWaker(Thread);
 
@@ -513,27 +534,21 @@ impl JobStore {
     pub fn wait_blocking(&self, id: JobId, until: Until, timeout: Duration) -> Option<JobRecord> {
         let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
         let started = Instant::now();
-        let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-        let mut context = Context::from_waker(&waker);
+        let (watch_until, deadline) = (started + WATCH_BEFORE_SLEEPING, started + timeout);
         while !until.reached(updates.borrow_and_update().status) {
-            let waited = started.elapsed();
-            if waited >= timeout {
-                break;
-            }
-            if waited < WATCH_BEFORE_SLEEPING {
-                while matches!(updates.has_changed(), Ok(false))
-                    && started.elapsed() < WATCH_BEFORE_SLEEPING
-                {
+            let now = Instant::now();
+            let changed = if now >= deadline {
+                false
+            } else if now < watch_until {
+                while matches!(updates.has_changed(), Ok(false)) && Instant::now() < watch_until {
                     std::hint::spin_loop();
                 }
-                continue;
-            }
-            // Polling registers the waker; a change since the last look is seen at once.
-            match pin!(updates.changed()).poll(&mut context) {
-                Poll::Ready(Ok(())) => {}
-                // The record was forgotten: what the store says now is the answer.
-                Poll::Ready(Err(_)) => break,
-                Poll::Pending => thread::park_timeout(timeout - waited),
+                true
+            } else {
+                sleep_until_changed(&mut updates, deadline)
+            };
+            if !changed {
+                break;
             }
         }
         Some(self.get(id).unwrap_or_else(|| updates.borrow().clone()))
@@ -730,24 +745,38 @@ mod tests {
     }
 
     #[test]
-    fn a_blocking_wait_wakes_when_the_job_finishes_after_it_fell_asleep() {
-        let (store, id) = store_with_queued_job();
-        let store = std::sync::Arc::new(store);
-        let (asleep, fell_asleep) = std::sync::mpsc::channel();
-        let waiter = {
-            let store = store.clone();
-            thread::spawn(move || {
-                asleep.send(()).unwrap();
-                store.wait_blocking(id, Until::Finished, Duration::from_secs(60))
-            })
-        };
-        fell_asleep.recv().unwrap();
-        store.mark_running(id);
-        // Whether the waiter is still watching or asleep by now, it must see the end.
-        thread::park_timeout(WATCH_BEFORE_SLEEPING * 4);
-        store.finish(id, succeeded());
-        let record = waiter.join().unwrap().unwrap();
-        assert_eq!(record.status, JobStatus::Succeeded);
+    fn a_blocking_wait_wakes_whether_the_job_ends_while_it_watches_or_sleeps() {
+        // The job ends at a different moment each round, from at once to well past the
+        // watching phase, so some rounds find the waiter asleep. A lost wake-up would leave
+        // it asleep until its timeout.
+        const TIMEOUT: Duration = Duration::from_secs(10);
+        let store = std::sync::Arc::new(JobStore::new(1000));
+        for round in 0..200u32 {
+            let id = JobId::new();
+            store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), control());
+            let waiter = {
+                let store = store.clone();
+                thread::spawn(move || {
+                    let started = Instant::now();
+                    let record = store.wait_blocking(id, Until::Finished, TIMEOUT);
+                    (record, started.elapsed())
+                })
+            };
+            store.mark_running(id);
+            let ends_after = WATCH_BEFORE_SLEEPING * round / 20;
+            let started = Instant::now();
+            while started.elapsed() < ends_after {
+                std::hint::spin_loop();
+            }
+            store.finish(id, succeeded());
+            let (record, waited) = waiter.join().unwrap();
+            assert_eq!(
+                record.unwrap().status,
+                JobStatus::Succeeded,
+                "round {round}"
+            );
+            assert!(waited < TIMEOUT, "round {round}: woken only by its timeout");
+        }
     }
 
     #[test]

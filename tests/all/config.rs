@@ -58,7 +58,12 @@ fn config_check_prints_each_setting_with_where_it_came_from() {
     let file = file.to_str().unwrap();
     let output = taskhost(
         &["config", "check", "--config", file, "--max-queued", "6"],
-        &[("TASKHOST_MAX_QUEUED", "7"), ("TASKHOST_MAX_WAIT_MS", "7")],
+        &[
+            ("TASKHOST_MAX_QUEUED", "7"),
+            ("TASKHOST_MAX_WAIT_MS", "7"),
+            ("TASKHOST_WAIT_FOR_TASKS", "1"),
+            ("TASKHOST_PIN_WORKERS", "no"),
+        ],
     );
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -80,6 +85,9 @@ fn config_check_prints_each_setting_with_where_it_came_from() {
         &format!("file {file}:6"),
     );
     from("max_upload_mib", "64", "default");
+    // Switches take the usual spellings from the environment: 1/0, yes/no, on/off.
+    from("wait_for_tasks", "true", "env TASKHOST_WAIT_FOR_TASKS");
+    from("pin_workers", "false", "env TASKHOST_PIN_WORKERS");
     assert!(
         !data_dir.exists(),
         "config check created the data directory"

@@ -3,7 +3,7 @@
 //!
 //! Two tiers. In memory: a bounded map from hash to compiled component, least recently used
 //! out first; evicting an entry never disturbs a job, which holds its component by `Arc`. On
-//! disk ([`disk`]): serialized artifacts, checked before they are loaded, so a restart does
+//! disk (module `disk`): serialized artifacts, checked before they are loaded, so a restart does
 //! not compile again. A memory miss tries the disk, then compiles (and writes the disk).
 //! Either way it is single-flight: callers asking for the same bytes at once wait for one
 //! load or compilation.

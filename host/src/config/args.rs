@@ -3,11 +3,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
+
 use super::sources;
 
 /// Settings of `taskhost serve`. Each is a flag, an environment variable (named in its help)
 /// and a key of the config file (the field's name); flags win over variables, which win over
-/// the file, which wins over the defaults.
+/// the file, which wins over the defaults. Switches take `true`/`false`, `1`/`0`, `yes`/`no`
+/// or `on`/`off`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to serve the HTTP API on; port 0 picks a free port.
@@ -20,7 +23,7 @@ pub struct ServeArgs {
 
     /// Load task files again as they change (added, saved, renamed or removed): jobs already
     /// running finish on the version they started with.
-    #[arg(long, env = "TASKHOST_WATCH_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "TASKHOST_WATCH_TASKS", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub watch_tasks: bool,
 
     /// How long the tasks directory must be quiet before changes load, in milliseconds, so
@@ -30,7 +33,7 @@ pub struct ServeArgs {
 
     /// Compile every task before serving, instead of in the background (where a job for a
     /// task still compiling waits for it).
-    #[arg(long, env = "TASKHOST_WAIT_FOR_TASKS")]
+    #[arg(long, env = "TASKHOST_WAIT_FOR_TASKS", value_parser = BoolishValueParser::new())]
     pub wait_for_tasks: bool,
 
     /// Directory for the host's own state; created if missing.
@@ -83,7 +86,7 @@ pub struct ServeArgs {
 
     /// Meter fuel: jobs can be given deterministic CPU budgets (`fuel`) and report the fuel
     /// they consumed. Costs some speed (see the benchmarks); `false` turns it off.
-    #[arg(long, env = "TASKHOST_FUEL_METERING", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "TASKHOST_FUEL_METERING", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub fuel_metering: bool,
 
     /// Largest `fuel` a job may ask for [default: no limit].
@@ -127,7 +130,7 @@ pub struct ServeArgs {
     pub pool_keep_resident_kib: usize,
 
     /// Pin each engine thread to a core.
-    #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub pin_workers: bool,
 
     /// Longest a request may wait for a job to finish (`wait_ms`), in milliseconds.
