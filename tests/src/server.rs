@@ -139,7 +139,11 @@ impl Server {
 
     /// `GET path`.
     pub fn get(&self, path: &str) -> Response {
-        into_response(self.agent.get(format!("{}{path}", self.base)).call())
+        self.answer(
+            "GET",
+            path,
+            self.agent.get(format!("{}{path}", self.base)).call(),
+        )
     }
 
     /// `GET path` as Server-Sent Events, sending `Last-Event-ID: last_event_id` if given: the
@@ -153,7 +157,7 @@ impl Server {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.call().expect("HTTP request failed");
+        let response = self.answered("GET", path, request.call());
         let is_stream = response
             .headers()
             .get("content-type")
@@ -163,7 +167,7 @@ impl Server {
                 response.into_body().into_reader(),
             )))
         } else {
-            Err(Box::new(into_response(Ok(response))))
+            Err(Box::new(into_response(response)))
         }
     }
 
@@ -192,18 +196,28 @@ impl Server {
     }
 
     /// `method path` with no body (any method, e.g. `PATCH` or `OPTIONS`).
+    ///
+    /// The empty body is declared (`Content-Length: 0`): ureq would otherwise send a `PUT`,
+    /// `POST` or `PATCH` chunked, its end in a second write, and a server that answers (a
+    /// `405`, say) before that end arrives closes the connection, which the next request on it
+    /// finds closed.
     pub fn request(&self, method: &str, path: &str) -> Response {
         let request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
+            .header("content-length", "0")
             .body(())
             .expect("a valid request");
-        into_response(self.agent.run(request))
+        self.answer(method, path, self.agent.run(request))
     }
 
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Response {
-        into_response(self.agent.delete(format!("{}{path}", self.base)).call())
+        self.answer(
+            "DELETE",
+            path,
+            self.agent.delete(format!("{}{path}", self.base)).call(),
+        )
     }
 
     /// `POST path` with a JSON body.
@@ -222,7 +236,7 @@ impl Server {
             .agent
             .put(format!("{}{path}", self.base))
             .header("content-type", content_type);
-        into_response(request.send(body))
+        self.answer("PUT", path, request.send(body))
     }
 
     /// `POST path` with a body of `content_type` and extra `headers`.
@@ -240,7 +254,7 @@ impl Server {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        into_response(request.send(body))
+        self.answer("POST", path, request.send(body))
     }
 
     /// Sends SIGTERM and waits (up to `timeout`) for the server to exit; returns whether it
@@ -265,6 +279,32 @@ impl Server {
         }
     }
 
+    /// The response to `method path`, read whole.
+    fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Response {
+        into_response(self.answered(method, path, result))
+    }
+
+    /// The response to `method path`; a request that got none fails the test with the
+    /// server's log, which says why the server closed the connection or exited.
+    fn answered(
+        &self,
+        method: &str,
+        path: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> ureq::http::Response<ureq::Body> {
+        result.unwrap_or_else(|error| {
+            panic!(
+                "{method} {path} got no response: {error}; server log:\n{}",
+                self.log()
+            )
+        })
+    }
+
     fn log_path(&self) -> PathBuf {
         self.data_dir.path().join("server.log")
     }
@@ -279,8 +319,7 @@ impl Drop for Server {
     }
 }
 
-fn into_response(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Response {
-    let mut response = result.expect("HTTP request failed");
+fn into_response(mut response: ureq::http::Response<ureq::Body>) -> Response {
     let status = response.status().as_u16();
     let header = |name: &str| {
         response
