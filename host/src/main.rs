@@ -80,6 +80,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "shut down: the drain timeout passed; cancelled the jobs still queued or running"
         );
     }
+    if report.unstopped > 0 {
+        tracing::error!(
+            unstopped = report.unstopped,
+            "jobs cancelled at shutdown had not stopped after {:?}",
+            taskhost::host::STOP_GRACE
+        );
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod batches;
 mod cache;
 mod cli;
 mod config;
+mod embedded;
 mod events;
 mod flow;
 mod http;

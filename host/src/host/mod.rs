@@ -140,7 +140,14 @@ pub struct DrainReport {
     pub drained: bool,
     /// Jobs cancelled because they had not finished by then.
     pub cancelled: usize,
+    /// Jobs that, cancelled, had still not stopped after [`STOP_GRACE`]: their records may
+    /// still say `running`. Zero unless a host call ignores cancellation.
+    pub unstopped: usize,
 }
+
+/// How long jobs cancelled at shutdown have to stop and record it: a running job stops at its
+/// next epoch tick, or at once if it is waiting in a host call, so this is a bound, not a wait.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A running task host.
 pub struct Host {
@@ -472,12 +479,24 @@ impl Host {
         self.stopping.cancel();
     }
 
-    /// Lets accepted jobs finish for up to the drain timeout, cancels what is left, and stops
-    /// the engine threads. Call once no more jobs are being submitted.
+    /// Lets accepted jobs finish for up to the drain timeout, cancels what is left and waits
+    /// (up to [`STOP_GRACE`]) for the cancelled jobs to stop, so that every record is final
+    /// and counted; then stops the engine threads and the IO executor. Call once no more jobs
+    /// are being submitted.
     pub fn shutdown(&self) -> DrainReport {
         let drained = self.scheduler.drain(self.drain_timeout);
-        let cancelled = if drained { 0 } else { self.jobs.cancel_all() };
+        let mut report = DrainReport {
+            drained,
+            cancelled: 0,
+            unstopped: 0,
+        };
+        if !drained {
+            report.cancelled = self.jobs.cancel_all();
+            if !self.scheduler.drain(STOP_GRACE) {
+                report.unstopped = self.scheduler.in_flight();
+            }
+        }
         self.scheduler.shutdown();
-        DrainReport { drained, cancelled }
+        report
     }
 }

@@ -161,6 +161,11 @@ impl Scheduler {
         in_flight.total() == 0
     }
 
+    /// Jobs accepted and not finished: queued or running.
+    pub fn in_flight(&self) -> usize {
+        self.lock().total()
+    }
+
     /// Stops the engine threads once the queued work has run, and the IO executor.
     pub fn shutdown(&self) {
         self.pool.shutdown();
