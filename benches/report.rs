@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use taskhost::Host;
-use taskhost::cache::ComponentCache;
+use taskhost::cache::{ComponentCache, HashedWasm};
 use taskhost::engine::Limits;
 use taskhost::registry::TasksSettings;
 use taskhost_benches::bare::{Bare, Metering};
@@ -272,11 +272,11 @@ fn component_cache() {
         for _ in 0..rounds {
             let dir = tempfile::tempdir().unwrap();
             let cold = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
-            compile.push(timed(|| cold.get_or_compile(&bytes)));
-            memory.push(timed(|| cold.get_or_compile(&bytes)));
+            compile.push(timed(|| cold.get_or_compile(&HashedWasm::new(&bytes))));
+            memory.push(timed(|| cold.get_or_compile(&HashedWasm::new(&bytes))));
             let restarted =
                 ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
-            disk.push(timed(|| restarted.get_or_compile(&bytes)));
+            disk.push(timed(|| restarted.get_or_compile(&HashedWasm::new(&bytes))));
         }
         let (compile, disk, memory) = (median(compile), median(disk), median(memory));
         println!(

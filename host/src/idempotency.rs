@@ -15,9 +15,9 @@ pub const MAX_KEY_LEN: usize = 255;
 
 /// What a key says about a submission.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// The key is new: this job was created for it.
-    New(JobId),
+pub enum Claim<T> {
+    /// The key is new: this job (what `create` made) was created for it.
+    New(T),
     /// The key was used before, for this job.
     Existing(JobId),
 }
@@ -50,14 +50,14 @@ impl IdempotencyKeys {
     }
 
     /// The job for `key`: the one created before for the same request (`fingerprint`), or
-    /// one `create`d now. Runs `create` under the lock, so two submissions racing with one
-    /// key create one job.
-    pub fn claim<E>(
+    /// one `create`d now (it returns the new job's id and whatever the caller wants back).
+    /// Runs `create` under the lock, so two submissions racing with one key create one job.
+    pub fn claim<T, E>(
         &self,
         key: &str,
         fingerprint: blake3::Hash,
-        create: impl FnOnce() -> Result<JobId, E>,
-    ) -> Result<Result<Claim, KeyReused>, E> {
+        create: impl FnOnce() -> Result<(JobId, T), E>,
+    ) -> Result<Result<Claim<T>, KeyReused>, E> {
         let mut seen = self.seen.lock().expect("idempotency keys poisoned");
         if let Some((known, id)) = seen.jobs.get(key) {
             return Ok(if *known == fingerprint {
@@ -66,7 +66,7 @@ impl IdempotencyKeys {
                 Err(KeyReused(key.to_owned()))
             });
         }
-        let id = create()?;
+        let (id, created) = create()?;
         seen.jobs.insert(key.to_owned(), (fingerprint, id));
         seen.order.push_back(key.to_owned());
         if seen.order.len() > self.capacity
@@ -74,7 +74,7 @@ impl IdempotencyKeys {
         {
             seen.jobs.remove(&oldest);
         }
-        Ok(Ok(Claim::New(id)))
+        Ok(Ok(Claim::New(created)))
     }
 }
 
@@ -82,9 +82,10 @@ impl IdempotencyKeys {
 mod tests {
     use super::*;
 
-    fn claim(keys: &IdempotencyKeys, key: &str, request: &str) -> Result<Claim, KeyReused> {
+    fn claim(keys: &IdempotencyKeys, key: &str, request: &str) -> Result<Claim<JobId>, KeyReused> {
+        let id = JobId::new();
         keys.claim(key, blake3::hash(request.as_bytes()), || {
-            Ok::<_, ()>(JobId::new())
+            Ok::<_, ()>((id, id))
         })
         .unwrap()
     }
@@ -113,7 +114,9 @@ mod tests {
     #[test]
     fn a_failed_creation_remembers_nothing() {
         let keys = IdempotencyKeys::new(2);
-        let failed = keys.claim("k", blake3::hash(b"r"), || Err::<JobId, _>("queue full"));
+        let failed = keys.claim("k", blake3::hash(b"r"), || {
+            Err::<(JobId, ()), _>("queue full")
+        });
         assert_eq!(failed, Err("queue full"));
         assert!(matches!(claim(&keys, "k", "r"), Ok(Claim::New(_))));
     }

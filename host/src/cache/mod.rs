@@ -46,6 +46,28 @@ pub enum Source {
 
 type CompileResult = Result<Arc<Compiled>, Arc<CompileError>>;
 
+/// A component's bytes with their blake3 hash (the cache key), computed once.
+#[derive(Clone, Copy)]
+pub struct HashedWasm<'a> {
+    bytes: &'a [u8],
+    hash: blake3::Hash,
+}
+
+impl<'a> HashedWasm<'a> {
+    /// Hashes `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            hash: blake3::hash(bytes),
+        }
+    }
+
+    /// The bytes' blake3 hash.
+    pub fn hash(&self) -> blake3::Hash {
+        self.hash
+    }
+}
+
 /// The memory tier of compiled components.
 pub struct ComponentCache {
     engine: Arc<TaskEngine>,
@@ -121,10 +143,10 @@ impl ComponentCache {
         })
     }
 
-    /// The compiled component for `bytes`: from memory if these bytes were compiled before,
+    /// The compiled component for `wasm`: from memory if these bytes were compiled before,
     /// else compiled now (once, however many callers ask at the same time).
-    pub fn get_or_compile(&self, bytes: &[u8]) -> CompileResult {
-        let hash = blake3::hash(bytes);
+    pub fn get_or_compile(&self, wasm: &HashedWasm<'_>) -> CompileResult {
+        let HashedWasm { bytes, hash } = *wasm;
         let slot = self.slot(hash);
         let mut compiled_here = false;
         let result = slot
@@ -273,12 +295,16 @@ mod tests {
         std::fs::read(path).unwrap()
     }
 
+    fn compile(cache: &ComponentCache, bytes: &[u8]) -> CompileResult {
+        cache.get_or_compile(&HashedWasm::new(bytes))
+    }
+
     #[test]
     fn the_same_bytes_compile_once() {
         let (cache, _dir) = cache(4);
         let noop = bytes(fixtures::NOOP);
-        let first = cache.get_or_compile(&noop).unwrap();
-        let second = cache.get_or_compile(&noop.clone()).unwrap();
+        let first = compile(&cache, &noop).unwrap();
+        let second = compile(&cache, &noop.clone()).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(first.hash, blake3::hash(&noop));
         let status = cache.status();
@@ -291,7 +317,7 @@ mod tests {
         let noop = bytes(fixtures::NOOP);
         std::thread::scope(|scope| {
             for _ in 0..8 {
-                scope.spawn(|| cache.get_or_compile(&noop).unwrap());
+                scope.spawn(|| compile(&cache, &noop).unwrap());
             }
         });
         let status = cache.status();
@@ -302,13 +328,13 @@ mod tests {
     fn the_least_recently_used_entry_is_evicted() {
         let (cache, _dir) = cache(1);
         let (noop, fib) = (bytes(fixtures::NOOP), bytes(fixtures::FIB));
-        let kept = cache.get_or_compile(&noop).unwrap();
-        cache.get_or_compile(&fib).unwrap();
+        let kept = compile(&cache, &noop).unwrap();
+        compile(&cache, &fib).unwrap();
         assert_eq!(cache.status().evictions, 1);
         assert_eq!(cache.status().entries, 1);
         // An evicted component still serves whoever holds it; asking again loads it from disk.
         assert_eq!(kept.hash, blake3::hash(&noop));
-        let again = cache.get_or_compile(&noop).unwrap();
+        let again = compile(&cache, &noop).unwrap();
         assert_eq!(again.source, Source::Disk);
         assert_eq!((cache.status().compiles, cache.status().disk_hits), (2, 1));
     }
@@ -320,7 +346,7 @@ mod tests {
         // A file where the directory was: every write fails, as on a broken disk.
         std::fs::remove_dir_all(&artifacts).unwrap();
         std::fs::write(&artifacts, b"").unwrap();
-        assert!(cache.get_or_compile(&bytes(fixtures::NOOP)).is_ok());
+        assert!(compile(&cache, &bytes(fixtures::NOOP)).is_ok());
         let status = cache.status();
         assert_eq!(
             (status.disk_write_errors, status.disk_write_failing),
@@ -329,7 +355,7 @@ mod tests {
 
         std::fs::remove_file(&artifacts).unwrap();
         std::fs::create_dir(&artifacts).unwrap();
-        assert!(cache.get_or_compile(&bytes(fixtures::FIB)).is_ok());
+        assert!(compile(&cache, &bytes(fixtures::FIB)).is_ok());
         let status = cache.status();
         assert_eq!(
             (status.disk_write_errors, status.disk_write_failing),
@@ -340,8 +366,8 @@ mod tests {
     #[test]
     fn failures_are_not_kept() {
         let (cache, _dir) = cache(4);
-        assert!(cache.get_or_compile(b"not wasm").is_err());
-        assert!(cache.get_or_compile(b"not wasm").is_err());
+        assert!(compile(&cache, b"not wasm").is_err());
+        assert!(compile(&cache, b"not wasm").is_err());
         let status = cache.status();
         assert_eq!((status.entries, status.compiles), (0, 2));
     }
@@ -353,13 +379,10 @@ mod tests {
         // spin declares its kind: the declaration survives the disk tier too.
         let spin = bytes(fixtures::SPIN);
         let first = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
-        assert_eq!(
-            first.get_or_compile(&spin).unwrap().source,
-            Source::Compiled
-        );
+        assert_eq!(compile(&first, &spin).unwrap().source, Source::Compiled);
 
         let second = ComponentCache::open(engine, 4, dir.path(), Arc::default()).unwrap();
-        let loaded = second.get_or_compile(&spin).unwrap();
+        let loaded = compile(&second, &spin).unwrap();
         assert_eq!(loaded.source, Source::Disk);
         assert_eq!(
             loaded.task.default_kind(),
@@ -376,10 +399,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(TaskEngine::for_tests());
         let noop = bytes(fixtures::NOOP);
-        ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default())
-            .unwrap()
-            .get_or_compile(&noop)
-            .unwrap();
+        let writer = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
+        compile(&writer, &noop).unwrap();
+        drop(writer);
         let artifact = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().path())
@@ -397,7 +419,7 @@ mod tests {
             std::fs::write(&artifact, &damaged).unwrap();
             let cache =
                 ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
-            let compiled = cache.get_or_compile(&noop).unwrap();
+            let compiled = compile(&cache, &noop).unwrap();
             assert_eq!(compiled.source, Source::Compiled);
             let status = cache.status();
             assert_eq!((status.disk_rejected, status.compiles), (1, 1));

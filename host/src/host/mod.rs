@@ -372,16 +372,13 @@ impl Host {
             )
             .as_bytes(),
         );
-        let mut created = None;
         let claim = self.idempotency.claim(key, fingerprint, || {
             let record = self.submit(request)?;
-            let id = record.id;
-            created = Some(record);
-            Ok::<_, SubmitError>(id)
+            Ok::<_, SubmitError>((record.id, record))
         })??;
-        match (claim, created) {
-            (Claim::New(_), Some(record)) => Ok((record, false)),
-            (Claim::Existing(id), _) | (Claim::New(id), None) => self
+        match claim {
+            Claim::New(record) => Ok((record, false)),
+            Claim::Existing(id) => self
                 .jobs
                 .get(id)
                 .map(|record| (record, true))

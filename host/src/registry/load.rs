@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Registry, TaskVersion};
-use crate::cache::{Compiled, ComponentCache};
+use crate::cache::{Compiled, ComponentCache, HashedWasm};
 use crate::engine::CompileError;
 use crate::metrics::Metrics;
 use crate::timestamp::Timestamp;
@@ -77,12 +77,13 @@ impl TaskLoader {
                 return self.refuse(name, format!("cannot read {}: {error}", path.display()));
             }
         };
+        let wasm = HashedWasm::new(&bytes);
         let current = self.registry.get(name);
-        if current.is_some_and(|current| current.compiled.hash == blake3::hash(&bytes)) {
+        if current.is_some_and(|current| current.compiled.hash == wasm.hash()) {
             self.registry.clear_problem(name);
             return;
         }
-        match self.cache.get_or_compile(&bytes) {
+        match self.cache.get_or_compile(&wasm) {
             Ok(compiled) => {
                 let version = self.version(name, bytes.len(), compiled);
                 tracing::info!(
@@ -112,7 +113,7 @@ impl TaskLoader {
     ) -> Result<(Arc<TaskVersion>, bool), UploadError> {
         let compiled = self
             .cache
-            .get_or_compile(bytes)
+            .get_or_compile(&HashedWasm::new(bytes))
             .map_err(UploadError::Compile)?;
         let path = self.dir.join(format!("{name}.wasm"));
         let temporary = self
@@ -126,20 +127,19 @@ impl TaskLoader {
             })?;
         let version = self.version(name, bytes.len(), compiled);
         tracing::info!(task = name, hash = %version.compiled.hash, size = version.size, "task uploaded");
-        let replaced = self.registry.install(version).is_some();
-        let current = self.registry.get(name).ok_or(UploadError::Vanished)?;
-        Ok((current, replaced))
+        let replaced = self.registry.install(version.clone()).is_some();
+        Ok((version, replaced))
     }
 
     /// A new version of `name`, `size` bytes compiled to `compiled`, serving from now.
-    fn version(&self, name: &str, size: usize, compiled: Arc<Compiled>) -> TaskVersion {
-        TaskVersion {
+    fn version(&self, name: &str, size: usize, compiled: Arc<Compiled>) -> Arc<TaskVersion> {
+        Arc::new(TaskVersion {
             name: name.to_owned(),
             size,
             compiled,
             serving_since: Timestamp::now(),
             metrics: self.metrics.task(name),
-        }
+        })
     }
 
     /// Deletes the task `name` and its file; false if there was neither.
@@ -197,9 +197,6 @@ pub enum UploadError {
         /// Why.
         source: std::io::Error,
     },
-    /// The task was removed while it was being uploaded.
-    #[error("the task was removed while it was being uploaded")]
-    Vanished,
 }
 
 /// The task name of a component file: the stem of `NAME.wasm`, if it is a valid name.

@@ -162,13 +162,11 @@ impl Registry {
     }
 
     /// Makes `version` the one its name serves, clearing any problem and loading mark.
-    fn install(&self, version: TaskVersion) -> Option<Arc<TaskVersion>> {
+    fn install(&self, version: Arc<TaskVersion>) -> Option<Arc<TaskVersion>> {
         self.change(|tasks| {
             tasks.loading.remove(&version.name);
             tasks.problems.remove(&version.name);
-            tasks
-                .current
-                .insert(version.name.clone(), Arc::new(version))
+            tasks.current.insert(version.name.clone(), version)
         })
     }
 
