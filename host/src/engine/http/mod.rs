@@ -33,6 +33,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::log::{LiveLog, LogLevel};
@@ -228,6 +229,7 @@ impl WasiHttpHooks for JobHttp {
         let port = uri.port_u16().unwrap_or(default_port);
         let Some(reach) = self.allowed.reach(host, port) else {
             tracing::info!(%host, port, "outgoing HTTP request denied: host not allowed");
+            discard_in_background(request.into_body());
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
         let options = cap_timeouts(
@@ -250,6 +252,31 @@ impl WasiHttpHooks for JobHttp {
             send::send(request, to, tls, options, on_refused).await
         })
     }
+}
+
+/// Most of a denied request's body that is read and thrown away.
+const DISCARDED_BODY_BYTES: u64 = 1 << 20;
+
+/// Reads and throws away the body of a denied request, up to [`DISCARDED_BODY_BYTES`], so
+/// that a task writing its body after sending the request sees its writes go through and the
+/// denial from the response, not a closed stream whose cause it cannot tell. (The task learns
+/// of the denial at once either way; the body ends when the task finishes or drops it, or
+/// with its store.)
+fn discard_in_background(mut body: WasiBody) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut discarded = 0;
+        while discarded <= DISCARDED_BODY_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    discarded += frame.data_ref().map_or(0, |data| data.len() as u64);
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    });
 }
 
 /// Says, in the host's log and the job's, that `host` resolved only to addresses its entry
@@ -288,6 +315,40 @@ mod tests {
 
     fn list(entries: &[&str]) -> HttpAllowList {
         HttpAllowList::parse(entries).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_denied_requests_body_is_read_and_thrown_away_up_to_a_bound() {
+        use bytes::Bytes;
+        use http_body::Frame;
+        use http_body_util::StreamBody;
+
+        // The task's side of the body: chunks it writes, one in flight at a time.
+        let (writes, written) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let frames = futures_util::stream::unfold(written, |mut written| async move {
+            let chunk = written.recv().await?;
+            Some((Ok(Frame::data(chunk)), written))
+        });
+        let request = http::Request::post("http://example.com/")
+            .body(StreamBody::new(frames).boxed_unsync())
+            .unwrap();
+        let mut hooks = JobHttp::new(
+            HttpAllowList::default(),
+            HttpTrust::with_ca_files(&[]).unwrap().connector(),
+            Instant::now() + Duration::from_secs(60),
+            LiveLog::new(Default::default()),
+        );
+        let sending = hooks.send_request(request, None, Box::new(async { Ok(()) }));
+        let response = Box::into_pin(sending).await;
+        assert!(matches!(response, Err(Error::HttpRequestDenied)));
+
+        let chunk = Bytes::from(vec![0; 64 << 10]);
+        let mut accepted = 0;
+        while writes.send(chunk.clone()).await.is_ok() {
+            accepted += chunk.len() as u64;
+            assert!(accepted <= DISCARDED_BODY_BYTES + 3 * chunk.len() as u64);
+        }
+        assert!(accepted >= DISCARDED_BODY_BYTES, "{accepted} bytes");
     }
 
     #[test]
