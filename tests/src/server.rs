@@ -114,9 +114,13 @@ impl Server {
                 );
             }
         };
+        // A fresh connection per request: a server may close a connection after answering a
+        // request whose body it did not read (a 415, say), and a pooled connection closed
+        // that way fails the next request sent on it, before the server sees it.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
+            .max_idle_connections(0)
             .build()
             .into();
         Self {
@@ -197,10 +201,8 @@ impl Server {
 
     /// `method path` with no body (any method, e.g. `PATCH` or `OPTIONS`).
     ///
-    /// The empty body is declared (`Content-Length: 0`): ureq would otherwise send a `PUT`,
-    /// `POST` or `PATCH` chunked, its end in a second write, and a server that answers (a
-    /// `405`, say) before that end arrives closes the connection, which the next request on it
-    /// finds closed.
+    /// The empty body is declared (`Content-Length: 0`), as curl sends it; ureq would send a
+    /// `PUT`, `POST` or `PATCH` body chunked, its end in a second write.
     pub fn request(&self, method: &str, path: &str) -> Response {
         let request = ureq::http::Request::builder()
             .method(method)
