@@ -17,6 +17,11 @@ const LONG_POLL: Duration = Duration::from_secs(60);
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest one request may take, from connecting to the last byte of the answer: a long
+/// poll, or an upload the server compiles, with room to spare. A server that stops answering
+/// is reported instead of waited for for ever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The largest response body read (a page of a thousand job records can be large).
 const MAX_BODY_BYTES: u64 = 1 << 30;
 
@@ -121,9 +126,15 @@ pub struct JobPage {
 impl Client {
     /// A client of the server at `url` (e.g. `http://127.0.0.1:7070`).
     pub fn new(url: &str) -> Self {
+        Self::with_request_timeout(url, REQUEST_TIMEOUT)
+    }
+
+    /// A client whose requests each give up after `timeout`.
+    fn with_request_timeout(url: &str, timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(timeout))
             .user_agent(concat!("taskhost/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -350,5 +361,28 @@ pub fn wire_name(variant: impl Serialize) -> String {
     match serde_json::to_value(variant) {
         Ok(Value::String(name)) => name,
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_never_answers_is_given_up_on() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let client = Client::with_request_timeout(&url, Duration::from_millis(200));
+        let error = client.tasks().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ClientError::Transport {
+                    cause: ureq::Error::Timeout(_),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 }
