@@ -19,7 +19,6 @@ mod state;
 mod stop;
 mod ticker;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -41,10 +40,11 @@ use state::HostState;
 use stop::Stopped;
 use ticker::EpochTicker;
 
-/// How often the epoch advances. A running job's deadline and cancellation are checked at
-/// each tick, and an IO-bound job yields to the executor at each tick, so a job is stopped
-/// at most one tick late and cannot hold an executor thread longer than one tick; 10 ms keeps
-/// both small while the ticker thread wakes only 100 times a second.
+/// How often the epoch advances. A running job checks for cancellation at each tick, and an
+/// IO-bound job yields to the executor at each tick, so a cancelled job stops within a tick
+/// and no job holds an executor thread longer than one; 10 ms keeps both small while the
+/// ticker thread wakes only 100 times a second. (Deadlines do not wait for a tick: the epoch
+/// also advances at each running job's deadline.)
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 thread_local! {
@@ -226,7 +226,7 @@ pub struct TaskEngine {
     io_linker: Linker<HostState>,
     settings: EngineSettings,
     allocation: Allocation,
-    _ticker: Arc<EpochTicker>,
+    ticker: EpochTicker,
 }
 
 impl TaskEngine {
@@ -250,14 +250,14 @@ impl TaskEngine {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut io_linker)?;
         io::Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut io_linker, |s| s)?;
 
-        let ticker = Arc::new(EpochTicker::start(engine.clone(), EPOCH_TICK));
+        let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(Self {
             engine,
             sync_linker,
             io_linker,
             settings,
             allocation,
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -402,6 +402,7 @@ impl TaskEngine {
             HostState::new(
                 limits.memory_bytes,
                 deadline,
+                self.ticker.alarm(deadline),
                 control.cancel,
                 self.settings.http_allowed.clone(),
                 self.settings.http_trust.connector(),

@@ -17,6 +17,7 @@ use super::limiter::JobLimiter;
 use super::log::{LiveLog, LogLevel, LogStream, Progress};
 use super::output::CapturedOutput;
 use super::stop::Stopped;
+use super::ticker::Alarm;
 
 /// Longest panic message kept, in bytes.
 const MAX_PANIC_MESSAGE: usize = 4 * 1024;
@@ -30,6 +31,8 @@ pub(crate) struct HostState {
     pub(crate) limiter: JobLimiter,
     cancel: CancelToken,
     deadline: Instant,
+    /// Makes the epoch advance at the deadline, for as long as the job runs.
+    _deadline_alarm: Alarm,
     pub(crate) log: LiveLog,
     pub(crate) panic_message: Option<String>,
     pub(crate) host_calls: HostCallTimer,
@@ -67,6 +70,7 @@ impl HostState {
     pub(crate) fn new(
         memory_limit: usize,
         deadline: Instant,
+        deadline_alarm: Alarm,
         cancel: CancelToken,
         http_allowed: HttpAllowList,
         tls: TlsConnector,
@@ -84,6 +88,7 @@ impl HostState {
             limiter: JobLimiter::new(memory_limit),
             cancel,
             deadline,
+            _deadline_alarm: deadline_alarm,
             log,
             panic_message: None,
             host_calls: HostCallTimer::default(),
