@@ -67,12 +67,15 @@ impl IoExecutor {
     /// started and a slot is free. (Spawning each waiting job as a task of its own would not
     /// keep this order: the runtime's threads poll new tasks in no fixed order.)
     pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
-        // While work waits for a slot, the semaphore hands every freed slot to the
-        // dispatcher, so this finds none and cannot overtake it.
-        match self.slots.clone().try_acquire_owned() {
-            Ok(slot) => start(&self.handle, slot, work),
-            Err(_) => {
-                self.waiting.fetch_add(1, Ordering::Relaxed);
+        // Only when nothing waits: work handed over later must not overtake work waiting.
+        let free_slot = match self.waiting.load(Ordering::Acquire) {
+            0 => self.slots.clone().try_acquire_owned().ok(),
+            _ => None,
+        };
+        match free_slot {
+            Some(slot) => start(&self.handle, slot, work),
+            None => {
+                self.waiting.fetch_add(1, Ordering::AcqRel);
                 // Refused only once the runtime has shut down: the work is dropped unstarted,
                 // as the runtime would have dropped it.
                 let _ = self.queue.send(Box::pin(work));
@@ -114,7 +117,7 @@ async fn dispatch(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        waiting.fetch_sub(1, Ordering::Relaxed);
+        waiting.fetch_sub(1, Ordering::AcqRel);
         start(&Handle::current(), slot, work);
     }
 }
