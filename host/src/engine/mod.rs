@@ -47,6 +47,10 @@ use ticker::EpochTicker;
 /// also advances at each running job's deadline.)
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How long the epoch ticker goes on ticking after the last job ends, before it sleeps until
+/// the next job: long enough that a steady stream of short jobs never has to wake it.
+const TICKER_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 thread_local! {
     /// The executor on which an engine thread runs a job that can wait: see [`TaskEngine::run`].
     static THREAD_EXECUTOR: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
@@ -250,7 +254,7 @@ impl TaskEngine {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut io_linker)?;
         io::Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut io_linker, |s| s)?;
 
-        let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
+        let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK, TICKER_IDLE_AFTER);
         Ok(Self {
             engine,
             sync_linker,

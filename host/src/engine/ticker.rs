@@ -5,6 +5,9 @@
 //! right after its deadline rather than up to a tick later. A job sets an [`Alarm`] at its
 //! deadline for as long as it runs; alarms are kept to the millisecond, and the thread is
 //! woken early only for an alarm due before its next tick.
+//!
+//! With no job running (no alarm set) for a while, the ticker stops ticking and sleeps until
+//! a job sets an alarm, so an idle host does not wake a hundred times a second.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -32,9 +35,22 @@ struct Shared {
 struct State {
     /// Alarms due, as milliseconds after `origin`, with how many jobs set each.
     alarms: BTreeMap<u64, usize>,
-    /// When the thread next wakes unless woken.
-    sleeping_until: Option<Instant>,
+    /// How the thread sleeps now.
+    sleep: Sleep,
     stopping: bool,
+}
+
+/// Whether and until when the ticker thread sleeps: what an alarm checks to decide whether
+/// to wake it.
+#[derive(Clone, Copy, Default)]
+enum Sleep {
+    /// Awake.
+    #[default]
+    Awake,
+    /// Until this instant (its next tick or alarm), unless woken.
+    Until(Instant),
+    /// Until woken: no job is running.
+    Idle,
 }
 
 /// A running job's deadline, set with the ticker; dropping it (when the job ends) unsets it.
@@ -44,8 +60,9 @@ pub(crate) struct Alarm {
 }
 
 impl EpochTicker {
-    /// Starts the ticker thread, advancing `engine`'s epoch every `tick`.
-    pub(crate) fn start(engine: Engine, tick: Duration) -> Self {
+    /// Starts the ticker thread, advancing `engine`'s epoch every `tick` while jobs run, and
+    /// stopping once none has run for `idle_after`.
+    pub(crate) fn start(engine: Engine, tick: Duration, idle_after: Duration) -> Self {
         let shared = Arc::new(Shared {
             origin: Instant::now(),
             state: Mutex::default(),
@@ -55,7 +72,7 @@ impl EpochTicker {
             let shared = shared.clone();
             thread::Builder::new()
                 .name("taskhost-epoch".into())
-                .spawn(move || shared.run(&engine, tick))
+                .spawn(move || shared.run(&engine, tick, idle_after))
                 .expect("spawning the epoch ticker thread")
         };
         Self {
@@ -74,10 +91,12 @@ impl EpochTicker {
             .div_ceil(1_000_000) as u64;
         let mut state = shared.lock();
         *state.alarms.entry(at).or_default() += 1;
-        if state
-            .sleeping_until
-            .is_some_and(|until| shared.instant(at) < until)
-        {
+        let wake = match state.sleep {
+            Sleep::Awake => false,
+            Sleep::Until(until) => shared.instant(at) < until,
+            Sleep::Idle => true,
+        };
+        if wake {
             shared.wake.notify_one();
         }
         Alarm {
@@ -89,25 +108,35 @@ impl EpochTicker {
 
 impl Shared {
     /// The ticker thread: advances the epoch when a tick or an alarm is due, else sleeps
-    /// until one is.
-    fn run(&self, engine: &Engine, tick: Duration) {
+    /// until one is, or until an alarm is set when no job has run for `idle_after`.
+    fn run(&self, engine: &Engine, tick: Duration, idle_after: Duration) {
         let mut next_tick = Instant::now() + tick;
+        let mut busy_at = Instant::now();
         let mut state = self.lock();
         while !state.stopping {
             let now = Instant::now();
+            if !state.alarms.is_empty() {
+                busy_at = now;
+            } else if now.duration_since(busy_at) >= idle_after {
+                state.sleep = Sleep::Idle;
+                state = self.wake.wait(state).expect("epoch ticker poisoned");
+                state.sleep = Sleep::Awake;
+                (busy_at, next_tick) = (Instant::now(), Instant::now() + tick);
+                continue;
+            }
             let alarm = state
                 .alarms
                 .first_key_value()
                 .map(|(at, _)| self.instant(*at));
             let due = alarm.map_or(next_tick, |alarm| alarm.min(next_tick));
             if now < due {
-                state.sleeping_until = Some(due);
+                state.sleep = Sleep::Until(due);
                 state = self
                     .wake
                     .wait_timeout(state, due - now)
                     .expect("epoch ticker poisoned")
                     .0;
-                state.sleeping_until = None;
+                state.sleep = Sleep::Awake;
                 continue;
             }
             engine.increment_epoch();
@@ -158,71 +187,116 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc::{self, RecvTimeoutError};
     use wasmtime::{Config, Module, Store, UpdateDeadline};
 
-    #[test]
-    fn an_alarm_advances_the_epoch_at_its_deadline_between_ticks() {
-        let engine = Engine::new(Config::new().epoch_interruption(true)).unwrap();
-        // No tick comes during the test: only the alarm can stop the loop.
-        let ticker = EpochTicker::start(engine.clone(), Duration::from_secs(3600));
-        let module = Module::new(&engine, r#"(module (func (export "spin") (loop br 0)))"#);
-        let mut store = Store::new(&engine, ());
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn engine() -> Engine {
+        Engine::new(Config::new().epoch_interruption(true)).unwrap()
+    }
+
+    /// Runs an endless loop whose epoch callback is `check` (the loop stops when it fails),
+    /// calling `ready` once the loop is about to start; returns why the loop stopped. Should
+    /// the ticker never stop it, a watchdog does after a minute, and the test fails.
+    fn spin(
+        engine: &Engine,
+        ready: impl FnOnce(),
+        check: impl FnMut() -> wasmtime::Result<()> + Send + Sync + 'static,
+    ) -> String {
+        let module = Module::new(engine, r#"(module (func (export "spin") (loop br 0)))"#);
+        let mut store = Store::new(engine, ());
         let instance = wasmtime::Instance::new(&mut store, &module.unwrap(), &[]).unwrap();
         let spin = instance
             .get_typed_func::<(), ()>(&mut store, "spin")
             .unwrap();
-
-        // Set once the loop is ready to run: an alarm before that would find no store.
-        let deadline = Instant::now() + Duration::from_millis(50);
-        let alarm = ticker.alarm(deadline);
+        let mut check = check;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                wasmtime::bail!("stopped at the deadline")
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
-        // Should the alarm not ring, a watchdog ends the loop (and the test fails) instead of
-        // letting it spin for ever.
-        let (done, watching) = std::sync::mpsc::channel::<()>();
+        store.epoch_deadline_callback(move |_| check().map(|()| UpdateDeadline::Continue(1)));
+        let (done, watching) = mpsc::channel::<()>();
         let watchdog = thread::spawn({
             let engine = engine.clone();
             move || {
-                let timed_out = watching.recv_timeout(Duration::from_secs(60))
-                    == Err(std::sync::mpsc::RecvTimeoutError::Timeout);
-                if timed_out {
+                let fired = watching.recv_timeout(Duration::from_secs(60))
+                    == Err(RecvTimeoutError::Timeout);
+                if fired {
                     engine.increment_epoch();
                 }
-                timed_out
+                fired
             }
         });
+        ready();
         let error = spin.call(&mut store, ()).unwrap_err();
         drop(done);
         assert!(!watchdog.join().unwrap(), "the watchdog stopped the loop");
-        assert_eq!(error.root_cause().to_string(), "stopped at the deadline");
+        error.root_cause().to_string()
+    }
+
+    /// Waits (spinning, for at most a minute) until the ticker sleeps for want of jobs.
+    fn wait_until_idle(ticker: &EpochTicker) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(ticker.shared.lock().sleep, Sleep::Idle) {
+            assert!(Instant::now() < deadline, "the ticker never went idle");
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn an_alarm_wakes_an_idle_ticker_and_advances_the_epoch_at_its_deadline() {
+        let engine = engine();
+        // No tick comes during the test: only the alarm can stop the loop.
+        let ticker = EpochTicker::start(engine.clone(), HOUR, Duration::ZERO);
+        wait_until_idle(&ticker);
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let mut alarm = None;
+        let stopped = spin(
+            &engine,
+            || alarm = Some(ticker.alarm(deadline)),
+            move || match Instant::now() >= deadline {
+                true => wasmtime::bail!("stopped at the deadline"),
+                false => Ok(()),
+            },
+        );
+        assert_eq!(stopped, "stopped at the deadline");
         drop(alarm);
         assert!(ticker.shared.lock().alarms.is_empty());
     }
 
     #[test]
+    fn a_job_starting_while_the_ticker_is_idle_gets_its_ticks() {
+        let engine = engine();
+        let ticker = EpochTicker::start(engine.clone(), Duration::from_millis(5), Duration::ZERO);
+        wait_until_idle(&ticker);
+        let mut alarm = None;
+        let mut ticks = 0;
+        let stopped = spin(
+            &engine,
+            || alarm = Some(ticker.alarm(Instant::now() + HOUR)),
+            move || {
+                ticks += 1;
+                match ticks {
+                    3 => wasmtime::bail!("ticked three times"),
+                    _ => Ok(()),
+                }
+            },
+        );
+        assert_eq!(stopped, "ticked three times");
+    }
+
+    #[test]
     fn alarms_are_counted_per_millisecond_and_unset_when_dropped() {
-        let engine = Engine::new(Config::new().epoch_interruption(true)).unwrap();
-        let ticker = EpochTicker::start(engine, Duration::from_secs(3600));
+        let ticker = EpochTicker::start(engine(), HOUR, HOUR);
         let deadline = Instant::now() + Duration::from_secs(600);
         let first = ticker.alarm(deadline);
         let second = ticker.alarm(deadline);
         let later = ticker.alarm(deadline + Duration::from_millis(5));
-        let alarms = |ticker: &EpochTicker| ticker.shared.lock().alarms.clone();
-        assert_eq!(
-            alarms(&ticker).values().copied().collect::<Vec<_>>(),
-            [2, 1]
-        );
+        let counts = |ticker: &EpochTicker| -> Vec<usize> {
+            ticker.shared.lock().alarms.values().copied().collect()
+        };
+        assert_eq!(counts(&ticker), [2, 1]);
         drop(first);
-        assert_eq!(
-            alarms(&ticker).values().copied().collect::<Vec<_>>(),
-            [1, 1]
-        );
+        assert_eq!(counts(&ticker), [1, 1]);
         drop((second, later));
-        assert!(alarms(&ticker).is_empty());
+        assert!(counts(&ticker).is_empty());
     }
 }
