@@ -29,6 +29,7 @@ const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(60),
     fuel: None,
     memory_bytes: 256 << 20,
+    max_output_bytes: 1 << 20,
 };
 
 /// Latencies of one scenario.

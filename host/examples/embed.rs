@@ -52,15 +52,19 @@ fn run(tasks_dir: &str) -> anyhow::Result<String> {
     let mut values = Vec::new();
     for job in fibs {
         let done = runtime.block_on(host.wait(job.id, Duration::from_secs(60)));
-        values.push(done.and_then(|record| record.output).unwrap_or_default()["value"].clone());
+        let output = done.and_then(|record| record.output);
+        values.push(output.map(|output| output.to_value()["value"].clone()));
     }
 
     let status = host.status();
     let report = host.shutdown();
     Ok(format!(
         "uppercase: {}\nfib(20..30): {}\njobs completed: {}\ndrained: {}",
-        upper.output.unwrap_or_default(),
-        serde_json::Value::Array(values),
+        upper
+            .output
+            .map(|output| output.to_value())
+            .unwrap_or_default(),
+        serde_json::json!(values),
         status.parts.scheduler.completed,
         report.drained
     ))

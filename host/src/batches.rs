@@ -191,7 +191,7 @@ mod tests {
         let queued = JobRecord::queued(ids[0], "t", "h", Kind::Cpu);
         let mut done = JobRecord::queued(ids[2], "t", "h", Kind::Cpu);
         done.finish(Outcome {
-            result: Ok(serde_json::json!(1)),
+            result: Ok(crate::engine::RawJson::from_value(&serde_json::json!(1))),
             log: JobLog::default(),
             receipt: Receipt::default(),
         });

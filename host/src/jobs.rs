@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 
 use crate::batches::BatchId;
-use crate::engine::{ErrorCode, JobControl, JobError, JobLog, Kind, LiveLog, Outcome, Progress};
+use crate::engine::{
+    ErrorCode, JobControl, JobError, JobLog, Kind, LiveLog, Outcome, Progress, RawJson,
+};
 use crate::memo::Memo;
 use crate::timestamp::Timestamp;
 
@@ -97,10 +99,10 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub finished_at: Option<Timestamp>,
-    /// The task's output, once succeeded.
+    /// The task's output (any JSON), once succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub output: Option<serde_json::Value>,
+    pub output: Option<RawJson>,
     /// Why it failed, once failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -131,7 +133,8 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub fuel_consumed: Option<u64>,
-    /// Largest size the task's linear memory reached, in bytes, once finished.
+    /// Largest size the task's linear memories and tables reached together, in bytes, once
+    /// finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub peak_memory_bytes: Option<usize>,
@@ -160,6 +163,32 @@ impl JobRecord {
             host_call_ms: None,
             fuel_consumed: None,
             peak_memory_bytes: None,
+        }
+    }
+
+    /// Roughly the memory the record takes, in bytes: what it holds of variable size (output,
+    /// error, log, progress) and a fixed cost.
+    fn size_bytes(&self) -> usize {
+        let output = self.output.as_ref().map_or(0, RawJson::len);
+        let error = self.error.as_ref().map_or(0, |error| error.message.len());
+        let log = self.log.as_ref().map_or(0, JobLog::size_bytes);
+        let progress = self
+            .progress
+            .as_ref()
+            .and_then(|progress| progress.message.as_ref());
+        std::mem::size_of::<Self>() + output + error + log + progress.map_or(0, String::len)
+    }
+
+    /// This record with only the fields `fields` asks for of those that can be large.
+    fn with_fields(&self, fields: RecordFields) -> Self {
+        Self {
+            task: self.task.clone(),
+            hash: self.hash.clone(),
+            output: fields.output.then(|| self.output.clone()).flatten(),
+            error: self.error.clone(),
+            progress: self.progress.clone(),
+            log: fields.log.then(|| self.log.clone()).flatten(),
+            ..*self
         }
     }
 
@@ -209,6 +238,24 @@ impl JobFilter {
     }
 }
 
+/// Which of the fields of a record that can be large a listing includes: without them a
+/// record is a few hundred bytes, whatever its job returned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordFields {
+    /// The job's output.
+    pub output: bool,
+    /// The job's log.
+    pub log: bool,
+}
+
+impl RecordFields {
+    /// Every field.
+    pub const ALL: Self = Self {
+        output: true,
+        log: true,
+    };
+}
+
 /// What asking a job to stop did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cancelled {
@@ -225,10 +272,18 @@ pub enum Cancelled {
 pub struct JobStore {
     /// By id, so by submission time (ids are UUIDv7).
     jobs: RwLock<BTreeMap<JobId, Entry>>,
-    /// Finished jobs, oldest first.
-    finished: Mutex<VecDeque<JobId>>,
+    /// Finished jobs, oldest first, with the size of each record.
+    finished: Mutex<Finished>,
     max_finished: usize,
+    max_bytes: usize,
     counts: Counts,
+}
+
+/// The finished jobs a store keeps, oldest first, and what their records take.
+#[derive(Default)]
+struct Finished {
+    jobs: VecDeque<(JobId, usize)>,
+    bytes: usize,
 }
 
 /// Records kept by status, updated at every transition (atomics: no lock of their own).
@@ -275,6 +330,10 @@ pub struct JobStoreStatus {
     pub failed: usize,
     /// Most finished records kept; the oldest are forgotten past it.
     pub max_finished: usize,
+    /// Memory the finished records take, roughly, in bytes.
+    pub bytes: usize,
+    /// Most memory finished records may take; the oldest are forgotten past it.
+    pub max_bytes: usize,
     /// Finished records forgotten since start.
     pub forgotten: u64,
 }
@@ -321,7 +380,12 @@ struct Entry {
 impl Entry {
     /// The record as it is now, with the progress reported so far if the job is running.
     fn record(&self) -> JobRecord {
-        let mut record = self.record.borrow().clone();
+        self.record_with(RecordFields::ALL)
+    }
+
+    /// [`record`](Self::record), with only the large `fields` asked for.
+    fn record_with(&self, fields: RecordFields) -> JobRecord {
+        let mut record = self.record.borrow().with_fields(fields);
         if record.status == JobStatus::Running {
             record.progress = self.control.log.progress();
         }
@@ -339,12 +403,14 @@ pub struct JobWatch {
 }
 
 impl JobStore {
-    /// An empty store that keeps the records of at most `max_finished` finished jobs.
-    pub fn new(max_finished: usize) -> Self {
+    /// An empty store that keeps the records of at most `max_finished` finished jobs, taking
+    /// at most about `max_bytes` together.
+    pub fn new(max_finished: usize, max_bytes: usize) -> Self {
         Self {
             jobs: RwLock::default(),
             finished: Mutex::default(),
             max_finished,
+            max_bytes,
             counts: Counts::default(),
         }
     }
@@ -374,8 +440,14 @@ impl JobStore {
     }
 
     /// Up to `limit` records matching `filter`, newest first, submitted before `before` (a
-    /// job id: the last of the previous page) if given.
-    pub fn list(&self, filter: &JobFilter, before: Option<JobId>, limit: usize) -> Vec<JobRecord> {
+    /// job id: the last of the previous page) if given, with the large `fields` asked for.
+    pub fn list(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: usize,
+        fields: RecordFields,
+    ) -> Vec<JobRecord> {
         let jobs = self.jobs.read().expect("job store poisoned");
         let older = match before {
             Some(before) => jobs.range(..before),
@@ -385,7 +457,7 @@ impl JobStore {
             .rev()
             .filter(|(_, entry)| filter.matches(&entry.record.borrow()))
             .take(limit)
-            .map(|(_, entry)| entry.record())
+            .map(|(_, entry)| entry.record_with(fields))
             .collect()
     }
 
@@ -427,22 +499,25 @@ impl JobStore {
     /// Makes a job's record final with `update`, wakes everyone waiting on it, and counts it
     /// as finished.
     fn finish_record(&self, id: JobId, update: impl FnOnce(&Entry, &mut JobRecord)) {
-        self.with_entry(id, |entry| {
+        let size = self.with_entry(id, |entry| {
+            let mut size = 0;
             entry.record.send_modify(|record| {
                 let before = record.status;
                 update(entry, record);
                 self.counts.moved(before, record.status);
-            })
+                size = record.size_bytes();
+            });
+            size
         });
-        self.retire(id);
+        self.retire(id, size.unwrap_or_default());
     }
 
     /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
     /// next epoch tick. `None` if there is no such job.
     pub fn cancel(&self, id: JobId) -> Option<Cancelled> {
         let cancelled = self.with_entry(id, |entry| cancel_entry(entry, &self.counts))?;
-        if let Cancelled::BeforeStart(_) = cancelled {
-            self.retire(id);
+        if let Cancelled::BeforeStart(record) = &cancelled {
+            self.retire(id, record.size_bytes());
         }
         Some(cancelled)
     }
@@ -459,7 +534,7 @@ impl JobStore {
         let mut count = 0;
         for (id, cancelled) in outcomes {
             match cancelled {
-                Cancelled::BeforeStart(_) => self.retire(id),
+                Cancelled::BeforeStart(record) => self.retire(id, record.size_bytes()),
                 Cancelled::Stopping => {}
                 Cancelled::AlreadyFinished(_) => continue,
             }
@@ -468,22 +543,29 @@ impl JobStore {
         count
     }
 
-    /// Counts a job as finished, forgetting the oldest finished job past the bound.
-    fn retire(&self, id: JobId) {
-        let forgotten = {
+    /// Counts a job, whose record takes `size` bytes, as finished, forgetting the oldest
+    /// finished jobs past the bounds on their number and their size.
+    fn retire(&self, id: JobId, size: usize) {
+        let forgotten: Vec<JobId> = {
             let mut finished = self.finished.lock().expect("job store poisoned");
-            finished.push_back(id);
-            (finished.len() > self.max_finished)
-                .then(|| finished.pop_front())
-                .flatten()
+            finished.jobs.push_back((id, size));
+            finished.bytes += size;
+            let mut forgotten = Vec::new();
+            while finished.jobs.len() > self.max_finished || finished.bytes > self.max_bytes {
+                let Some((oldest, size)) = finished.jobs.pop_front() else {
+                    break;
+                };
+                finished.bytes -= size;
+                forgotten.push(oldest);
+            }
+            forgotten
         };
-        if let Some(forgotten) = forgotten {
-            let removed = self
-                .jobs
-                .write()
-                .expect("job store poisoned")
-                .remove(&forgotten);
-            if let Some(removed) = removed {
+        if forgotten.is_empty() {
+            return;
+        }
+        let mut jobs = self.jobs.write().expect("job store poisoned");
+        for id in forgotten {
+            if let Some(removed) = jobs.remove(&id) {
                 self.counts.remove(removed.record.borrow().status);
                 self.counts.forgotten.fetch_add(1, Ordering::Relaxed);
             }
@@ -499,6 +581,7 @@ impl JobStore {
             JobStatus::Failed,
         ]
         .map(|status| self.counts.get(status));
+        let bytes = self.finished.lock().expect("job store poisoned").bytes;
         JobStoreStatus {
             records: queued + running + succeeded + failed,
             queued,
@@ -506,6 +589,8 @@ impl JobStore {
             succeeded,
             failed,
             max_finished: self.max_finished,
+            bytes,
+            max_bytes: self.max_bytes,
             forgotten: self.counts.forgotten.load(Ordering::Relaxed),
         }
     }
@@ -604,7 +689,7 @@ mod tests {
 
     fn succeeded() -> Outcome {
         Outcome {
-            result: Ok(serde_json::json!({"ok": true})),
+            result: Ok(RawJson::from_value(&serde_json::json!({"ok": true}))),
             log: JobLog::default(),
             receipt: Receipt::default(),
         }
@@ -630,7 +715,7 @@ mod tests {
     }
 
     fn store_with_queued_job() -> (JobStore, JobId) {
-        let store = JobStore::new(100);
+        let store = JobStore::new(100, usize::MAX);
         let id = JobId::new();
         store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), control());
         (store, id)
@@ -651,7 +736,7 @@ mod tests {
 
     #[test]
     fn cancelling_a_running_job_signals_its_token() {
-        let store = JobStore::new(100);
+        let store = JobStore::new(100, usize::MAX);
         let id = JobId::new();
         let control = control();
         let token = control.cancel.clone();
@@ -683,12 +768,15 @@ mod tests {
         store.finish(id, succeeded());
         let record = woken(waiter).await;
         assert_eq!(record.status, JobStatus::Succeeded);
-        assert_eq!(record.output, Some(serde_json::json!({"ok": true})));
+        assert_eq!(
+            record.output.map(|output| output.to_value()),
+            Some(serde_json::json!({"ok": true}))
+        );
     }
 
     #[test]
     fn only_the_newest_finished_jobs_are_kept() {
-        let store = JobStore::new(2);
+        let store = JobStore::new(2, usize::MAX);
         let ids: Vec<JobId> = (0..3).map(|_| JobId::new()).collect();
         for id in &ids {
             store.insert(JobRecord::queued(*id, "t", "h", Kind::Cpu), control());
@@ -723,6 +811,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn finished_records_are_kept_within_their_byte_bound_and_listings_leave_large_fields_out() {
+        let output = RawJson::from_value(&serde_json::json!("x".repeat(10_000)));
+        let one_record = std::mem::size_of::<JobRecord>() + output.len() + 2;
+        let store = JobStore::new(100, 3 * one_record);
+        let ids: Vec<JobId> = (0..5).map(|_| JobId::new()).collect();
+        for id in &ids {
+            store.insert(JobRecord::queued(*id, "t", "h", Kind::Cpu), control());
+            store.mark_running(*id);
+            let outcome = Outcome {
+                result: Ok(output.clone()),
+                ..succeeded()
+            };
+            store.finish(*id, outcome);
+        }
+        let status = store.status();
+        assert!(status.bytes <= 3 * one_record, "{status:?}");
+        assert_eq!((status.records, status.forgotten), (3, 2), "{status:?}");
+        assert!(store.get(ids[1]).is_none() && store.get(ids[2]).is_some());
+
+        let filter = JobFilter::default();
+        let listed = store.list(&filter, None, 10, RecordFields::default());
+        assert_eq!(listed.len(), 3);
+        assert!(
+            listed
+                .iter()
+                .all(|record| record.output.is_none() && record.log.is_none())
+        );
+        let with_output = RecordFields {
+            output: true,
+            log: false,
+        };
+        let listed = store.list(&filter, None, 10, with_output);
+        assert!(
+            listed
+                .iter()
+                .all(|record| record.output.as_ref() == Some(&output))
+        );
+        assert!(listed.iter().all(|record| record.log.is_none()));
+        assert_eq!(store.get(ids[4]).unwrap().output, Some(output));
+    }
+
     #[tokio::test]
     async fn waiting_until_started_returns_once_the_job_runs() {
         let (store, id) = store_with_queued_job();
@@ -750,7 +880,7 @@ mod tests {
         // watching phase, so some rounds find the waiter asleep. A lost wake-up would leave
         // it asleep until its timeout.
         const TIMEOUT: Duration = Duration::from_secs(10);
-        let store = std::sync::Arc::new(JobStore::new(1000));
+        let store = std::sync::Arc::new(JobStore::new(1000, usize::MAX));
         for round in 0..200u32 {
             let id = JobId::new();
             store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), control());
@@ -800,7 +930,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_jobs_are_none() {
-        let store = JobStore::new(100);
+        let store = JobStore::new(100, usize::MAX);
         assert!(store.get(JobId::new()).is_none());
         assert!(
             store

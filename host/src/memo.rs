@@ -16,7 +16,7 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use serde::Serialize;
 
-use crate::engine::{ErrorCode, JobError, JobLog, Limits, Outcome, Progress, Receipt};
+use crate::engine::{ErrorCode, JobError, JobLog, Limits, Outcome, Progress, RawJson, Receipt};
 use crate::jobs::JobId;
 
 /// What identifies a result: the component's hash and the input, hashed together.
@@ -40,7 +40,7 @@ pub struct Memo {
     /// The job that ran.
     pub job: JobId,
     /// Its output, or the task's own failure.
-    pub result: Result<serde_json::Value, JobError>,
+    pub result: Result<RawJson, JobError>,
     /// What it logged.
     pub log: JobLog,
     /// The progress it last reported.
@@ -69,7 +69,12 @@ impl Memo {
             (Some(consumed), Some(fuel)) => consumed <= fuel,
             _ => true,
         };
-        fuel_enough && self.peak_memory_bytes <= limits.memory_bytes
+        let output_fits = self
+            .result
+            .as_ref()
+            .is_ok_and(|output| output.len() <= limits.max_output_bytes)
+            || self.result.is_err();
+        fuel_enough && output_fits && self.peak_memory_bytes <= limits.memory_bytes
     }
 }
 
@@ -148,17 +153,7 @@ impl MemoCache {
         if !deterministic {
             return;
         }
-        let result_bytes = match &outcome.result {
-            Ok(output) => serde_json::to_string(output).map_or(0, |text| text.len()),
-            Err(error) => error.message.len(),
-        };
-        let log_bytes: usize = outcome
-            .log
-            .lines
-            .iter()
-            .map(|line| line.message.len() + 32)
-            .sum();
-        let size = (result_bytes + log_bytes + std::mem::size_of::<Memo>()) as u64;
+        let size = (outcome.size_bytes() + std::mem::size_of::<Memo>()) as u64;
         let memo = Memo {
             job,
             result: outcome.result.clone(),
@@ -193,14 +188,18 @@ mod tests {
         timeout: Duration::from_secs(1),
         fuel: Some(1000),
         memory_bytes: 1 << 20,
+        max_output_bytes: 1 << 20,
     };
 
     fn outcome(result: Result<serde_json::Value, ErrorCode>, fuel: u64) -> Outcome {
         Outcome {
-            result: result.map_err(|code| JobError {
-                code,
-                message: "m".into(),
-            }),
+            result: result
+                .as_ref()
+                .map(RawJson::from_value)
+                .map_err(|&code| JobError {
+                    code,
+                    message: "m".into(),
+                }),
             log: JobLog::default(),
             receipt: Receipt {
                 fuel_consumed: Some(fuel),
@@ -245,8 +244,13 @@ mod tests {
             memory_bytes: 32 << 10,
             ..LIMITS
         };
+        let smaller_output = Limits {
+            max_output_bytes: 0,
+            ..LIMITS
+        };
         assert!(cache.get(&key, &less_fuel).is_none());
         assert!(cache.get(&key, &less_memory).is_none());
+        assert!(cache.get(&key, &smaller_output).is_none());
         assert!(cache.get(&key, &LIMITS).is_some());
     }
 

@@ -12,7 +12,9 @@ fn many_sleeping_io_jobs_do_not_stop_cpu_jobs() {
         .map(|_| {
             let response = server.post_json(
                 "/v1/jobs",
-                &json!({"task": "sleep", "input": {"ms": 600_000}, "timeout_ms": 120_000}),
+                // Each job reserves its memory limit while it runs: sleepers need little.
+                &json!({"task": "sleep", "input": {"ms": 600_000}, "timeout_ms": 120_000,
+                        "memory_mib": 8}),
             );
             assert_eq!(response.status, 202, "{}", response.text);
             assert_eq!(response.json["kind"], "io");

@@ -11,6 +11,7 @@ mod config;
 mod embedded;
 mod events;
 mod flow;
+mod hardening;
 mod http;
 mod io;
 mod jobs;

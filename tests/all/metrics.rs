@@ -243,11 +243,17 @@ fn status_shows_the_job_store_batches_io_and_each_parts_health() {
     assert_eq!(
         status["jobs"],
         json!({"records": 2, "queued": 0, "running": 0, "succeeded": 2, "failed": 0,
-               "max_finished": 2, "forgotten": 2}),
+               "max_finished": 2, "forgotten": 2, "bytes": status["jobs"]["bytes"],
+               "max_bytes": 1 << 30}),
         "{status}"
     );
+    let bytes = status["jobs"]["bytes"].as_u64().unwrap();
+    assert!((2..4096).contains(&bytes), "two small records: {status}");
     assert_eq!(status["batches"]["kept"], 1, "{status}");
-    assert_eq!(status["scheduler"]["io"]["waiting"], 0, "{status}");
+    assert_eq!(
+        status["scheduler"]["admission"]["waiting"]["io_slots"], 0,
+        "{status}"
+    );
 
     // A full queue degrades the scheduler until it drains.
     let blocker = submit(

@@ -3,11 +3,13 @@
 //! The build script compiles every example task under `tasks/` to a component;
 //! [`fixtures`] has their paths.
 
+mod adversarial;
 mod exposition;
 mod peer;
 mod server;
 mod sse;
 
+pub use adversarial::Hostile;
 pub use exposition::Exposition;
 pub use peer::{Peer, tls};
 pub use server::{Response, Server};

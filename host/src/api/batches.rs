@@ -43,6 +43,8 @@ pub(super) struct BatchBody {
     fuel: Option<u64>,
     /// Each job's memory limit, in MiB.
     memory_mib: Option<usize>,
+    /// Each job's largest output, in KiB.
+    max_output_kib: Option<usize>,
     /// `cpu` or `io`; each task's default when absent.
     kind: Option<Kind>,
     memoize: Option<bool>,
@@ -62,6 +64,7 @@ impl BatchBody {
                     timeout_ms: None,
                     fuel: None,
                     memory_mib: None,
+                    max_output_kib: None,
                     kind: None,
                     memoize: None,
                 })
@@ -80,6 +83,7 @@ impl BatchBody {
                 spec.timeout_ms = spec.timeout_ms.or(self.timeout_ms);
                 spec.fuel = spec.fuel.or(self.fuel);
                 spec.memory_mib = spec.memory_mib.or(self.memory_mib);
+                spec.max_output_kib = spec.max_output_kib.or(self.max_output_kib);
                 spec.kind = spec.kind.or(self.kind);
                 spec.memoize = spec.memoize.or(self.memoize);
                 Ok(spec.into_request())

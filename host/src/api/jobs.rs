@@ -18,7 +18,7 @@ use crate::config::RequestedLimits;
 use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
 use crate::idempotency::MAX_KEY_LEN;
-use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, Until};
+use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, RecordFields, Until};
 
 /// One job as a client asks for it: the body of `POST /v1/jobs`, and an item of a batch's
 /// `jobs`. Limits not given are the host's defaults.
@@ -37,8 +37,11 @@ pub(super) struct JobSpec {
     pub(super) timeout_ms: Option<u64>,
     /// The job's fuel budget.
     pub(super) fuel: Option<u64>,
-    /// The job's memory limit, in MiB.
+    /// The job's memory limit, in MiB: its linear memories and tables together.
     pub(super) memory_mib: Option<usize>,
+    /// The job's largest output, in KiB (at most the host's `--max-output-kib`, its
+    /// default): a larger one fails the job with `output_too_large`.
+    pub(super) max_output_kib: Option<usize>,
     /// `cpu` or `io`; the task's default when absent.
     pub(super) kind: Option<Kind>,
     /// Reuse the result of an earlier run on the same input (deterministic tasks only);
@@ -56,6 +59,7 @@ impl JobSpec {
                 timeout_ms: self.timeout_ms,
                 fuel: self.fuel,
                 memory_mib: self.memory_mib,
+                max_output_kib: self.max_output_kib,
             },
             kind: self.kind,
             memoize: self.memoize,
@@ -174,6 +178,26 @@ pub(super) struct ListQuery {
     limit: Option<usize>,
     /// Where the previous page ended (its `next_cursor`).
     cursor: Option<String>,
+    /// Large fields to include, comma-separated: `output`, `log`. Records leave them out
+    /// by default, so a page costs the same whatever the jobs returned.
+    fields: Option<String>,
+}
+
+/// The `fields` of a listing: a comma-separated list of `output` and `log`.
+fn record_fields(fields: Option<&str>) -> Result<RecordFields, ApiError> {
+    let mut chosen = RecordFields::default();
+    for field in fields.into_iter().flat_map(|fields| fields.split(',')) {
+        match field.trim() {
+            "output" => chosen.output = true,
+            "log" => chosen.log = true,
+            other => {
+                return Err(ApiError::InvalidQuery(format!(
+                    "fields takes `output` and `log`, comma-separated; got `{other:.64}`"
+                )));
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 /// A page of jobs, newest first.
@@ -194,7 +218,7 @@ pub(super) struct JobPage {
     tag = "jobs",
     params(ListQuery),
     responses(
-        (status = OK, description = "A page of jobs", body = JobPage),
+        (status = OK, description = "A page of jobs (without `output` and `log` unless `fields` asks)", body = JobPage),
         (status = BAD_REQUEST, description = "`invalid_query` (e.g. `limit` out of range), `invalid_job_id` (a `cursor` that is no job id)", body = ErrorBody),
     ),
 )]
@@ -210,13 +234,14 @@ pub(super) async fn list_jobs(
         )));
     }
     let before = query.cursor.map(parse_job_id).transpose()?;
+    let fields = record_fields(query.fields.as_deref())?;
     let filter = JobFilter {
         status: query.status,
         task: query.task,
         batch: query.batch,
     };
     // One more than asked tells whether there is a next page.
-    let mut jobs = host.jobs(&filter, before, limit + 1);
+    let mut jobs = host.jobs(&filter, before, limit + 1, fields);
     let next_cursor = (jobs.len() > limit).then(|| {
         jobs.truncate(limit);
         jobs[limit - 1].id

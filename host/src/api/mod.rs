@@ -13,7 +13,7 @@
 //! | `DELETE /v1/tasks/{name}` | delete a task and its file |
 //! | `GET /v1/status` | every part's state (tasks, engine, cache, queue, engine threads, IO executor, job records, batches, memo) and health |
 //! | `GET /metrics` | every metric, in the OpenMetrics text format, for Prometheus |
-//! | `POST /v1/jobs` | (`Idempotency-Key` header: a retry returns the first job) submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "kind"?, "memoize"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
+//! | `POST /v1/jobs` | (`Idempotency-Key` header: a retry returns the first job) submit `{"task", "input", "wait_ms"?, "timeout_ms"?, "fuel"?, "memory_mib"?, "max_output_kib"?, "kind"?, "memoize"?}`: 200 if finished within the wait, else 202; 429 when the queue is full |
 //! | `GET /v1/jobs` | jobs, newest first: `?status=&task=&batch=` filter, `?limit=` (≤ 1000) and `?cursor=` page |
 //! | `GET /v1/jobs/{id}` | a job's record; `?wait_ms=N` waits up to N ms for it to finish (`&until=started`: to start) |
 //! | `DELETE /v1/jobs/{id}` | cancel a job; returns its final record |

@@ -97,6 +97,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MAX_WASM_STACK_KIB", default_value_t = 512)]
     pub max_wasm_stack_kib: usize,
 
+    /// Largest output a job may return, in KiB (the JSON text): a larger one fails the job
+    /// with `output_too_large`. Also the ceiling of a job's own `max_output_kib`.
+    #[arg(long, env = "TASKHOST_MAX_OUTPUT_KIB", default_value_t = 1024)]
+    pub max_output_kib: usize,
+
     /// Most lines a job's log keeps (SDK log lines, stdout and stderr lines); later ones are
     /// dropped and the log marked truncated.
     #[arg(long, env = "TASKHOST_MAX_LOG_LINES", default_value_t = 1000)]
@@ -117,6 +122,28 @@ pub struct ServeArgs {
     /// Most IO-bound jobs running at once (waiting ones included); more wait in the queue.
     #[arg(long, env = "TASKHOST_MAX_IO_JOBS", default_value_t = 4096)]
     pub max_io_jobs: usize,
+
+    /// Most memory the running jobs may use together, in MiB: each job reserves its whole
+    /// limit (`memory_mib`) when it starts, and a job whose limit does not fit what the
+    /// running ones leave waits in the queue [default: three quarters of the machine's
+    /// memory].
+    #[arg(long, env = "TASKHOST_MAX_JOBS_MEMORY_MIB")]
+    pub max_jobs_memory_mib: Option<usize>,
+
+    /// Most engine threads the jobs of one task may hold while another task's job waits for
+    /// one (with nothing else waiting, a task may use them all) [default: all but one].
+    #[arg(long, env = "TASKHOST_MAX_TASK_THREADS")]
+    pub max_task_threads: Option<usize>,
+
+    /// Jobs whose deadline (`timeout_ms`) is longer than this, in milliseconds, are long
+    /// jobs: they run on at most --long-job-threads engine threads, so that they cannot hold
+    /// every thread while short jobs wait.
+    #[arg(long, env = "TASKHOST_LONG_JOB_MS", default_value_t = 30_000)]
+    pub long_job_ms: u64,
+
+    /// Most engine threads long jobs may hold at once [default: half of them, at least one].
+    #[arg(long, env = "TASKHOST_LONG_JOB_THREADS")]
+    pub long_job_threads: Option<usize>,
 
     /// Where instances get their memory: `pooling` reserves address space for every instance
     /// that may exist at once (workers + max IO jobs) and instantiates fastest; `on-demand`
@@ -159,6 +186,11 @@ pub struct ServeArgs {
     /// forgotten first.
     #[arg(long, env = "TASKHOST_MAX_FINISHED_JOBS", default_value_t = 100_000)]
     pub max_finished_jobs: usize,
+
+    /// Most memory the records of finished jobs may take (outputs, errors, logs), in MiB;
+    /// past it the oldest are forgotten first, as past --max-finished-jobs.
+    #[arg(long, env = "TASKHOST_MAX_RECORDS_MIB", default_value_t = 1024)]
+    pub max_records_mib: usize,
 
     /// On SIGINT/SIGTERM, how long accepted jobs may take to finish before the rest are
     /// cancelled, in milliseconds.

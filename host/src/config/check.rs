@@ -31,6 +31,8 @@ const MAX_WASM_STACK_KIB: usize = 64 << 10;
 const MAX_LOG_LINES: usize = 100_000;
 /// Most log text a job may keep, in KiB.
 const MAX_LOG_KIB: usize = 16 << 10;
+/// Largest `--max-output-kib`: a job's output is held whole while it is checked.
+const MAX_OUTPUT_KIB: usize = 256 << 10;
 
 impl ServeArgs {
     /// Checks every setting and creates the data directory; lists all problems at once,
@@ -146,6 +148,36 @@ impl ServeArgs {
                 self.io_threads
             ));
         }
+        let max_jobs_memory_mib = self
+            .max_jobs_memory_mib
+            .unwrap_or_else(default_jobs_memory_mib);
+        if max_jobs_memory_mib < self.max_memory_limit_mib {
+            problems.push(format!(
+                "{} is {max_jobs_memory_mib}, less than one job may use ({} is {}): no such \
+                 job could ever start; raise it or lower the job limit",
+                name!(max_jobs_memory_mib),
+                name!(max_memory_limit_mib),
+                self.max_memory_limit_mib
+            ));
+        }
+        let max_task_threads = self
+            .max_task_threads
+            .unwrap_or(workers.saturating_sub(1).max(1));
+        // Shares of the engine threads are checked only against a valid number of them.
+        let workers_valid = (1..=MAX_WORKERS).contains(&workers);
+        if workers_valid && !(1..=workers).contains(&max_task_threads) {
+            problems.push(format!(
+                "{} is {max_task_threads}: use 1 to {workers} (the engine threads)",
+                name!(max_task_threads)
+            ));
+        }
+        let long_job_threads = self.long_job_threads.unwrap_or(workers.div_ceil(2));
+        if workers_valid && !(1..=workers).contains(&long_job_threads) {
+            problems.push(format!(
+                "{} is {long_job_threads}: use 1 to {workers} (the engine threads)",
+                name!(long_job_threads)
+            ));
+        }
         if self.max_io_jobs == 0 {
             problems.push(format!(
                 "{} is 0: no IO-bound job could run; use at least 1",
@@ -219,6 +251,23 @@ impl ServeArgs {
                 self.reload_debounce_ms
             ));
         }
+        if !(1..=MAX_OUTPUT_KIB).contains(&self.max_output_kib) {
+            problems.push(format!(
+                "{} is {}: use 1 to {MAX_OUTPUT_KIB}",
+                name!(max_output_kib),
+                self.max_output_kib
+            ));
+        }
+        if self.max_records_mib << 10 < self.max_output_kib {
+            problems.push(format!(
+                "{} is {} MiB, less than one job's largest output ({} is {} KiB): raise it \
+                 or lower the output limit",
+                name!(max_records_mib),
+                self.max_records_mib,
+                name!(max_output_kib),
+                self.max_output_kib
+            ));
+        }
         if self.max_queued == 0 {
             problems.push(format!(
                 "{} is 0: no job could be accepted; use at least 1",
@@ -257,6 +306,12 @@ impl ServeArgs {
                 max_queued: self.max_queued,
                 io_threads: self.io_threads,
                 max_io_running: self.max_io_jobs,
+                max_jobs_memory_bytes: (max_jobs_memory_mib as u64) << 20,
+                // The host sets it from the engine it starts: the pool may fall back.
+                pool_memories: None,
+                max_task_threads,
+                long_job: Duration::from_millis(self.long_job_ms),
+                long_job_threads,
             },
             limits: LimitPolicy {
                 default_timeout: Duration::from_millis(self.job_timeout_ms),
@@ -265,15 +320,28 @@ impl ServeArgs {
                 max_memory_bytes: self.max_memory_limit_mib << 20,
                 max_fuel: self.max_fuel,
                 fuel_metering: self.fuel_metering,
+                max_output_bytes: self.max_output_kib << 10,
             },
             max_wait: Duration::from_millis(self.max_wait_ms),
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             max_finished_jobs: self.max_finished_jobs,
+            max_records_bytes: self.max_records_mib << 20,
             max_cached_components: self.max_cached_components,
             max_upload_bytes: self.max_upload_mib << 20,
             memo_cache_bytes: self.memo_cache_mib << 20,
         })
     }
+}
+
+/// Three quarters of the machine's memory, in MiB; 4 GiB where it cannot be read.
+fn default_jobs_memory_mib() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| {
+            let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<usize>().ok()
+        });
+    total_kib.map_or(4096, |kib| kib / 1024 * 3 / 4)
 }
 
 fn default_workers() -> usize {

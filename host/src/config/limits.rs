@@ -20,6 +20,8 @@ pub struct LimitPolicy {
     pub max_fuel: Option<u64>,
     /// Whether fuel is metered at all.
     pub fuel_metering: bool,
+    /// Largest output a job may return (and the limit of one that asks for none), in bytes.
+    pub max_output_bytes: usize,
 }
 
 /// Limits a job asked for, in the units of the API; `None` takes the default.
@@ -31,6 +33,8 @@ pub struct RequestedLimits {
     pub fuel: Option<u64>,
     /// `memory_mib`.
     pub memory_mib: Option<usize>,
+    /// `max_output_kib`.
+    pub max_output_kib: Option<usize>,
 }
 
 /// A limit a job asked for that this host does not allow.
@@ -79,10 +83,17 @@ impl LimitPolicy {
             )?),
             None => self.max_fuel,
         };
+        let max_output_kib = in_range(
+            "max_output_kib",
+            requested.max_output_kib.map(|kib| kib as u64),
+            (self.max_output_bytes >> 10) as u64,
+            (self.max_output_bytes >> 10) as u64,
+        )?;
         Ok(Limits {
             timeout: Duration::from_millis(timeout_ms),
             fuel,
             memory_bytes: (memory_mib as usize) << 20,
+            max_output_bytes: (max_output_kib as usize) << 10,
         })
     }
 }
@@ -115,6 +126,7 @@ mod tests {
         max_memory_bytes: 1024 << 20,
         max_fuel: Some(1_000_000),
         fuel_metering: true,
+        max_output_bytes: 1 << 20,
     };
 
     #[test]
@@ -127,6 +139,7 @@ mod tests {
             Some(1_000_000),
             "the fuel ceiling is the default"
         );
+        assert_eq!(limits.max_output_bytes, 1 << 20, "so is the output's");
     }
 
     #[test]
@@ -136,8 +149,10 @@ mod tests {
                 timeout_ms: Some(5),
                 fuel: Some(7),
                 memory_mib: Some(1024),
+                max_output_kib: Some(3),
             })
             .unwrap();
+        assert_eq!(limits.max_output_bytes, 3 << 10);
         assert_eq!(limits.timeout, Duration::from_millis(5));
         assert_eq!(limits.fuel, Some(7));
         assert_eq!(limits.memory_bytes, 1024 << 20);
@@ -173,6 +188,13 @@ mod tests {
                     ..Default::default()
                 },
                 "fuel",
+            ),
+            (
+                RequestedLimits {
+                    max_output_kib: Some(1025),
+                    ..Default::default()
+                },
+                "max_output_kib",
             ),
         ] {
             let error = POLICY.resolve(requested).unwrap_err();

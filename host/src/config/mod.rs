@@ -57,6 +57,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Finished jobs whose records are kept.
     pub max_finished_jobs: usize,
+    /// Most memory the records of finished jobs may take, in bytes.
+    pub max_records_bytes: usize,
     /// Compiled components kept in memory.
     pub max_cached_components: usize,
     /// Largest component an upload may send, in bytes.

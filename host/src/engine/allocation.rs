@@ -10,16 +10,11 @@
 use serde::Serialize;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::limiter::{MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+use super::limiter::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
 
 /// Address space one pooled instance reserves: a 4 GiB linear memory with its guard regions,
 /// rounded up.
 pub const POOL_SLOT_BYTES: u64 = (4 << 30) + (64 << 20);
-
-/// Core instances, tables and memories an SDK-built component uses (a main module, a shim
-/// and a fixup module, their tables, one memory); the pool holds this many per instance slot.
-const CORE_INSTANCES_PER_SLOT: u32 = 4;
-const TABLES_PER_SLOT: u32 = 4;
 
 /// Size of the instance pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +50,16 @@ pub enum Allocation {
         #[schema(nullable = false)]
         fallback_reason: Option<String>,
     },
+}
+
+impl Allocation {
+    /// The linear memories of the pool (one per instance slot), if instances come from one.
+    pub fn pool_memories(&self) -> Option<u32> {
+        match self {
+            Self::Pooling { instances } => Some(*instances),
+            Self::OnDemand { .. } => None,
+        }
+    }
 }
 
 /// Creates the engine from `config`, with the pool if `pool` is given and its reservation
@@ -99,16 +104,22 @@ pub(crate) fn create_engine(
     }
 }
 
+/// The pool's budget agrees with what one component may use, so that a job the scheduler
+/// lets start always gets its slots: every instance slot can hold a component with the most
+/// core instances and tables a task may have (a core instance is only counted, and a table
+/// slot reserves a few hundred KiB of address space). Linear memories, whose slots reserve
+/// 4 GiB of address space each, are one per instance slot; the scheduler reserves as many
+/// as each job's component instantiates before the job starts.
 fn pooling_config(pool: PoolSettings) -> PoolingAllocationConfig {
     let mut config = PoolingAllocationConfig::new();
     config
         .total_component_instances(pool.instances)
-        .total_core_instances(pool.instances.saturating_mul(CORE_INSTANCES_PER_SLOT))
+        .total_core_instances(pool.instances.saturating_mul(MAX_CORE_INSTANCES as u32))
         .total_memories(pool.instances)
-        .total_tables(pool.instances.saturating_mul(TABLES_PER_SLOT))
+        .total_tables(pool.instances.saturating_mul(MAX_TABLES as u32))
         .total_stacks(pool.async_stacks)
         .max_memory_size(pool.max_memory_bytes)
-        .max_core_instances_per_component(16)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES as u32)
         .max_memories_per_component(MAX_MEMORIES as u32)
         .max_tables_per_component(MAX_TABLES as u32)
         .table_elements(MAX_TABLE_ELEMENTS)

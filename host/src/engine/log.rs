@@ -88,6 +88,17 @@ pub struct JobLog {
     pub truncated: bool,
 }
 
+impl JobLog {
+    /// Roughly the memory the lines take, in bytes: their text and a fixed cost per line.
+    pub fn size_bytes(&self) -> usize {
+        let per_line = std::mem::size_of::<LogLine>();
+        self.lines
+            .iter()
+            .map(|line| line.message.len() + per_line)
+            .sum()
+    }
+}
+
 /// How far a job has come, as it last reported (`taskhost_sdk::progress`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {

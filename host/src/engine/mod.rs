@@ -10,6 +10,7 @@ mod bindings;
 mod cpu;
 mod http;
 mod imports;
+mod json;
 mod limiter;
 mod log;
 mod manifest;
@@ -27,11 +28,12 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
 pub use http::{HttpAllowList, HttpTrust, InvalidHostPattern, TrustError};
+pub use json::RawJson;
 pub use log::{
     JobLog, LiveCursor, LiveLog, LiveUpdate, LogLevel, LogLimits, LogLine, LogStream, Progress,
 };
 pub use manifest::{Manifest, ManifestError};
-pub use outcome::{ErrorCode, JobError, Outcome, Receipt};
+pub use outcome::{ErrorCode, JobError, MAX_ERROR_MESSAGE, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
 
 use bindings::{io, sync};
@@ -85,8 +87,11 @@ pub struct Limits {
     /// Fuel the job may consume before it is stopped with `fuel_exhausted`; `None` is no
     /// limit. Only counted when the engine meters fuel.
     pub fuel: Option<u64>,
-    /// Largest linear memory the job's instance may grow to, in bytes.
+    /// Most memory the job's linear memories and tables may take together, in bytes.
     pub memory_bytes: usize,
+    /// Largest output the job may return, in bytes; a larger one fails it with
+    /// `output_too_large`.
+    pub max_output_bytes: usize,
 }
 
 /// How a job runs: on an engine thread, or on the async IO executor.
@@ -140,6 +145,16 @@ pub enum CompileError {
     /// The component's manifest (what the task declares about itself) is malformed.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The component instantiates more of something than a task may have.
+    #[error("the component instantiates {found} {what}; a task may have at most {max}")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// How many the component instantiates.
+        found: u32,
+        /// How many a task may have.
+        max: u32,
+    },
     /// The task declares `memoize` but can observe the outside world, so the same input may
     /// give a different result.
     #[error(
@@ -165,12 +180,19 @@ pub struct CompiledTask {
     io: io::TaskPre<HostState>,
     imports: Imports,
     manifest: Manifest,
+    memories: u32,
 }
 
 impl CompiledTask {
     /// The compiled code, serialized, for the disk cache.
     pub fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         self.component.serialize()
+    }
+
+    /// The linear memories each instance of the component has: what a job of it takes from
+    /// the instance pool.
+    pub fn memories(&self) -> u32 {
+        self.memories
     }
 
     /// The interfaces the component imports, sorted.
@@ -211,6 +233,29 @@ fn check_memoize(manifest: &Manifest, imports: &Imports) -> Result<(), CompileEr
         ));
     }
     Ok(())
+}
+
+/// A task may instantiate no more memories and tables than a store (and the instance pool)
+/// lets it have; returns how many memories it instantiates.
+fn check_resources(component: &Component) -> Result<u32, CompileError> {
+    // `None` only for a component that imports core modules, which the world does not offer.
+    let Some(required) = component.resources_required() else {
+        return Ok(limiter::MAX_MEMORIES as u32);
+    };
+    let within = |what, found: u32, max: usize| match found as usize > max {
+        true => Err(CompileError::TooMany {
+            what,
+            found,
+            max: max as u32,
+        }),
+        false => Ok(found),
+    };
+    within("tables", required.num_tables, limiter::MAX_TABLES)?;
+    within(
+        "linear memories",
+        required.num_memories,
+        limiter::MAX_MEMORIES,
+    )
 }
 
 /// The outside world's hold on one job: the token that stops it, and the log and progress it
@@ -308,12 +353,14 @@ impl TaskEngine {
             .map_err(CompileError::WrongWorld)?;
         let imports = Imports::of(&component, &self.engine);
         check_memoize(&manifest, &imports)?;
+        let memories = check_resources(&component)?;
         Ok(CompiledTask {
             component,
             sync: sync::TaskPre::new(sync_pre).map_err(CompileError::WrongWorld)?,
             io: io::TaskPre::new(io_pre).map_err(CompileError::WrongWorld)?,
             imports,
             manifest,
+            memories,
         })
     }
 

@@ -7,6 +7,7 @@ use wasmtime::{Trap, WasmBacktrace};
 
 use super::Limits;
 use super::bindings::sync::TaskError;
+use super::json::RawJson;
 use super::log::JobLog;
 use super::state::HostState;
 use super::stop::Stopped;
@@ -15,7 +16,7 @@ use super::stop::Stopped;
 #[derive(Debug)]
 pub struct Outcome {
     /// The task's JSON output, or why there is none.
-    pub result: Result<serde_json::Value, JobError>,
+    pub result: Result<RawJson, JobError>,
     /// What the task logged.
     pub log: JobLog,
     /// What the job cost.
@@ -44,8 +45,20 @@ pub struct Receipt {
     pub host_calls: Duration,
     /// Fuel consumed, when the engine meters fuel.
     pub fuel_consumed: Option<u64>,
-    /// Largest size the job's linear memory reached, in bytes.
+    /// Largest size the job's linear memories and tables reached together, in bytes.
     pub peak_memory_bytes: usize,
+}
+
+impl Outcome {
+    /// Roughly what keeping this outcome costs, in bytes: its output or error message and
+    /// its log.
+    pub fn size_bytes(&self) -> usize {
+        let result = match &self.result {
+            Ok(output) => output.len(),
+            Err(error) => error.message.len(),
+        };
+        result + self.log.size_bytes()
+    }
 }
 
 /// Why a job failed: a stable code and a human message.
@@ -76,6 +89,8 @@ pub enum ErrorCode {
     FuelExhausted,
     /// The task tried to grow its memory past its limit.
     MemoryLimit,
+    /// The task's output was larger than the job's `max_output_kib`.
+    OutputTooLarge,
     /// The task overflowed its wasm stack.
     StackOverflow,
     /// The job was cancelled before it finished.
@@ -86,7 +101,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::InvalidInput,
         Self::TaskError,
         Self::Panic,
@@ -94,6 +109,7 @@ impl ErrorCode {
         Self::Timeout,
         Self::FuelExhausted,
         Self::MemoryLimit,
+        Self::OutputTooLarge,
         Self::StackOverflow,
         Self::Cancelled,
         Self::Internal,
@@ -109,12 +125,16 @@ impl ErrorCode {
             Self::Timeout => "timeout",
             Self::FuelExhausted => "fuel_exhausted",
             Self::MemoryLimit => "memory_limit",
+            Self::OutputTooLarge => "output_too_large",
             Self::StackOverflow => "stack_overflow",
             Self::Cancelled => "cancelled",
             Self::Internal => "internal",
         }
     }
 }
+
+/// Longest error message a job keeps, in bytes; a longer one is cut and marked.
+pub const MAX_ERROR_MESSAGE: usize = 4 * 1024;
 
 /// Shortens `text` to at most `max` bytes without splitting a character.
 pub(crate) fn truncate_at_char(text: &mut String, max: usize) {
@@ -127,6 +147,16 @@ pub(crate) fn truncate_at_char(text: &mut String, max: usize) {
     }
 }
 
+/// Cuts `message` to [`MAX_ERROR_MESSAGE`] bytes, saying where and how long it was.
+pub(crate) fn cut_message(mut message: String) -> String {
+    let length = message.len();
+    if length > MAX_ERROR_MESSAGE {
+        truncate_at_char(&mut message, MAX_ERROR_MESSAGE);
+        message.push_str(&format!("… [cut: {length} bytes in all]"));
+    }
+    message
+}
+
 /// Turns the result of instantiating and calling a task into an outcome.
 pub(crate) fn classify(
     result: wasmtime::Result<Result<String, TaskError>>,
@@ -135,17 +165,14 @@ pub(crate) fn classify(
     receipt: Receipt,
 ) -> Outcome {
     let result = match result {
-        Ok(Ok(output)) => serde_json::from_str(&output).map_err(|error| JobError {
-            code: ErrorCode::TaskError,
-            message: format!("the task returned malformed JSON: {error}"),
-        }),
+        Ok(Ok(output)) => checked_output(output, limits.max_output_bytes),
         Ok(Err(TaskError::InvalidInput(message))) => Err(JobError {
             code: ErrorCode::InvalidInput,
-            message,
+            message: cut_message(message),
         }),
         Ok(Err(TaskError::Failed(message))) => Err(JobError {
             code: ErrorCode::TaskError,
-            message,
+            message: cut_message(message),
         }),
         Err(error) => Err(classify_abort(&error, &state, limits, receipt)),
     };
@@ -154,6 +181,26 @@ pub(crate) fn classify(
         log: state.log.finish(),
         receipt,
     }
+}
+
+/// The task's output, if it is at most `max_bytes` of JSON. The text is checked as it is,
+/// never parsed into a tree; one that is too large is dropped at once.
+fn checked_output(output: String, max_bytes: usize) -> Result<RawJson, JobError> {
+    if output.len() > max_bytes {
+        return Err(JobError {
+            code: ErrorCode::OutputTooLarge,
+            message: format!(
+                "the task returned {} bytes of output; the job's limit is {} KiB \
+                 (max_output_kib)",
+                output.len(),
+                max_bytes >> 10
+            ),
+        });
+    }
+    RawJson::parse(output).map_err(|error| JobError {
+        code: ErrorCode::TaskError,
+        message: format!("the task returned malformed JSON: {error}"),
+    })
 }
 
 /// Why the instance ended without returning, most specific reason first: the host stopped
@@ -190,11 +237,19 @@ fn classify_abort(
             ),
         );
     }
+    if let Some(exhausted) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        // The scheduler reserves pool slots before a job starts, so this is a host bug.
+        tracing::error!(%exhausted, "a job started without a free instance-pool slot");
+        return error_with(
+            ErrorCode::Internal,
+            format!("the host had no instance-pool slot free for this job: {exhausted}"),
+        );
+    }
     if let Some(message) = &state.panic_message {
         return error_with(ErrorCode::Panic, format!("the task {message}"));
     }
     let Some(trap) = error.downcast_ref::<Trap>() else {
-        return error_with(ErrorCode::Trap, format!("{error:#}"));
+        return error_with(ErrorCode::Trap, cut_message(format!("{error:#}")));
     };
     let (code, mut message) = match trap {
         Trap::StackOverflow => (
@@ -213,7 +268,10 @@ fn classify_abort(
     if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
         message.push_str(&format!("\n{backtrace}"));
     }
-    JobError { code, message }
+    JobError {
+        code,
+        message: cut_message(message),
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +283,32 @@ mod tests {
         let mut text = "aé".to_owned(); // 'é' is two bytes
         truncate_at_char(&mut text, 2);
         assert_eq!(text, "a");
+    }
+
+    #[test]
+    fn long_messages_are_cut_and_say_so() {
+        let short = "é".repeat(10);
+        assert_eq!(cut_message(short.clone()), short);
+        let cut = cut_message("é".repeat(MAX_ERROR_MESSAGE));
+        assert!(cut.len() < MAX_ERROR_MESSAGE + 64, "{}", cut.len());
+        assert!(
+            cut.ends_with(&format!("… [cut: {} bytes in all]", 2 * MAX_ERROR_MESSAGE)),
+            "{}",
+            &cut[MAX_ERROR_MESSAGE - 8..]
+        );
+    }
+
+    #[test]
+    fn output_over_the_limit_is_refused_with_its_size_and_bad_json_is_a_task_error() {
+        let error = checked_output("[0,0,0]".into(), 6).unwrap_err();
+        assert_eq!(error.code, ErrorCode::OutputTooLarge);
+        assert!(error.message.contains("7 bytes"), "{}", error.message);
+        assert_eq!(
+            checked_output("[0,0,0]".into(), 7).unwrap().get(),
+            "[0,0,0]"
+        );
+        let error = checked_output("[0,".into(), 100).unwrap_err();
+        assert_eq!(error.code, ErrorCode::TaskError);
     }
 
     #[test]
@@ -241,10 +325,16 @@ mod tests {
             ErrorCode::InvalidInput,
             ErrorCode::TaskError,
             ErrorCode::StackOverflow,
+            ErrorCode::OutputTooLarge,
         ];
         assert_eq!(
             serde_json::to_value(codes).unwrap(),
-            serde_json::json!(["invalid_input", "task_error", "stack_overflow"])
+            serde_json::json!([
+                "invalid_input",
+                "task_error",
+                "stack_overflow",
+                "output_too_large"
+            ])
         );
     }
 }

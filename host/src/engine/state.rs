@@ -19,9 +19,6 @@ use super::output::CapturedOutput;
 use super::stop::Stopped;
 use super::ticker::Alarm;
 
-/// Longest panic message kept, in bytes.
-const MAX_PANIC_MESSAGE: usize = 4 * 1024;
-
 /// The data of one job's store.
 pub(crate) struct HostState {
     wasi: WasiCtx,
@@ -147,9 +144,8 @@ impl host::Host for HostState {
         });
     }
 
-    fn panicked(&mut self, mut message: String) {
-        super::outcome::truncate_at_char(&mut message, MAX_PANIC_MESSAGE);
-        self.panic_message = Some(message);
+    fn panicked(&mut self, message: String) {
+        self.panic_message = Some(super::outcome::cut_message(message));
     }
 }
 

@@ -14,14 +14,14 @@ use crate::cache::ComponentCache;
 use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
 use crate::engine::{EngineError, Kind, TaskEngine};
 use crate::idempotency::{Claim, IdempotencyKeys, KeyReused};
-use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, Until};
+use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, RecordFields, Until};
 use crate::memo::{MemoCache, MemoKey};
 use crate::metrics::Metrics;
 use crate::registry::{
     Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, UploadError,
     WatchError,
 };
-use crate::scheduler::{QueueFull, Scheduler};
+use crate::scheduler::{QueueFull, Scheduler, SchedulerSettings};
 use run::{Admitted, Memoized, RunJob};
 
 use crate::status::{EngineStatus, Parts, Status, TasksStatus};
@@ -176,6 +176,10 @@ impl Host {
     /// `config.tasks.wait_until_loaded`) and starts the engine threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
         let engine = Arc::new(TaskEngine::new(config.engine.clone())?);
+        let scheduler = Scheduler::start(SchedulerSettings {
+            pool_memories: engine.allocation().pool_memories(),
+            ..config.scheduler
+        })?;
         let metrics = Arc::new(Metrics::new());
         let cache = Arc::new(
             ComponentCache::open(
@@ -209,11 +213,14 @@ impl Host {
             watcher,
             idempotency: IdempotencyKeys::new(config.max_finished_jobs),
             max_upload_bytes: config.max_upload_bytes,
-            jobs: Arc::new(JobStore::new(config.max_finished_jobs)),
+            jobs: Arc::new(JobStore::new(
+                config.max_finished_jobs,
+                config.max_records_bytes,
+            )),
             memo: (config.memo_cache_bytes > 0)
                 .then(|| Arc::new(MemoCache::new(config.memo_cache_bytes))),
             batches: BatchStore::default(),
-            scheduler: Arc::new(Scheduler::start(config.scheduler)?),
+            scheduler: Arc::new(scheduler),
             metrics,
             limits: config.limits,
             max_wait: config.max_wait,
@@ -387,9 +394,15 @@ impl Host {
     }
 
     /// Up to `limit` jobs matching `filter`, newest first, submitted before the job `before`
-    /// if given (the last job of the previous page).
-    pub fn jobs(&self, filter: &JobFilter, before: Option<JobId>, limit: usize) -> Vec<JobRecord> {
-        self.jobs.list(filter, before, limit)
+    /// if given (the last job of the previous page), with the large `fields` asked for.
+    pub fn jobs(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: usize,
+        fields: RecordFields,
+    ) -> Vec<JobRecord> {
+        self.jobs.list(filter, before, limit, fields)
     }
 
     /// The current record of a job.

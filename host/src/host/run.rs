@@ -14,7 +14,7 @@ use crate::jobs::{JobId, JobStore};
 use crate::memo::{Memo, MemoCache, MemoKey};
 use crate::metrics::Metrics;
 use crate::registry::TaskVersion;
-use crate::scheduler::{Finish, Scheduler, Ticket};
+use crate::scheduler::{Demand, Finish, Scheduler, Ticket};
 
 /// An accepted job with its place in the queue, ready to hand to the scheduler.
 pub(super) struct Admitted {
@@ -24,12 +24,19 @@ pub(super) struct Admitted {
 }
 
 impl Admitted {
-    /// Hands the job to an engine thread (`cpu`) or the IO executor (`io`).
+    /// Hands the job to an engine thread (`cpu`) or the IO executor (`io`), to start once
+    /// what it may use is free.
     pub fn dispatch(self, scheduler: &Scheduler) {
         let Self { ticket, kind, run } = self;
+        let demand = Demand {
+            memory_bytes: run.limits.memory_bytes as u64,
+            pool_memories: run.version.compiled.task.memories(),
+            group: run.version.group(),
+            long: scheduler.is_long(run.limits.timeout),
+        };
         match kind {
-            Kind::Cpu => scheduler.run_cpu(ticket, Box::new(move || run.run())),
-            Kind::Io => scheduler.run_io(ticket, Box::pin(run.run_async())),
+            Kind::Cpu => scheduler.run_cpu(ticket, demand, Box::new(move || run.run())),
+            Kind::Io => scheduler.run_io(ticket, demand, Box::pin(run.run_async())),
         }
     }
 }

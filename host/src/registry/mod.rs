@@ -55,6 +55,17 @@ pub struct TaskVersion {
     pub metrics: Arc<TaskMetrics>,
 }
 
+impl TaskVersion {
+    /// The scheduling group of the task's jobs (they share a ceiling on engine threads): the
+    /// same for every version of the name.
+    pub fn group(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.name.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
 /// Why a task's latest file is not serving.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Problem {

@@ -5,21 +5,27 @@
 //! The scheduler runs opaque work; it knows nothing of wasm. Submission is refused at once
 //! when the queue is full (the caller answers 429 with a retry hint); work it accepts is
 //! always run or, on shutdown past the drain timeout, handed back as cancelled: never dropped
-//! silently.
+//! silently. Accepted work waits at the [`gate`] until what it will hold is free: a thread
+//! or IO slot, its memory, its instance-pool slots, its task's and the long-job lane's share
+//! of the engine threads.
 
+mod gate;
 mod io;
 mod pool;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub use gate::{Demand, GateStatus, Lane, LaneUse, PoolUse, Waiting};
 pub use io::{IoExecutor, IoStatus};
 pub use pool::{CpuPool, Finish, Work, WorkerStatus};
+
+use gate::{Gate, GateLimits};
 
 /// A unit of IO-bound work for the async executor; like [`Work`], it returns its last step.
 pub type IoWork = Pin<Box<dyn Future<Output = Finish> + Send + 'static>>;
@@ -37,6 +43,16 @@ pub struct SchedulerSettings {
     pub io_threads: usize,
     /// Most IO-bound jobs running at once; more wait in the queue.
     pub max_io_running: usize,
+    /// Most memory the running jobs' limits may reserve together, in bytes.
+    pub max_jobs_memory_bytes: u64,
+    /// Linear memories of the instance pool, `None` without a pool.
+    pub pool_memories: Option<u32>,
+    /// Engine threads one task may hold while another task's job waits for one.
+    pub max_task_threads: usize,
+    /// Jobs whose deadline is past this are long jobs.
+    pub long_job: Duration,
+    /// Engine threads long jobs may hold at once.
+    pub long_job_threads: usize,
 }
 
 /// The queue is full: try again after the given delay.
@@ -53,6 +69,9 @@ pub struct QueueFull {
 pub struct Scheduler {
     pool: CpuPool,
     io: IoExecutor,
+    /// Accepted work not started yet, and what the running work holds.
+    gate: Mutex<Gate<Start>>,
+    long_job: Duration,
     max_queued: usize,
     /// Jobs accepted and not yet finished (queued or running), behind one lock so that
     /// admission is exact and drain can wait on it.
@@ -91,14 +110,32 @@ pub struct SchedulerStatus {
     pub workers: Vec<WorkerStatus>,
     /// The IO executor.
     pub io: IoStatus,
+    /// What the running jobs hold (memory, pool slots, lanes) and why queued jobs wait.
+    pub admission: GateStatus,
+}
+
+/// Accepted work, and where it runs once the gate lets it start.
+enum Start {
+    Cpu(Ticket, Work),
+    Io(Ticket, IoWork),
 }
 
 impl Scheduler {
     /// Starts the engine threads and the IO executor.
     pub fn start(settings: SchedulerSettings) -> std::io::Result<Self> {
+        let limits = GateLimits {
+            workers: settings.workers,
+            io_slots: settings.max_io_running,
+            memory_bytes: settings.max_jobs_memory_bytes,
+            pool_memories: settings.pool_memories,
+            group_threads: settings.max_task_threads,
+            long_threads: settings.long_job_threads,
+        };
         Ok(Self {
             pool: CpuPool::start(settings.workers, settings.pin_workers),
-            io: IoExecutor::start(settings.io_threads, settings.max_io_running)?,
+            io: IoExecutor::start(settings.io_threads)?,
+            gate: Mutex::new(Gate::new(limits)),
+            long_job: settings.long_job,
             max_queued: settings.max_queued,
             in_flight: Mutex::default(),
             idle: Condvar::new(),
@@ -124,24 +161,61 @@ impl Scheduler {
         Ok((0..count).map(|_| Ticket(Some(self.clone()))).collect())
     }
 
-    /// Hands CPU-bound `work`, admitted with `ticket`, to the engine threads.
-    pub fn run_cpu(&self, ticket: Ticket, work: Work) {
-        self.pool.submit(Box::new(move || {
-            let running = ticket.start();
-            let finish = work();
-            drop(running);
-            finish
-        }));
+    /// Whether a job with a deadline of `timeout` is a long job.
+    pub fn is_long(&self, timeout: Duration) -> bool {
+        timeout > self.long_job
     }
 
-    /// Hands IO-bound `work`, admitted with `ticket`, to the async executor.
-    pub fn run_io(&self, ticket: Ticket, work: IoWork) {
-        self.io.spawn(async move {
-            let running = ticket.start();
-            let finish = work.await;
-            drop(running);
-            finish();
-        });
+    /// Hands CPU-bound `work`, admitted with `ticket`, to the engine threads once `demand`
+    /// can be met.
+    pub fn run_cpu(&self, ticket: Ticket, demand: Demand, work: Work) {
+        self.enter(Lane::Cpu, demand, Start::Cpu(ticket, work));
+    }
+
+    /// Hands IO-bound `work`, admitted with `ticket`, to the async executor once `demand` can
+    /// be met.
+    pub fn run_io(&self, ticket: Ticket, demand: Demand, work: IoWork) {
+        self.enter(Lane::Io, demand, Start::Io(ticket, work));
+    }
+
+    fn enter(&self, lane: Lane, demand: Demand, start: Start) {
+        self.gate().enter(lane, demand, start);
+        self.start_ready();
+    }
+
+    /// Starts every job the gate lets start now.
+    fn start_ready(&self) {
+        loop {
+            let Some((lane, demand, start)) = self.gate().next() else {
+                return;
+            };
+            match start {
+                Start::Cpu(ticket, work) => {
+                    let held = Held::new(&ticket, lane, demand);
+                    self.pool.submit(Box::new(move || {
+                        let running = ticket.start();
+                        let finish = work();
+                        drop(held);
+                        drop(running);
+                        finish
+                    }));
+                }
+                Start::Io(ticket, work) => {
+                    let held = Held::new(&ticket, lane, demand);
+                    self.io.spawn(async move {
+                        let running = ticket.start();
+                        let finish = work.await;
+                        drop(held);
+                        drop(running);
+                        finish();
+                    });
+                }
+            }
+        }
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate<Start>> {
+        self.gate.lock().expect("scheduler gate poisoned")
     }
 
     /// Most jobs that may wait at once: no more can ever be admitted together.
@@ -166,8 +240,11 @@ impl Scheduler {
         self.lock().total()
     }
 
-    /// Stops the engine threads once the queued work has run, and the IO executor.
+    /// Stops the engine threads once the queued work has run, and the IO executor; work
+    /// still waiting at the gate is dropped unstarted.
     pub fn shutdown(&self) {
+        let waiting = self.gate().take_waiting();
+        drop(waiting);
         self.pool.shutdown();
         self.io.shutdown();
     }
@@ -187,6 +264,7 @@ impl Scheduler {
             completed: self.completed.load(Ordering::Relaxed),
             workers: self.pool.status(),
             io: self.io.status(),
+            admission: self.gate().status(),
         }
     }
 
@@ -261,6 +339,32 @@ impl Drop for Ticket {
     }
 }
 
+/// What a started job holds at the gate; given back when dropped, which lets the next jobs
+/// start.
+struct Held {
+    scheduler: Arc<Scheduler>,
+    lane: Lane,
+    demand: Demand,
+}
+
+impl Held {
+    fn new(ticket: &Ticket, lane: Lane, demand: Demand) -> Self {
+        let scheduler = ticket.0.clone().expect("a ticket not yet started");
+        Self {
+            scheduler,
+            lane,
+            demand,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.scheduler.gate().leave(self.lane, &self.demand);
+        self.scheduler.start_ready();
+    }
+}
+
 /// A running job; counted finished when dropped.
 struct Running(Arc<Scheduler>);
 
@@ -276,6 +380,13 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
+    const DEMAND: Demand = Demand {
+        memory_bytes: 1 << 20,
+        pool_memories: 1,
+        group: 0,
+        long: false,
+    };
+
     fn scheduler(workers: usize, max_queued: usize) -> Arc<Scheduler> {
         Arc::new(
             Scheduler::start(SchedulerSettings {
@@ -284,6 +395,11 @@ mod tests {
                 max_queued,
                 io_threads: 1,
                 max_io_running: 100,
+                max_jobs_memory_bytes: 1 << 30,
+                pool_memories: None,
+                max_task_threads: workers,
+                long_job: Duration::from_secs(30),
+                long_job_threads: workers,
             })
             .unwrap(),
         )
@@ -295,7 +411,7 @@ mod tests {
         work: impl FnOnce() -> Finish + Send + 'static,
     ) -> Result<(), QueueFull> {
         let ticket = scheduler.admit()?;
-        scheduler.run_cpu(ticket, Box::new(work));
+        scheduler.run_cpu(ticket, DEMAND, Box::new(work));
         Ok(())
     }
 
@@ -365,6 +481,7 @@ mod tests {
             let done = done.clone();
             scheduler.run_cpu(
                 ticket,
+                DEMAND,
                 Box::new(move || Box::new(move || done.send(()).unwrap())),
             );
         }

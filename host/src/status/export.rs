@@ -122,17 +122,46 @@ impl Collector for StatusCollector {
             "IO-bound jobs running on the IO executor",
             io.running,
         )?;
+        let admission = &scheduler.admission;
         gauge(
             out,
             "io_jobs_waiting",
             "IO-bound jobs on the IO executor waiting for a slot",
-            io.waiting,
+            admission.waiting.io_slots,
         )?;
         gauge(
             out,
             "io_slots",
             "Most IO-bound jobs that may run at once",
-            io.max_running,
+            admission.io_jobs.max,
+        )?;
+        gauge(
+            out,
+            "jobs_memory_reserved_bytes",
+            "Memory the limits of the running jobs reserve",
+            admission.memory_reserved_bytes as usize,
+        )?;
+        gauge(
+            out,
+            "jobs_memory_bytes",
+            "Most memory the running jobs' limits may reserve together",
+            admission.memory_bytes as usize,
+        )?;
+        let waiting = admission.waiting;
+        let reasons = [
+            ("engine_threads", waiting.engine_threads),
+            ("io_slots", waiting.io_slots),
+            ("memory", waiting.memory),
+            ("pool_slots", waiting.pool_slots),
+            ("task_thread_ceiling", waiting.task_thread_ceiling),
+            ("long_job_lane", waiting.long_job_lane),
+        ];
+        family(
+            out,
+            "jobs_waiting",
+            "Accepted jobs waiting to start, by what they wait for",
+            None,
+            gauges("reason", reasons),
         )?;
 
         let cache = &parts.cache;

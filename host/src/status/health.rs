@@ -112,12 +112,12 @@ impl Health {
             })
             .into_iter()
             .collect();
-        let io = &scheduler.io;
-        let io_reasons = (io.waiting > 0 && io.running >= io.max_running)
+        let admission = &scheduler.admission;
+        let io_reasons = (admission.waiting.io_slots > 0)
             .then(|| {
                 format!(
                     "all {} IO slots are busy and {} IO-bound jobs wait for one",
-                    io.max_running, io.waiting
+                    admission.io_jobs.max, admission.waiting.io_slots
                 )
             })
             .into_iter()

@@ -1,0 +1,382 @@
+//! Resource exhaustion, tried as an attacker would: each hostile job gets a clear error (or
+//! waits its turn) naming the limit, other clients' jobs keep completing, and the host's
+//! memory comes back.
+
+use serde_json::{Value, json};
+use taskhost_tests::{Hostile, Server, fixtures};
+
+use crate::upload::server_over;
+use crate::{run_job, server_with};
+
+const MIB: u64 = 1 << 20;
+
+/// A server with `flags` over a tasks directory of its own holding the example tasks; the
+/// directory lives as long as the server.
+struct Hostiles {
+    server: Server,
+    _tasks: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Hostiles {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+fn hostiles_with(flags: &[&str]) -> Hostiles {
+    let tasks = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures::TASKS_DIR).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tasks.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let server = server_over(tasks.path(), flags);
+    server.loaded_tasks();
+    Hostiles {
+        server,
+        _tasks: tasks,
+    }
+}
+
+/// Uploads `hostile` as task `name`.
+fn upload(server: &Server, name: &str, hostile: &Hostile) {
+    let response = server.put(
+        &format!("/v1/tasks/{name}"),
+        "application/wasm",
+        &hostile.component(),
+    );
+    assert!(
+        [200, 201].contains(&response.status),
+        "uploading {name}: {}",
+        response.text
+    );
+}
+
+/// The record of job `id` once it has started (or finished).
+fn started(server: &Server, id: &str) -> Value {
+    server
+        .get(&format!("/v1/jobs/{id}?wait_ms=60000&until=started"))
+        .json
+}
+
+/// Submits `job` without waiting; returns its id.
+fn submit(server: &Server, job: Value) -> String {
+    let response = server.post_json("/v1/jobs", &job);
+    assert_eq!(response.status, 202, "{}", response.text);
+    response.json["id"].as_str().unwrap().to_owned()
+}
+
+/// The record of job `id` once it has finished.
+fn finished(server: &Server, id: &str) -> Value {
+    server.get(&format!("/v1/jobs/{id}?wait_ms=60000")).json
+}
+
+fn assert_still_serving(server: &Server) {
+    assert_eq!(server.get("/healthz").status, 200);
+    let job = run_job(
+        server,
+        json!({"task": "uppercase", "input": {"text": "ok"}}),
+    );
+    assert_eq!(job["output"]["upper"], "OK", "{job}");
+}
+
+#[test]
+fn a_job_s_memory_limit_bounds_all_of_its_memories_together() {
+    let server = hostiles_with(&["--max-memory-limit-mib", "2048"]);
+    // Two core instances with a memory each, each grown by 600 MiB.
+    let hostile = Hostile {
+        second_memory: true,
+        grow_pages: Some(600 * 16),
+        ..Hostile::default()
+    };
+    upload(&server, "two-memories", &hostile);
+
+    let refused = run_job(&server, json!({"task": "two-memories", "memory_mib": 1024}));
+    assert_eq!(refused["error"]["code"], "memory_limit", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("its limit is 1024 MiB"), "{message}");
+
+    let allowed = run_job(&server, json!({"task": "two-memories", "memory_mib": 2048}));
+    assert_eq!(allowed["status"], "succeeded", "{allowed}");
+    let peak = allowed["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak >= 1200 * MIB, "both memories are counted: {peak}");
+    assert_still_serving(&server);
+}
+
+#[test]
+fn an_output_over_the_limit_fails_its_job_with_the_size_named_and_costs_nothing_kept() {
+    let server = hostiles_with(&[]);
+    upload(
+        &server,
+        "big-output",
+        &Hostile {
+            output_bytes: Some(64 << 20),
+            ..Hostile::default()
+        },
+    );
+    upload(
+        &server,
+        "small-output",
+        &Hostile {
+            output_bytes: Some(3000),
+            ..Hostile::default()
+        },
+    );
+    assert_still_serving(&server);
+    let baseline = server.rss_bytes();
+    for _ in 0..6 {
+        let job = run_job(&server, json!({"task": "big-output"}));
+        assert_eq!(job["error"]["code"], "output_too_large", "{job}");
+        let message = job["error"]["message"].as_str().unwrap();
+        assert!(message.contains("67108864 bytes"), "{message}");
+        assert!(message.contains("1024 KiB"), "{message}");
+    }
+    let after = server.rss_bytes();
+    assert!(
+        after < baseline + 100 * MIB,
+        "RSS grew from {} to {} MiB",
+        baseline / MIB,
+        after / MIB
+    );
+
+    // A job may ask for less than the host's ceiling, never more.
+    let small = run_job(&server, json!({"task": "small-output"}));
+    assert_eq!(small["status"], "succeeded", "{small}");
+    let lower = run_job(
+        &server,
+        json!({"task": "small-output", "max_output_kib": 2}),
+    );
+    assert_eq!(lower["error"]["code"], "output_too_large", "{lower}");
+    let above = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "small-output", "max_output_kib": 1025}),
+    );
+    assert_eq!(above.status, 400, "{}", above.text);
+    assert_eq!(
+        above.json["error"]["code"], "invalid_limit",
+        "{}",
+        above.text
+    );
+    assert_still_serving(&server);
+}
+
+#[test]
+fn a_huge_error_message_is_cut_and_marked() {
+    let server = hostiles_with(&[]);
+    upload(
+        &server,
+        "big-error",
+        &Hostile {
+            error_bytes: Some(100 << 20),
+            ..Hostile::default()
+        },
+    );
+    let job = run_job(&server, json!({"task": "big-error"}));
+    assert_eq!(
+        job["error"]["code"],
+        "task_error",
+        "{}",
+        &job.to_string()[..200]
+    );
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 4200, "{}", message.len());
+    assert!(
+        message.ends_with("[cut: 104857600 bytes in all]"),
+        "{}",
+        &message[message.len() - 60..]
+    );
+    assert_still_serving(&server);
+}
+
+#[test]
+fn listings_leave_outputs_and_logs_out_unless_asked() {
+    let server = server_with(&[]);
+    for text in ["a", "b"] {
+        run_job(
+            &server,
+            json!({"task": "uppercase", "input": {"text": text}}),
+        );
+    }
+    let page = server.get("/v1/jobs").json;
+    let jobs = page["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{page}");
+    assert!(
+        jobs.iter()
+            .all(|job| job.get("output").is_none() && job.get("log").is_none()),
+        "{page}"
+    );
+    let page = server.get("/v1/jobs?fields=output,log").json;
+    assert!(
+        page["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|job| job["output"]["upper"].is_string() && job["log"].is_object()),
+        "{page}"
+    );
+    let page = server.get("/v1/jobs?fields=output").json;
+    assert!(page["jobs"][0].get("log").is_none(), "{page}");
+    let bad = server.get("/v1/jobs?fields=input");
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert_eq!(bad.json["error"]["code"], "invalid_query");
+}
+
+#[test]
+fn a_job_whose_memory_does_not_fit_waits_for_it_and_the_status_says_so() {
+    let server = server_with(&[
+        "--max-jobs-memory-mib",
+        "64",
+        "--max-memory-limit-mib",
+        "64",
+        "--memory-limit-mib",
+        "32",
+    ]);
+    let sleep = |ms: u64, memory_mib: u64| json!({"task": "sleep", "input": {"ms": ms}, "memory_mib": memory_mib, "timeout_ms": 120_000});
+    let holder = submit(&server, sleep(120_000, 64));
+    assert_eq!(started(&server, &holder)["status"], "running");
+    let waiting = submit(&server, sleep(1, 32));
+
+    let status = server.get("/v1/status").json;
+    let admission = &status["scheduler"]["admission"];
+    assert_eq!(admission["memory_reserved_bytes"], 64 * MIB, "{admission}");
+    assert_eq!(admission["memory_free_bytes"], 0, "{admission}");
+    assert_eq!(admission["waiting"]["memory"], 1, "{admission}");
+    assert_eq!(
+        server.get(&format!("/v1/jobs/{waiting}")).json["status"],
+        "queued"
+    );
+
+    // Freed, the memory goes to the waiting job.
+    assert_eq!(server.delete(&format!("/v1/jobs/{holder}")).status, 200);
+    let done = finished(&server, &waiting);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let status = server.get("/v1/status").json;
+    assert_eq!(
+        status["scheduler"]["admission"]["memory_reserved_bytes"], 0,
+        "{status}"
+    );
+}
+
+#[test]
+fn a_job_larger_than_the_host_s_job_memory_is_refused_at_start() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_taskhost"))
+        .args(["config", "check", "--max-jobs-memory-mib", "512"])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .arg("--tasks-dir")
+        .arg(taskhost_tests::fixtures::TASKS_DIR)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--max-jobs-memory-mib is 512"), "{stderr}");
+}
+
+#[test]
+fn components_with_many_core_instances_wait_for_pool_slots_instead_of_trapping() {
+    // 4 engine threads + 1 IO slot = 5 instance slots. Each job's component has 16 core
+    // instances; the old pool (4 core instances per slot) had room for one such job at once.
+    let server = hostiles_with(&["--workers", "4", "--max-io-jobs", "1"]);
+    upload(
+        &server,
+        "many-instances",
+        &Hostile {
+            extra_instances: 14,
+            spin: Some(20_000_000),
+            ..Hostile::default()
+        },
+    );
+    let ids: Vec<String> = (0..12)
+        .map(|_| submit(&server, json!({"task": "many-instances"})))
+        .collect();
+    for id in &ids {
+        let job = finished(&server, id);
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+}
+
+#[test]
+fn components_with_two_memories_wait_for_pool_memories_instead_of_trapping() {
+    // 1 engine thread + 3 IO slots = 4 pool memories: two of these jobs fit at once.
+    let server = hostiles_with(&["--workers", "1", "--max-io-jobs", "3"]);
+    upload(
+        &server,
+        "two-memories",
+        &Hostile {
+            second_memory: true,
+            spin: Some(50_000_000),
+            ..Hostile::default()
+        },
+    );
+    let ids: Vec<String> = (0..6)
+        .map(|_| submit(&server, json!({"task": "two-memories", "kind": "io"})))
+        .collect();
+    let status = server.get("/v1/status").json;
+    let admission = &status["scheduler"]["admission"];
+    assert_eq!(admission["pool_memories"]["total"], 4, "{admission}");
+    for id in &ids {
+        let job = finished(&server, id);
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+}
+
+#[test]
+fn long_jobs_hold_only_their_lane_and_short_jobs_keep_running() {
+    let server = server_with(&["--workers", "2"]);
+    let looping = json!({"task": "loop", "timeout_ms": 300_000});
+    let first = submit(&server, looping.clone());
+    let second = submit(&server, looping);
+    assert_eq!(started(&server, &first)["status"], "running");
+
+    let status = server.get("/v1/status").json;
+    let admission = &status["scheduler"]["admission"];
+    assert_eq!(
+        admission["long_jobs"],
+        json!({"running": 1, "max": 1}),
+        "{admission}"
+    );
+    assert_eq!(admission["waiting"]["long_job_lane"], 1, "{admission}");
+    assert_eq!(
+        server.get(&format!("/v1/jobs/{second}")).json["status"],
+        "queued"
+    );
+
+    for n in 0..20 {
+        let job = run_job(&server, json!({"task": "fib", "input": {"n": n}}));
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    for id in [&second, &first] {
+        assert_eq!(server.delete(&format!("/v1/jobs/{id}")).status, 200);
+    }
+}
+
+#[test]
+fn a_task_at_its_thread_ceiling_leaves_the_next_free_thread_to_other_tasks() {
+    // Two threads; a task may hold one while another task's job waits.
+    let server = server_with(&["--workers", "2", "--max-task-threads", "1"]);
+    let spin = |ms: u64| json!({"task": "loop", "timeout_ms": ms});
+    // Three loops of one task: with nothing else waiting they take both threads.
+    let loops: Vec<String> = [2_000, 20_000, 20_000]
+        .map(|ms| submit(&server, spin(ms)))
+        .into();
+    assert_eq!(started(&server, &loops[1])["status"], "running");
+    let other = submit(&server, json!({"task": "fib", "input": {"n": 10}}));
+    let status = server.get("/v1/status").json;
+    assert_eq!(
+        status["scheduler"]["admission"]["waiting"]["engine_threads"], 2,
+        "{status}"
+    );
+    // The first loop's thread frees at its deadline: it goes to fib, not the third loop.
+    let fib = finished(&server, &other);
+    assert_eq!(fib["status"], "succeeded", "{fib}");
+    let third = server.get(&format!("/v1/jobs/{}", loops[2])).json;
+    if let Some(third_started) = third["started_at"].as_str() {
+        let fib_started = fib["started_at"].as_str().unwrap();
+        assert!(third_started >= fib_started, "{third} started before {fib}");
+    }
+    for id in &loops {
+        server.delete(&format!("/v1/jobs/{id}"));
+    }
+}

@@ -1,0 +1,129 @@
+//! Hostile tasks, written as component text and assembled here: what no SDK would build, but
+//! any client may upload (a second linear memory, many core instances, outputs and errors of
+//! hundreds of MiB).
+//!
+//! Each is a real component implementing the `taskhost:task` world: its `run` export takes the
+//! input and returns `ok("null")` unless told to misbehave.
+
+/// What a hostile task does when it runs; the default does nothing and returns `null`.
+#[derive(Clone, Debug, Default)]
+pub struct Hostile {
+    /// Return a JSON array of this many bytes (`[`, spaces, `]`).
+    pub output_bytes: Option<u32>,
+    /// Fail with a `task_error` message of this many bytes.
+    pub error_bytes: Option<u32>,
+    /// Grow the main memory by this many 64 KiB pages (and the second memory too, if any),
+    /// trapping if a growth is refused.
+    pub grow_pages: Option<u32>,
+    /// Give the component a second core instance with a linear memory of its own.
+    pub second_memory: bool,
+    /// Core instances without memory added to the component.
+    pub extra_instances: usize,
+    /// Spin this many loop iterations before returning.
+    pub spin: Option<u32>,
+}
+
+/// Where `run` builds its output or message.
+const TEXT_AT: u32 = 1024;
+
+impl Hostile {
+    /// The component, in the binary format.
+    pub fn component(&self) -> Vec<u8> {
+        wat::parse_str(self.text()).expect("the hostile component assembles")
+    }
+
+    /// The component, as text.
+    pub fn text(&self) -> String {
+        let text_bytes = self.output_bytes.or(self.error_bytes).unwrap_or(4);
+        // The initial memory holds the text after TEXT_AT.
+        let pages = (TEXT_AT + text_bytes).div_ceil(65536) + 1;
+        let mut body = String::new();
+        if let Some(grow) = self.grow_pages {
+            body.push_str(&format!(
+                "(if (i32.eq (memory.grow (i32.const {grow})) (i32.const -1)) (then unreachable))\n"
+            ));
+            if self.second_memory {
+                body.push_str(&format!(
+                    "(if (i32.eq (call $grow_second (i32.const {grow})) (i32.const -1)) (then unreachable))\n"
+                ));
+            }
+        }
+        if let Some(spin) = self.spin {
+            body.push_str(&format!(
+                "(local.set $n (i32.const {spin}))
+                 (loop $spin (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                   (br_if $spin (i32.gt_s (local.get $n) (i32.const 0))))\n"
+            ));
+        }
+        let result = match (self.output_bytes, self.error_bytes) {
+            (_, Some(bytes)) => format!(
+                "(memory.fill (i32.const {TEXT_AT}) (i32.const 120) (i32.const {bytes}))
+                 (i32.store8 (i32.const 0) (i32.const 1))
+                 (i32.store8 (i32.const 4) (i32.const 1))
+                 (i32.store (i32.const 8) (i32.const {TEXT_AT}))
+                 (i32.store (i32.const 12) (i32.const {bytes}))"
+            ),
+            (Some(bytes), None) => format!(
+                "(memory.fill (i32.const {TEXT_AT}) (i32.const 32) (i32.const {bytes}))
+                 (i32.store8 (i32.const {TEXT_AT}) (i32.const 91))
+                 (i32.store8 (i32.const {}) (i32.const 93))
+                 (i32.store8 (i32.const 0) (i32.const 0))
+                 (i32.store (i32.const 4) (i32.const {TEXT_AT}))
+                 (i32.store (i32.const 8) (i32.const {bytes}))",
+                TEXT_AT + bytes - 1
+            ),
+            (None, None) => format!(
+                "(i32.store (i32.const {TEXT_AT}) (i32.const 0x6c6c756e))
+                 (i32.store8 (i32.const 0) (i32.const 0))
+                 (i32.store (i32.const 4) (i32.const {TEXT_AT}))
+                 (i32.store (i32.const 8) (i32.const 4))"
+            ),
+        };
+        let second_import = if self.second_memory {
+            r#"(import "second" "grow" (func $grow_second (param i32) (result i32)))"#
+        } else {
+            ""
+        };
+        let second_module = if self.second_memory {
+            r#"(core module $second
+                 (memory 1)
+                 (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+               (core instance $second (instantiate $second))"#
+        } else {
+            ""
+        };
+        let with_second = if self.second_memory {
+            r#"(with "second" (instance $second))"#
+        } else {
+            ""
+        };
+        let extra = "(core instance (instantiate $empty))\n".repeat(self.extra_instances);
+        format!(
+            r#"(component
+  (core module $empty)
+  {extra}
+  {second_module}
+  (core module $main
+    {second_import}
+    (memory (export "memory") {pages})
+    (global $heap (mut i32) (i32.const {heap}))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $at i32)
+      (local.set $at (global.get $heap))
+      (global.set $heap (i32.add (global.get $heap) (local.get 3)))
+      (local.get $at))
+    (func (export "run") (param i32 i32) (result i32)
+      (local $n i32)
+      {body}
+      {result}
+      (i32.const 0)))
+  (core instance $main (instantiate $main {with_second}))
+  (type $task-error (variant (case "invalid-input" string) (case "failed" string)))
+  (export $exported-error "task-error" (type $task-error))
+  (func (export "run") (param "input" string) (result (result string (error $exported-error)))
+    (canon lift (core func $main "run") (memory $main "memory") (realloc (func $main "realloc")))))
+"#,
+            heap = pages * 65536 - 65536 + 1024,
+        )
+    }
+}
