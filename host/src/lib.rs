@@ -40,6 +40,7 @@ pub mod api;
 pub mod batches;
 pub mod cache;
 pub mod config;
+mod echo;
 pub mod engine;
 pub mod host;
 mod id;

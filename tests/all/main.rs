@@ -4,6 +4,7 @@
 //! `CARGO_BIN_EXE_taskhost` is the binary built in this very run).
 
 mod api;
+mod api_edges;
 mod batches;
 mod cache;
 mod cli;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiErrorCode, ErrorBody};
 use super::jobs::JobSpec;
-use super::{ApiError, ApiJson, WAIT_FOR_LOADING, done_or_accepted};
+use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::{BatchId, BatchRecord, BatchStatus};
 use crate::engine::Kind;
 use crate::host::{BatchRequest, Host, JobRequest};
@@ -167,13 +167,13 @@ pub(super) async fn submit_batch(
     params(("id" = BatchId, Path, description = "The batch's id"), BatchWait),
     responses(
         (status = OK, description = "The batch and its jobs' records, in order", body = BatchRecord),
-        (status = BAD_REQUEST, description = "`invalid_batch_id`, `invalid_query`", body = ErrorBody),
+        (status = BAD_REQUEST, description = "`invalid_batch_id`, `invalid_path`, `invalid_query`", body = ErrorBody),
         (status = NOT_FOUND, description = "`batch_not_found`", body = ErrorBody),
     ),
 )]
 pub(super) async fn get_batch(
     State(host): State<Arc<Host>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: Result<Query<BatchWait>, QueryRejection>,
 ) -> Result<Json<BatchRecord>, ApiError> {
     let Query(query) = query?;
@@ -193,13 +193,13 @@ pub(super) async fn get_batch(
     params(("id" = BatchId, Path, description = "The batch's id")),
     responses(
         (status = OK, description = "The batch's final record", body = BatchRecord),
-        (status = BAD_REQUEST, description = "`invalid_batch_id`", body = ErrorBody),
+        (status = BAD_REQUEST, description = "`invalid_batch_id`, `invalid_path`", body = ErrorBody),
         (status = NOT_FOUND, description = "`batch_not_found`", body = ErrorBody),
     ),
 )]
 pub(super) async fn cancel_batch(
     State(host): State<Arc<Host>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<BatchRecord>, ApiError> {
     let id = parse_batch_id(id)?;
     host.cancel_batch(id)

@@ -1,7 +1,7 @@
 //! The one place errors become HTTP responses: `{"error": {"code", "message"}}` with a
 //! stable code and the right status.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::batches::BatchId;
 use crate::config::LimitError;
+use crate::echo::{bounded, echo};
 use crate::engine::CompileError;
 use crate::host::{BatchError, CancelError, SubmitError};
 use crate::jobs::JobId;
@@ -23,7 +24,7 @@ pub enum ApiError {
     #[error("{0}")]
     UnknownTask(String),
     /// The task's file is still compiling for the first time (past the wait for it).
-    #[error("task {0:?} is still loading; try again in a moment")]
+    #[error("task {} is still loading; try again in a moment", echo(.0))]
     TaskLoading(String),
     /// No job has this id.
     #[error("no job with id {0}")]
@@ -32,7 +33,7 @@ pub enum ApiError {
     #[error("no batch with id {0}")]
     BatchNotFound(BatchId),
     /// The path does not hold a batch id.
-    #[error("{0:?} is not a batch id (batch ids are UUIDs)")]
+    #[error("{} is not a batch id (batch ids are UUIDs)", echo(.0))]
     InvalidBatchId(String),
     /// One job of a batch cannot be submitted: the status and code are that job's error's.
     #[error("jobs[{index}]: {error}")]
@@ -52,7 +53,7 @@ pub enum ApiError {
     #[error(transparent)]
     QueueFull(#[from] QueueFull),
     /// The path does not hold a job id.
-    #[error("{0:?} is not a job id (job ids are UUIDs)")]
+    #[error("{} is not a job id (job ids are UUIDs)", echo(.0))]
     InvalidJobId(String),
     /// A job asked for a memoized result that cannot be given.
     #[error("{message}")]
@@ -83,7 +84,7 @@ pub enum ApiError {
     #[error("{0}")]
     IdempotencyKey(String),
     /// The path does not hold a valid task name.
-    #[error("{0:?} is not a task name: use 1-64 of [A-Za-z0-9_-]")]
+    #[error("{} is not a task name: use 1-64 of [A-Za-z0-9_-]", echo(.0))]
     InvalidTaskName(String),
     /// An uploaded component that cannot serve.
     #[error("{message}")]
@@ -102,6 +103,9 @@ pub enum ApiError {
     /// Tasks found at start are still loading.
     #[error("not ready: {0} task(s) still loading")]
     NotReady(usize),
+    /// The path does not decode: invalid percent-encoding, or not UTF-8.
+    #[error("{0}")]
+    InvalidPath(String),
     /// No route has this path.
     #[error("no such route; the API lives under /v1")]
     NoRoute,
@@ -163,6 +167,8 @@ pub enum ApiErrorCode {
     BodyTooLarge,
     /// The body's `Content-Type` is not what the route accepts.
     UnsupportedMediaType,
+    /// The path does not decode: invalid percent-encoding, or not UTF-8.
+    InvalidPath,
     /// No route has this path.
     NotFound,
     /// The route exists but not with this method.
@@ -197,6 +203,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Code::IdempotencyKeyConflict,
             ),
+            Self::InvalidPath(_) => (StatusCode::BAD_REQUEST, Code::InvalidPath),
             Self::NoRoute => (StatusCode::NOT_FOUND, Code::NotFound),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed),
         }
@@ -238,7 +245,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
-                message: self.to_string(),
+                message: bounded(self.to_string()),
             },
         };
         let retry_after = self.retry_after_seconds();
@@ -352,5 +359,16 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         Self::InvalidQuery(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        if rejection.status().is_server_error() {
+            // A route whose parameters do not fit its handler: a bug.
+            tracing::error!(error = %rejection.body_text(), "path parameters");
+            return Self::Internal;
+        }
+        Self::InvalidPath(rejection.body_text())
     }
 }

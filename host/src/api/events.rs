@@ -9,15 +9,15 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
-use super::ApiError;
 use super::error::ErrorBody;
 use super::jobs::parse_job_id;
+use super::{ApiError, ApiPath};
 use crate::host::{EventPosition, Host, JobEvent};
 use crate::jobs::JobId;
 
@@ -37,13 +37,13 @@ const LAST_EVENT_ID: &str = "last-event-id";
     responses(
         (status = OK, description = "Server-Sent Events: `queued` {queued_at}, `started` {started_at}, `log` (a log line), `progress` {done, total?, message?}, `finished` (the final job record); the stream ends after `finished`", body = String, content_type = "text/event-stream"),
         (status = NO_CONTENT, description = "`Last-Event-ID` was the `finished` event: nothing follows"),
-        (status = BAD_REQUEST, description = "`invalid_job_id`, `invalid_event_id`", body = ErrorBody),
+        (status = BAD_REQUEST, description = "`invalid_job_id`, `invalid_path`, `invalid_event_id`", body = ErrorBody),
         (status = NOT_FOUND, description = "`job_not_found`", body = ErrorBody),
     ),
 )]
 pub(super) async fn job_events(
     State(host): State<Arc<Host>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_job_id(id)?;

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiErrorCode, ErrorBody};
-use super::{ApiError, ApiJson, WAIT_FOR_LOADING, done_or_accepted};
+use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::BatchId;
 use crate::config::RequestedLimits;
 use crate::engine::Kind;
@@ -258,13 +258,13 @@ pub(super) async fn list_jobs(
     params(("id" = JobId, Path, description = "The job's id"), WaitQuery),
     responses(
         (status = OK, description = "The job's record", body = JobRecord),
-        (status = BAD_REQUEST, description = "`invalid_job_id`, `invalid_query`", body = ErrorBody),
+        (status = BAD_REQUEST, description = "`invalid_job_id`, `invalid_path`, `invalid_query`", body = ErrorBody),
         (status = NOT_FOUND, description = "`job_not_found`", body = ErrorBody),
     ),
 )]
 pub(super) async fn get_job(
     State(host): State<Arc<Host>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<JobRecord>, ApiError> {
     let Query(query) = query?;
@@ -287,14 +287,14 @@ pub(super) async fn get_job(
     params(("id" = JobId, Path, description = "The job's id")),
     responses(
         (status = OK, description = "The job's final record", body = JobRecord),
-        (status = BAD_REQUEST, description = "`invalid_job_id`", body = ErrorBody),
+        (status = BAD_REQUEST, description = "`invalid_job_id`, `invalid_path`", body = ErrorBody),
         (status = NOT_FOUND, description = "`job_not_found`", body = ErrorBody),
         (status = CONFLICT, description = "`job_finished`: it finished before it could be cancelled", body = ErrorBody),
     ),
 )]
 pub(super) async fn cancel_job(
     State(host): State<Arc<Host>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobRecord>, ApiError> {
     let id = parse_job_id(id)?;
     Ok(Json(host.cancel(id).await?))

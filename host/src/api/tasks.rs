@@ -7,15 +7,16 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiErrorCode, ErrorBody};
-use super::{ApiError, WAIT_FOR_LOADING};
+use super::{ApiError, ApiPath, WAIT_FOR_LOADING};
 use crate::cache::Source;
+use crate::echo::echo;
 use crate::engine::{Kind, KindSource};
 use crate::host::Host;
 use crate::registry::{Problem, TaskVersion, is_valid_task_name};
@@ -136,7 +137,7 @@ pub(super) async fn list_tasks(
     responses(
         (status = OK, description = "It replaced the task's previous version", body = TaskSummary),
         (status = CREATED, description = "A new task", body = TaskSummary),
-        (status = BAD_REQUEST, description = "`invalid_task_name`; `invalid_component`: the bytes are no component", body = ErrorBody),
+        (status = BAD_REQUEST, description = "`invalid_task_name`, `invalid_path`; `invalid_component`: the bytes are no component", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "`body_too_large`: past `--max-upload-mib`", body = ErrorBody),
         (status = UNSUPPORTED_MEDIA_TYPE, description = "`unsupported_media_type`: not `application/wasm`", body = ErrorBody),
         (status = UNPROCESSABLE_ENTITY, description = "`invalid_component`: the component is not a task", body = ErrorBody),
@@ -145,7 +146,7 @@ pub(super) async fn list_tasks(
 )]
 pub(super) async fn upload_task(
     State(host): State<Arc<Host>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -203,21 +204,24 @@ pub(super) async fn upload_task(
     params(("name" = String, Path, description = "The task's name")),
     responses(
         (status = NO_CONTENT, description = "Deleted"),
-        (status = BAD_REQUEST, description = "`invalid_task_name`", body = ErrorBody),
+        (status = BAD_REQUEST, description = "`invalid_task_name`, `invalid_path`", body = ErrorBody),
         (status = NOT_FOUND, description = "`unknown_task`", body = ErrorBody),
         (status = INTERNAL_SERVER_ERROR, description = "`internal`: the task's file could not be deleted", body = ErrorBody),
     ),
 )]
 pub(super) async fn delete_task(
     State(host): State<Arc<Host>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if !is_valid_task_name(&name) {
         return Err(ApiError::InvalidTaskName(name));
     }
     match host.delete_task(&name) {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
-        Ok(false) => Err(ApiError::UnknownTask(format!("no task named {name:?}"))),
+        Ok(false) => Err(ApiError::UnknownTask(format!(
+            "no task named {}",
+            echo(&name)
+        ))),
         Err(error) => Err(ApiError::Storage(error.to_string())),
     }
 }
@@ -230,6 +234,7 @@ pub(super) async fn delete_task(
     params(("name" = String, Path, description = "The task's name")),
     responses(
         (status = OK, description = "The task", body = TaskSummary),
+        (status = BAD_REQUEST, description = "`invalid_path`", body = ErrorBody),
         (status = NOT_FOUND, description = "`unknown_task` (the message says why, if its file did not load)", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "`task_loading`: still compiling past the wait", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before asking again"))),
@@ -237,7 +242,7 @@ pub(super) async fn delete_task(
 )]
 pub(super) async fn get_task(
     State(host): State<Arc<Host>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TaskSummary>, ApiError> {
     host.wait_for_task(&name, WAIT_FOR_LOADING).await;
     host.task(&name)

@@ -79,7 +79,7 @@ pub enum StartError {
 #[non_exhaustive]
 pub enum SubmitError {
     /// No task has this name.
-    #[error("no task named {name:?}{}", match problem {
+    #[error("no task named {}{}", crate::echo::echo(name), match problem {
         Some(problem) => format!(" (its file did not load: {})", problem.error),
         None => String::new(),
     })]
@@ -274,7 +274,13 @@ impl Host {
 
     /// Deletes the task `name` and its file; false if there was no such task.
     pub fn delete_task(&self, name: &str) -> std::io::Result<bool> {
-        self.loader.delete(name)
+        let deleted = self.loader.delete(name);
+        match &deleted {
+            Ok(true) => tracing::info!(task = name, "task deleted"),
+            Ok(false) => {}
+            Err(error) => tracing::error!(task = name, %error, "deleting the task failed"),
+        }
+        deleted
     }
 
     /// Largest component an upload may send, in bytes.

@@ -200,12 +200,15 @@ impl Registry {
         }
     }
 
-    /// Forgets `name`: its file is gone.
+    /// Forgets `name`: its file is gone. A name the registry has no record of changes
+    /// nothing, so it wakes no one waiting for a change.
     fn remove(&self, name: &str) -> Option<Arc<TaskVersion>> {
-        self.change(|tasks| {
-            tasks.loading.remove(name);
-            tasks.problems.remove(name);
-            tasks.current.remove(name)
+        self.change_if(|tasks| {
+            let loading = tasks.loading.remove(name);
+            let problem = tasks.problems.remove(name).is_some();
+            let version = tasks.current.remove(name);
+            let changed = loading || problem || version.is_some();
+            (version, changed)
         })
     }
 
@@ -224,8 +227,16 @@ impl Registry {
     /// Applies `edit`, then announces a new revision. The announcement comes after the lock
     /// is released, so a waiter may look the registry up while it is woken.
     fn change<R>(&self, edit: impl FnOnce(&mut Tasks) -> R) -> R {
-        let result = edit(&mut self.tasks.write().expect("registry poisoned"));
-        self.revision.send_modify(|revision| *revision += 1);
+        self.change_if(|tasks| (edit(tasks), true))
+    }
+
+    /// Applies `edit`, which says whether it changed anything, and if it did announces a new
+    /// revision as [`change`](Self::change) does.
+    fn change_if<R>(&self, edit: impl FnOnce(&mut Tasks) -> (R, bool)) -> R {
+        let (result, changed) = edit(&mut self.tasks.write().expect("registry poisoned"));
+        if changed {
+            self.revision.send_modify(|revision| *revision += 1);
+        }
         result
     }
 
