@@ -12,6 +12,7 @@ use taskhost::engine::{
 };
 use taskhost::registry::TasksSettings;
 use taskhost::scheduler::SchedulerSettings;
+use taskhost::server::ServerSettings;
 use taskhost::{Host, JobRequest};
 use taskhost_tests::fixtures;
 
@@ -99,6 +100,7 @@ pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
         max_cached_components: 64,
         max_upload_bytes: 64 << 20,
         memo_cache_bytes: 64 << 20,
+        http: ServerSettings::default(),
     }
 }
 

@@ -13,6 +13,8 @@
 //!
 //! - [`config`]: the server's settings from a config file, environment variables and flags,
 //!   validated all at once.
+//! - [`server`]: serving the router over HTTP/1.1: the accept loop, a cap on connections sized
+//!   from the open-file limit, header, idle and body-rate timeouts, graceful shutdown.
 //! - [`api`]: the axum router and its OpenAPI document (`/openapi.json`), one handler module per
 //!   resource; one error type turns every failure into a JSON response.
 //! - [`host`]: the embedding facade the API (or a Rust program) drives.
@@ -33,8 +35,8 @@
 //!   part's health, and the Prometheus export of `GET /metrics`.
 //! - [`timestamp`]: wall-clock times as the API writes them.
 //!
-//! Dependencies point one way: `api` → `host` → (`registry` → `cache`, `jobs`, `scheduler`)
-//! → `engine`.
+//! Dependencies point one way: `server` → `api` → `host` → (`registry` → `cache`, `jobs`,
+//! `scheduler`) → `engine`.
 
 pub mod api;
 pub mod batches;
@@ -50,6 +52,7 @@ pub mod memo;
 pub mod metrics;
 pub mod registry;
 pub mod scheduler;
+pub mod server;
 pub mod status;
 pub mod timestamp;
 

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use taskhost::Host;
 use taskhost::config::{Config, ConfigCommand, ServeOptions};
+use taskhost::server::Server;
 use tracing_subscriber::EnvFilter;
 
 /// Run WebAssembly tasks in a sandbox, over HTTP.
@@ -54,6 +55,8 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // First, so the host's own files count against the raised open-file limit.
+    let server = Server::new(&config.http);
     let host = Arc::new(Host::start(&config)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -64,11 +67,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
 
     let stopping = host.clone();
-    axum::serve(listener, taskhost::api::router(host.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stopping.close_event_streams();
-        })
+    let shutdown = async move {
+        shutdown_signal().await;
+        stopping.close_event_streams();
+    };
+    server
+        .serve(listener, taskhost::api::router(host.clone()), shutdown)
         .await?;
     tracing::info!("stopped accepting requests; letting accepted jobs finish");
     let report = tokio::task::spawn_blocking(move || host.shutdown()).await?;

@@ -13,6 +13,7 @@ mod embedded;
 mod events;
 mod flow;
 mod hardening;
+mod hardening_http;
 mod http;
 mod io;
 mod jobs;

@@ -106,6 +106,24 @@ pub enum ApiError {
     /// The path does not decode: invalid percent-encoding, or not UTF-8.
     #[error("{0}")]
     InvalidPath(String),
+    /// The request body arrived slower than the server's minimum rate, or stopped.
+    #[error(
+        "the request body arrived at less than {min_bytes_per_sec} bytes per second over \
+         {window_ms} ms (--http-body-min-bytes-per-sec, --http-body-timeout-ms); the \
+         connection is closed"
+    )]
+    BodyTimeout {
+        /// The minimum rate, in bytes per second.
+        min_bytes_per_sec: u64,
+        /// The window the rate is measured over, in milliseconds.
+        window_ms: u64,
+    },
+    /// The server has as many connections open as it serves (`--http-max-connections`).
+    #[error(
+        "the server has {0} connections open, as many as it serves \
+         (--http-max-connections); this one is closed: retry after Retry-After"
+    )]
+    TooManyConnections(usize),
     /// No route has this path.
     #[error("no such route; the API lives under /v1")]
     NoRoute,
@@ -169,6 +187,10 @@ pub enum ApiErrorCode {
     UnsupportedMediaType,
     /// The path does not decode: invalid percent-encoding, or not UTF-8.
     InvalidPath,
+    /// The request body arrived too slowly, or stopped; the connection is closed.
+    BodyTimeout,
+    /// The server serves as many connections as it may; retry after `Retry-After`.
+    TooManyConnections,
     /// No route has this path.
     NotFound,
     /// The route exists but not with this method.
@@ -204,6 +226,10 @@ impl ApiError {
                 Code::IdempotencyKeyConflict,
             ),
             Self::InvalidPath(_) => (StatusCode::BAD_REQUEST, Code::InvalidPath),
+            Self::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, Code::BodyTimeout),
+            Self::TooManyConnections(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, Code::TooManyConnections)
+            }
             Self::NoRoute => (StatusCode::NOT_FOUND, Code::NotFound),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed),
         }
@@ -215,7 +241,7 @@ impl ApiError {
     fn retry_after_seconds(&self) -> Option<u64> {
         match self {
             Self::QueueFull(full) => Some(full.retry_after.as_secs()),
-            Self::TaskLoading(_) | Self::NotReady(_) => Some(1),
+            Self::TaskLoading(_) | Self::NotReady(_) | Self::TooManyConnections(_) => Some(1),
             Self::InBatch { error, .. } => error.retry_after_seconds(),
             _ => None,
         }

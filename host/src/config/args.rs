@@ -6,6 +6,15 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 
 use super::sources;
+use crate::server::ServerSettings;
+
+/// The HTTP server's defaults, which its flags' defaults are.
+const HTTP: ServerSettings = ServerSettings::DEFAULT;
+
+/// `duration` in whole milliseconds, as the flags take it.
+const fn millis(duration: std::time::Duration) -> u64 {
+    duration.as_millis() as u64
+}
 
 /// Settings of `taskhost serve`. Each is a flag, an environment variable (named in its help)
 /// and a key of the config file (the field's name); flags win over variables, which win over
@@ -196,6 +205,46 @@ pub struct ServeArgs {
     /// cancelled, in milliseconds.
     #[arg(long, env = "TASKHOST_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
+
+    /// Most HTTP connections served at once; past it a connection gets `503
+    /// too_many_connections` and is closed [default: half the open-file limit less 320, at
+    /// most 10000].
+    #[arg(long, env = "TASKHOST_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+
+    /// How long a connection may take to send a request's headers, from when it opens or
+    /// from the request's first byte, in milliseconds; then it is closed.
+    #[arg(
+        long,
+        env = "TASKHOST_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = millis(HTTP.header_timeout)
+    )]
+    pub http_header_timeout_ms: u64,
+
+    /// How long a connection may stay idle between requests, in milliseconds.
+    #[arg(long, env = "TASKHOST_HTTP_IDLE_TIMEOUT_MS", default_value_t = millis(HTTP.idle_timeout))]
+    pub http_idle_timeout_ms: u64,
+
+    /// The window over which a request body's rate is measured, in milliseconds: a body
+    /// bringing less than --http-body-min-bytes-per-sec over one is cut (`408 body_timeout`).
+    #[arg(long, env = "TASKHOST_HTTP_BODY_TIMEOUT_MS", default_value_t = millis(HTTP.body_timeout))]
+    pub http_body_timeout_ms: u64,
+
+    /// The rate a request body must keep, in bytes per second.
+    #[arg(
+        long,
+        env = "TASKHOST_HTTP_BODY_MIN_BYTES_PER_SEC",
+        default_value_t = HTTP.body_min_bytes_per_sec
+    )]
+    pub http_body_min_bytes_per_sec: u64,
+
+    /// Requests served on one connection; the last answer says `Connection: close`.
+    #[arg(
+        long,
+        env = "TASKHOST_HTTP_MAX_REQUESTS_PER_CONNECTION",
+        default_value_t = HTTP.max_requests_per_connection
+    )]
+    pub http_max_requests_per_connection: u64,
 }
 
 /// Where instances get their memory.

@@ -10,6 +10,7 @@ use crate::engine::{
 };
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
+use crate::server::ServerSettings;
 
 /// Most engine threads accepted.
 const MAX_WORKERS: usize = 1024;
@@ -33,6 +34,12 @@ const MAX_LOG_LINES: usize = 100_000;
 const MAX_LOG_KIB: usize = 16 << 10;
 /// Largest `--max-output-kib`: a job's output is held whole while it is checked.
 const MAX_OUTPUT_KIB: usize = 256 << 10;
+/// Longest HTTP header or body timeout accepted, in milliseconds (10 minutes).
+const MAX_HTTP_TIMEOUT_MS: u64 = 600_000;
+/// Longest HTTP idle timeout accepted, in milliseconds (an hour).
+const MAX_HTTP_IDLE_TIMEOUT_MS: u64 = 3_600_000;
+/// Most HTTP connections accepted.
+const MAX_HTTP_CONNECTIONS: usize = 1 << 20;
 
 impl ServeArgs {
     /// Checks every setting and creates the data directory; lists all problems at once,
@@ -274,6 +281,49 @@ impl ServeArgs {
                 name!(max_queued)
             ));
         }
+        for (name, value, max) in [
+            (
+                name!(http_header_timeout_ms),
+                self.http_header_timeout_ms,
+                MAX_HTTP_TIMEOUT_MS,
+            ),
+            (
+                name!(http_body_timeout_ms),
+                self.http_body_timeout_ms,
+                MAX_HTTP_TIMEOUT_MS,
+            ),
+            (
+                name!(http_idle_timeout_ms),
+                self.http_idle_timeout_ms,
+                MAX_HTTP_IDLE_TIMEOUT_MS,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                problems.push(format!("{name} is {value}: use 1 to {max}"));
+            }
+        }
+        if self.http_body_min_bytes_per_sec == 0 {
+            problems.push(format!(
+                "{} is 0: a body that stopped would never be cut; use at least 1",
+                name!(http_body_min_bytes_per_sec)
+            ));
+        }
+        if self.http_max_requests_per_connection == 0 {
+            problems.push(format!(
+                "{} is 0: no request could be served; use at least 1",
+                name!(http_max_requests_per_connection)
+            ));
+        }
+        let connections = 1..=MAX_HTTP_CONNECTIONS;
+        if let Some(max) = self
+            .http_max_connections
+            .filter(|max| !connections.contains(max))
+        {
+            problems.push(format!(
+                "{} is {max}: use 1 to {MAX_HTTP_CONNECTIONS}",
+                name!(http_max_connections)
+            ));
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -329,6 +379,14 @@ impl ServeArgs {
             max_cached_components: self.max_cached_components,
             max_upload_bytes: self.max_upload_mib << 20,
             memo_cache_bytes: self.memo_cache_mib << 20,
+            http: ServerSettings {
+                max_connections: self.http_max_connections,
+                header_timeout: Duration::from_millis(self.http_header_timeout_ms),
+                idle_timeout: Duration::from_millis(self.http_idle_timeout_ms),
+                body_timeout: Duration::from_millis(self.http_body_timeout_ms),
+                body_min_bytes_per_sec: self.http_body_min_bytes_per_sec,
+                max_requests_per_connection: self.http_max_requests_per_connection,
+            },
         })
     }
 }

@@ -33,6 +33,7 @@ pub use sources::{Origin, ServeOptions};
 use crate::engine::EngineSettings;
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
+use crate::server::ServerSettings;
 
 /// Validated configuration of a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// Memory for memoized results, in bytes; 0 turns memoization off.
     pub memo_cache_bytes: u64,
+    /// Settings of the HTTP server.
+    pub http: ServerSettings,
 }
 
 /// Everything wrong with a configuration, each with what to change.

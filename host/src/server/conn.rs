@@ -1,0 +1,325 @@
+//! One connection: hyper's HTTP/1.1 over it, with what bounds how long it may hold the
+//! server's descriptor.
+//!
+//! A watchdog beside hyper follows what the connection is doing and closes it when it
+//! overstays:
+//! - a new connection must send a request's headers within the header timeout;
+//! - after a response it may stay idle for the idle timeout, and once the next request's first
+//!   byte has come, its headers must follow within the header timeout;
+//! - while a request is served (from its headers until its response has been written: a long
+//!   poll or an event stream may take long) nothing is timed but its body, which must keep
+//!   arriving ([`super::body`]); a body cut that way answers `408 body_timeout` and closes.
+//!
+//! After `max_requests` requests the response says `Connection: close` and the connection
+//! ends; on shutdown it ends once its request in flight has been answered.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, header};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::body::{BodyRate, RateBody};
+use crate::api::ApiError;
+
+/// What bounds every connection.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ConnLimits {
+    /// From a connection's start, or a request's first byte, to the end of its headers.
+    pub(super) header_timeout: Duration,
+    /// From a response to the next request's first byte.
+    pub(super) idle_timeout: Duration,
+    /// How fast request bodies must arrive.
+    pub(super) body: BodyRate,
+    /// Requests served on one connection before it is closed.
+    pub(super) max_requests: u64,
+}
+
+/// Serves `router` on `stream` until the connection ends, overstays its limits, or (once its
+/// request in flight is answered) `shutdown` is cancelled.
+pub(super) async fn serve(
+    stream: TcpStream,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) {
+    let activity = Arc::new(Activity::new(limits));
+    let io = TokioIo::new(Watched {
+        io: stream,
+        activity: activity.clone(),
+    });
+    let service = Served {
+        router: TowerToHyperService::new(router),
+        activity: activity.clone(),
+        limits,
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // The watchdog times headers; hyper's own timer would start at the end of a response.
+    http.header_read_timeout(None);
+    let connection = http.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut stopping = false;
+    loop {
+        let deadline = activity.deadline();
+        let changed = activity.changed.notified();
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended");
+                }
+                return;
+            }
+            () = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = changed => {}
+            () = sleep_until(deadline) => {
+                if let Some(overstayed) = activity.overstayed() {
+                    tracing::debug!("closed a connection {overstayed}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or for ever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a connection is doing, shared by its IO, its service and its watchdog.
+struct Activity {
+    phase: Mutex<Phase>,
+    /// Whether the connection is idle, so its next read starts a request.
+    idle: AtomicBool,
+    /// Requests started on it.
+    requests: AtomicU64,
+    /// Told of every change of phase.
+    changed: Notify,
+    limits: ConnLimits,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Between a response and the next request's first byte.
+    Idle { until: Instant },
+    /// Reading a request's headers.
+    Headers { until: Instant },
+    /// Serving a request: from its headers until its response has been written.
+    Serving,
+}
+
+impl Activity {
+    fn new(limits: ConnLimits) -> Self {
+        Self {
+            phase: Mutex::new(Phase::Headers {
+                until: Instant::now() + limits.header_timeout,
+            }),
+            idle: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+            changed: Notify::new(),
+            limits,
+        }
+    }
+
+    fn set(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+        self.idle
+            .store(matches!(phase, Phase::Idle { .. }), Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
+    fn phase(&self) -> Phase {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When the connection overstays what it is doing, if it is timed.
+    fn deadline(&self) -> Option<Instant> {
+        match self.phase() {
+            Phase::Idle { until } | Phase::Headers { until } => Some(until),
+            Phase::Serving => None,
+        }
+    }
+
+    /// What the connection overstayed, if it has.
+    fn overstayed(&self) -> Option<&'static str> {
+        let now = Instant::now();
+        match self.phase() {
+            Phase::Idle { until } if until <= now => Some("idle past the idle timeout"),
+            Phase::Headers { until } if until <= now => {
+                Some("that did not send its headers within the header timeout")
+            }
+            _ => None,
+        }
+    }
+
+    /// Bytes came in: while idle, they start the next request.
+    fn read_bytes(&self) {
+        if self.idle.load(Ordering::Relaxed) {
+            self.set(Phase::Headers {
+                until: Instant::now() + self.limits.header_timeout,
+            });
+        }
+    }
+
+    /// A request's headers have come; returns how many requests the connection has started.
+    fn start_request(&self) -> u64 {
+        self.set(Phase::Serving);
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A response has been written.
+    fn end_request(&self) {
+        self.set(Phase::Idle {
+            until: Instant::now() + self.limits.idle_timeout,
+        });
+    }
+}
+
+/// The connection's stream, telling its [`Activity`] when bytes come in.
+struct Watched {
+    io: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read_bytes();
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// The router as hyper calls it on one connection: request bodies held to their rate,
+/// requests counted, the end of each response told to the [`Activity`].
+#[derive(Clone)]
+struct Served {
+    router: TowerToHyperService<Router>,
+    activity: Arc<Activity>,
+    limits: ConnLimits,
+}
+
+impl Service<Request<Incoming>> for Served {
+    type Response = Response<Tracked>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let count = self.activity.start_request();
+        let last = count >= self.limits.max_requests;
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let rate = self.limits.body;
+        let request = request.map(|body| Body::new(RateBody::new(body, rate, timed_out.clone())));
+        let response = self.router.call(request);
+        let activity = self.activity.clone();
+        Box::pin(async move {
+            let Ok(mut response) = response.await;
+            let cut = timed_out.load(Ordering::Relaxed);
+            if cut {
+                response = ApiError::BodyTimeout {
+                    min_bytes_per_sec: rate.min_bytes_per_sec,
+                    window_ms: rate.window.as_millis() as u64,
+                }
+                .into_response();
+            }
+            if last || cut {
+                let close = HeaderValue::from_static("close");
+                response.headers_mut().insert(header::CONNECTION, close);
+            }
+            Ok(response.map(|body| Tracked { body, activity }))
+        })
+    }
+}
+
+/// A response body that tells the connection's [`Activity`] when hyper is done with it.
+struct Tracked {
+    body: Body,
+    activity: Arc<Activity>,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.activity.end_request();
+    }
+}
