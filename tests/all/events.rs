@@ -202,3 +202,38 @@ fn stopping_the_server_ends_open_streams_instead_of_waiting_for_their_jobs() {
         "the stream ends when the server stops: {rest:#?}"
     );
 }
+
+#[test]
+fn progress_reported_in_a_tight_loop_reaches_a_watcher_coalesced() {
+    let server = server();
+    let steps = 200_000;
+    let id = submit(
+        &server,
+        json!({"task": "steps", "input": {"steps": steps, "ms": 0}, "timeout_ms": 120_000}),
+    );
+    let events = server
+        .events(&format!("/v1/jobs/{id}/events"), None)
+        .expect("an event stream")
+        .collect_all();
+    let finished = events.last().unwrap();
+    assert_eq!(finished.event, "finished", "{finished:?}");
+    assert_eq!(finished.data["status"], "succeeded", "{:?}", finished.data);
+    let progress: Vec<u64> = events
+        .iter()
+        .filter(|event| event.event == "progress")
+        .map(|event| event.data["done"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        progress.last(),
+        Some(&steps),
+        "the last report is always sent"
+    );
+    // At most one progress event per 50 ms of the job's life, and the last.
+    let wall_ms = finished.data["wall_ms"].as_f64().unwrap();
+    let started_to_seen = wall_ms + 1000.0;
+    assert!(
+        (progress.len() as f64) <= started_to_seen / 50.0 + 2.0,
+        "{} progress events in {wall_ms} ms",
+        progress.len()
+    );
+}

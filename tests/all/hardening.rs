@@ -380,3 +380,19 @@ fn a_task_at_its_thread_ceiling_leaves_the_next_free_thread_to_other_tasks() {
         server.delete(&format!("/v1/jobs/{id}"));
     }
 }
+
+#[test]
+fn a_call_for_more_random_bytes_than_a_job_may_ask_traps_and_a_small_one_passes() {
+    let server = hostiles_with(&[]);
+    let asking = |bytes| Hostile {
+        random_bytes: Some(bytes),
+        ..Hostile::default()
+    };
+    upload(&server, "random-bomb", &asking(64 << 20));
+    upload(&server, "random-ok", &asking(4096));
+    let bomb = run_job(&server, json!({"task": "random-bomb"}));
+    assert_eq!(bomb["error"]["code"], "trap", "{bomb}");
+    let ok = run_job(&server, json!({"task": "random-ok"}));
+    assert_eq!(ok["status"], "succeeded", "{ok}");
+    assert_still_serving(&server);
+}

@@ -21,6 +21,8 @@ pub struct Hostile {
     pub extra_instances: usize,
     /// Spin this many loop iterations before returning.
     pub spin: Option<u32>,
+    /// Ask `wasi:random` for this many random bytes in one call.
+    pub random_bytes: Option<u64>,
 }
 
 /// Where `run` builds its output or message.
@@ -47,6 +49,11 @@ impl Hostile {
                     "(if (i32.eq (call $grow_second (i32.const {grow})) (i32.const -1)) (then unreachable))\n"
                 ));
             }
+        }
+        if let Some(bytes) = self.random_bytes {
+            body.push_str(&format!(
+                "(call $get_random (i64.const {bytes}) (i32.const 16))\n"
+            ));
         }
         if let Some(spin) = self.spin {
             body.push_str(&format!(
@@ -100,28 +107,38 @@ impl Hostile {
         let extra = "(core instance (instantiate $empty))\n".repeat(self.extra_instances);
         format!(
             r#"(component
+  (import "wasi:random/random@0.2.0" (instance $random
+    (export "get-random-bytes" (func (param "len" u64) (result (list u8))))))
   (core module $empty)
   {extra}
   {second_module}
-  (core module $main
-    {second_import}
+  (core module $libc
     (memory (export "memory") {pages})
     (global $heap (mut i32) (i32.const {heap}))
     (func (export "realloc") (param i32 i32 i32 i32) (result i32)
       (local $at i32)
       (local.set $at (global.get $heap))
       (global.set $heap (i32.add (global.get $heap) (local.get 3)))
-      (local.get $at))
+      (local.get $at)))
+  (core instance $libc (instantiate $libc))
+  (core func $get-random (canon lower (func $random "get-random-bytes")
+    (memory $libc "memory") (realloc (func $libc "realloc"))))
+  (core module $main
+    {second_import}
+    (import "libc" "memory" (memory 1))
+    (import "host" "get-random" (func $get_random (param i64 i32)))
     (func (export "run") (param i32 i32) (result i32)
       (local $n i32)
       {body}
       {result}
       (i32.const 0)))
-  (core instance $main (instantiate $main {with_second}))
+  (core instance $main (instantiate $main {with_second}
+    (with "libc" (instance $libc))
+    (with "host" (instance (export "get-random" (func $get-random))))))
   (type $task-error (variant (case "invalid-input" string) (case "failed" string)))
   (export $exported-error "task-error" (type $task-error))
   (func (export "run") (param "input" string) (result (result string (error $exported-error)))
-    (canon lift (core func $main "run") (memory $main "memory") (realloc (func $main "realloc")))))
+    (canon lift (core func $main "run") (memory $libc "memory") (realloc (func $libc "realloc")))))
 "#,
             heap = pages * 65536 - 65536 + 1024,
         )

@@ -212,7 +212,7 @@ impl LiveLog {
 
     /// Adds a log line: the SDK's logger's, or the host's about the job (a refused request).
     pub(crate) fn log(&self, level: LogLevel, message: String) {
-        self.change(|buffer| buffer.push(LogStream::Log, Some(level), message));
+        self.change_unless_full(|buffer| buffer.push(LogStream::Log, Some(level), message));
     }
 
     /// Records the job's progress (its message cut to a bound).
@@ -229,7 +229,7 @@ impl LiveLog {
     /// Adds what the task wrote to stdout or stderr: each complete line becomes a log line;
     /// the rest waits for its line break (or the end of the job).
     pub(crate) fn write(&self, stream: LogStream, bytes: &[u8]) {
-        self.change(|buffer| buffer.write(stream, bytes));
+        self.change_unless_full(|buffer| buffer.write(stream, bytes));
     }
 
     /// The log, with any unfinished stdout or stderr line as its last lines. Watchers see the
@@ -250,6 +250,20 @@ impl LiveLog {
         })
     }
 
+    /// Changes the buffer with `f` and wakes the watchers, unless the log is full: then what
+    /// is written is dropped at once (no line is built, no watcher woken), so a task writing
+    /// without end costs the host a lock per write.
+    fn change_unless_full(&self, f: impl FnOnce(&mut LogBuffer)) {
+        let mut buffer = self.lock();
+        if buffer.is_full() {
+            buffer.log.truncated = true;
+            return;
+        }
+        f(&mut buffer);
+        drop(buffer);
+        self.0.changes.send_replace(());
+    }
+
     /// Changes the buffer, then wakes the watchers.
     fn change<T>(&self, f: impl FnOnce(&mut LogBuffer) -> T) -> T {
         let result = f(&mut self.lock());
@@ -267,6 +281,11 @@ impl LiveLog {
 }
 
 impl LogBuffer {
+    /// Whether no more lines fit.
+    fn is_full(&self) -> bool {
+        self.log.lines.len() >= self.limits.max_lines || self.bytes >= self.limits.max_bytes
+    }
+
     fn write(&mut self, stream: LogStream, bytes: &[u8]) {
         let index = usize::from(stream == LogStream::Stderr);
         let mut rest = bytes;
@@ -327,6 +346,22 @@ mod tests {
 
     fn messages(log: &JobLog) -> Vec<&str> {
         log.lines.iter().map(|line| line.message.as_str()).collect()
+    }
+
+    #[test]
+    fn writes_to_a_full_log_are_dropped_without_waking_watchers() {
+        let log = log(2, 1024);
+        log.write(LogStream::Stdout, b"one\ntwo\n");
+        let mut changes = log.subscribe();
+        changes.mark_unchanged();
+        for _ in 0..10_000 {
+            log.write(LogStream::Stdout, b"more\n");
+            log.log(LogLevel::Info, "and more".into());
+        }
+        assert!(!changes.has_changed().unwrap(), "no watcher woken");
+        let finished = log.finish();
+        assert_eq!(messages(&finished), ["one", "two"]);
+        assert!(finished.truncated);
     }
 
     #[test]

@@ -19,6 +19,17 @@ use super::output::CapturedOutput;
 use super::stop::Stopped;
 use super::ticker::Alarm;
 
+/// Most bytes one call for random bytes (`wasi:random`) may ask for; a larger call traps
+/// instead of making the host allocate it (wasmtime's default is 64 MiB).
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
+/// Most resources (streams, pollables, HTTP requests and bodies, ...) a job may hold at once;
+/// one more traps (wasmtime's default is a million, each costing the host memory).
+const MAX_RESOURCES: usize = 10_000;
+
+/// Most bytes of HTTP header fields a job may hold in one fields resource.
+const MAX_HTTP_FIELDS_BYTES: usize = 64 << 10;
+
 /// The data of one job's store.
 pub(crate) struct HostState {
     wasi: WasiCtx,
@@ -76,12 +87,17 @@ impl HostState {
         let wasi = WasiCtx::builder()
             .stdout(CapturedOutput::new(log.clone(), LogStream::Stdout))
             .stderr(CapturedOutput::new(log.clone(), LogStream::Stderr))
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
+            http,
             http_hooks: JobHttp::new(http_allowed, tls, deadline, log.clone()),
-            table: ResourceTable::new(),
+            table,
             limiter: JobLimiter::new(memory_limit),
             cancel,
             deadline,

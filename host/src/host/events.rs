@@ -1,13 +1,20 @@
 //! A job's life as a stream of events (queued, started, log lines, progress, finished), for
 //! clients that watch a job instead of polling it. A stream that starts late replays what
 //! happened so far, and one resumed at an [`EventPosition`] skips what was seen before it.
+//!
+//! Progress is coalesced: a watcher gets at most one `progress` event per
+//! [`PROGRESS_EVERY`], the latest report, so a task reporting in a tight loop costs each
+//! watcher a few events a second rather than everything it can send. (Log lines are bounded
+//! by the job's log limits.)
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{LiveCursor, LogLine, Progress};
@@ -102,6 +109,9 @@ impl FromStr for EventPosition {
     }
 }
 
+/// Least time between two `progress` events of one stream.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(50);
+
 /// Follows one job, yielding its events in order until it finishes or the host stops.
 pub struct JobEvents {
     watch: JobWatch,
@@ -112,6 +122,10 @@ pub struct JobEvents {
     position: EventPosition,
     live: LiveCursor,
     pending: VecDeque<(JobEvent, EventPosition)>,
+    /// The latest progress report, held back until `progress_due`.
+    held_progress: Option<Progress>,
+    /// When the next `progress` event may be sent.
+    progress_due: Instant,
 }
 
 impl JobEvents {
@@ -135,6 +149,8 @@ impl JobEvents {
                 progress_reports: 0,
             },
             pending: VecDeque::new(),
+            held_progress: None,
+            progress_due: Instant::now(),
         }
     }
 
@@ -155,6 +171,9 @@ impl JobEvents {
             if !self.pending.is_empty() {
                 continue;
             }
+            // While progress is held back, the log is looked at again only when it is due:
+            // a task reporting in a loop wakes its watchers once per PROGRESS_EVERY.
+            let holding = self.held_progress.is_some();
             tokio::select! {
                 changed = self.watch.record.changed() => {
                     if changed.is_err() {
@@ -163,7 +182,8 @@ impl JobEvents {
                         self.position.finished = true;
                     }
                 }
-                _ = self.log_changes.changed() => {}
+                _ = self.log_changes.changed(), if !holding => {}
+                () = tokio::time::sleep_until(self.progress_due), if holding => {}
                 () = self.stopping.cancelled() => return None,
             }
         }
@@ -188,10 +208,17 @@ impl JobEvents {
             self.position.lines += 1;
             self.push(JobEvent::Log(line));
         }
+        let progress = update.progress.or_else(|| self.held_progress.take());
         if status.is_final() {
-            self.finish(update.progress);
-        } else if let Some(progress) = update.progress {
-            self.push(JobEvent::Progress(progress));
+            self.finish(progress);
+        } else if let Some(progress) = progress {
+            let now = Instant::now();
+            if now >= self.progress_due {
+                self.progress_due = now + PROGRESS_EVERY;
+                self.push(JobEvent::Progress(progress));
+            } else {
+                self.held_progress = Some(progress);
+            }
         }
     }
 
