@@ -34,7 +34,6 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -77,10 +76,10 @@ pub(super) async fn serve(
     http.header_read_timeout(None);
     let connection = http.serve_connection(io, service);
     tokio::pin!(connection);
+    let watchdog = tokio::time::sleep_until(activity.next_check());
+    tokio::pin!(watchdog);
     let mut stopping = false;
     loop {
-        let deadline = activity.deadline();
-        let changed = activity.changed.notified();
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -92,34 +91,31 @@ pub(super) async fn serve(
                 stopping = true;
                 connection.as_mut().graceful_shutdown();
             }
-            () = changed => {}
-            () = sleep_until(deadline) => {
+            () = watchdog.as_mut() => {
                 if let Some(overstayed) = activity.overstayed() {
                     tracing::debug!("closed a connection {overstayed}");
                     return;
                 }
+                watchdog.as_mut().reset(activity.next_check());
             }
         }
     }
 }
 
-/// Sleeps until `deadline`, or for ever when there is none.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// What a connection is doing, shared by its IO, its service and its watchdog.
+///
+/// Nothing wakes the watchdog when the phase changes (that would cost every request a wake-up
+/// and a timer): it looks again at least every [`Activity::recheck`], which is no longer than
+/// any timeout, so whenever a phase with a deadline starts, the watchdog looks before the
+/// deadline and then sleeps until it.
 struct Activity {
     phase: Mutex<Phase>,
     /// Whether the connection is idle, so its next read starts a request.
     idle: AtomicBool,
     /// Requests started on it.
     requests: AtomicU64,
-    /// Told of every change of phase.
-    changed: Notify,
+    /// Set when the body of the request being served is cut for arriving too slowly.
+    body_cut: Arc<AtomicBool>,
     limits: ConnLimits,
 }
 
@@ -141,7 +137,7 @@ impl Activity {
             }),
             idle: AtomicBool::new(false),
             requests: AtomicU64::new(0),
-            changed: Notify::new(),
+            body_cut: Arc::new(AtomicBool::new(false)),
             limits,
         }
     }
@@ -150,18 +146,24 @@ impl Activity {
         *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
         self.idle
             .store(matches!(phase, Phase::Idle { .. }), Ordering::Relaxed);
-        self.changed.notify_one();
     }
 
     fn phase(&self) -> Phase {
         *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// When the connection overstays what it is doing, if it is timed.
-    fn deadline(&self) -> Option<Instant> {
+    /// The longest the watchdog sleeps without looking.
+    fn recheck(&self) -> Duration {
+        self.limits.header_timeout.min(self.limits.idle_timeout)
+    }
+
+    /// When the watchdog looks next: at the deadline of what the connection is doing, or
+    /// sooner.
+    fn next_check(&self) -> Instant {
+        let recheck = Instant::now() + self.recheck();
         match self.phase() {
-            Phase::Idle { until } | Phase::Headers { until } => Some(until),
-            Phase::Serving => None,
+            Phase::Idle { until } | Phase::Headers { until } => until.min(recheck),
+            Phase::Serving => recheck,
         }
     }
 
@@ -189,6 +191,7 @@ impl Activity {
     /// A request's headers have come; returns how many requests the connection has started.
     fn start_request(&self) -> u64 {
         self.set(Phase::Serving);
+        self.body_cut.store(false, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -268,14 +271,14 @@ impl Service<Request<Incoming>> for Served {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let count = self.activity.start_request();
         let last = count >= self.limits.max_requests;
-        let timed_out = Arc::new(AtomicBool::new(false));
+        let body_cut = self.activity.body_cut.clone();
         let rate = self.limits.body;
-        let request = request.map(|body| Body::new(RateBody::new(body, rate, timed_out.clone())));
+        let request = request.map(|body| Body::new(RateBody::new(body, rate, body_cut.clone())));
         let response = self.router.call(request);
         let activity = self.activity.clone();
         Box::pin(async move {
             let Ok(mut response) = response.await;
-            let cut = timed_out.load(Ordering::Relaxed);
+            let cut = body_cut.load(Ordering::Relaxed);
             if cut {
                 response = ApiError::BodyTimeout {
                     min_bytes_per_sec: rate.min_bytes_per_sec,
