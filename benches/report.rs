@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use taskhost::Host;
 use taskhost::cache::{ComponentCache, HashedWasm};
+use taskhost::compile::CompileSettings;
 use taskhost::engine::Limits;
 use taskhost::registry::TasksSettings;
 use taskhost_benches::bare::{Bare, Metering};
@@ -272,11 +273,24 @@ fn component_cache() {
         let (mut compile, mut disk, mut memory) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             let dir = tempfile::tempdir().unwrap();
-            let cold = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
+            let cold = ComponentCache::open(
+                engine.clone(),
+                CompileSettings::default(),
+                4,
+                dir.path(),
+                Arc::default(),
+            )
+            .unwrap();
             compile.push(timed(|| cold.get_or_compile(&HashedWasm::new(&bytes))));
             memory.push(timed(|| cold.get_or_compile(&HashedWasm::new(&bytes))));
-            let restarted =
-                ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
+            let restarted = ComponentCache::open(
+                engine.clone(),
+                CompileSettings::default(),
+                4,
+                dir.path(),
+                Arc::default(),
+            )
+            .unwrap();
             disk.push(timed(|| restarted.get_or_compile(&HashedWasm::new(&bytes))));
         }
         let (compile, disk, memory) = (median(compile), median(disk), median(memory));

@@ -6,6 +6,7 @@ pub mod bare;
 use std::sync::Arc;
 use std::time::Duration;
 
+use taskhost::compile::CompileSettings;
 use taskhost::config::{Config, LimitPolicy};
 use taskhost::engine::{
     EngineSettings, HttpAllowList, HttpTrust, LogLimits, PoolSettings, TaskEngine,
@@ -99,6 +100,7 @@ pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
         max_records_bytes: 1 << 40,
         max_cached_components: 64,
         max_upload_bytes: 64 << 20,
+        compile: CompileSettings::default(),
         memo_cache_bytes: 64 << 20,
         http: ServerSettings::default(),
     }

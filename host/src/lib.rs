@@ -29,18 +29,22 @@
 //! - [`registry`]: task names → versions, loaded from the tasks directory and reloaded as its
 //!   files change.
 //! - [`cache`]: compiled components by blake3 content hash, bounded, single-flight.
+//! - [`compile`]: compiling within bounds: components checked before they compile, a
+//!   bounded pool in two lanes by size, each compile in a child process (`taskhost compile`)
+//!   with a deadline and a memory limit.
 //! - [`metrics`]: counters and histograms of events (jobs finishing, components loading),
 //!   recorded where they happen, without a lock on a job's path.
 //! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status, each
 //!   part's health, and the Prometheus export of `GET /metrics`.
 //! - [`timestamp`]: wall-clock times as the API writes them.
 //!
-//! Dependencies point one way: `server` → `api` → `host` → (`registry` → `cache`, `jobs`,
-//! `scheduler`) → `engine`.
+//! Dependencies point one way: `server` → `api` → `host` → (`registry` → `cache` → `compile`,
+//! `jobs`, `scheduler`) → `engine`.
 
 pub mod api;
 pub mod batches;
 pub mod cache;
+pub mod compile;
 pub mod config;
 mod echo;
 pub mod engine;

@@ -31,6 +31,9 @@ enum Command {
     Config(ConfigCommand),
     #[command(flatten)]
     Client(cli::Command),
+    /// Compile one component, for a server that runs this as its child.
+    #[command(hide = true)]
+    Compile(taskhost::compile::CompileArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -42,7 +45,11 @@ fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         // Only the server runs async; the client commands block.
         Command::Serve(options) => {
-            let config = options.resolve().validate()?;
+            let mut config = options.resolve().validate()?;
+            // This is the taskhost binary: it compiles each component in a child of its own.
+            if config.compile.compiler.is_none() {
+                config.compile.compiler = Some(std::env::current_exe()?);
+            }
             tokio::runtime::Runtime::new()?.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -51,6 +58,7 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(command) => Ok(cli::run(command)),
+        Command::Compile(args) => Ok(taskhost::compile::run_child(args)),
     }
 }
 

@@ -8,6 +8,7 @@ mod api_edges;
 mod batches;
 mod cache;
 mod cli;
+mod compile_limits;
 mod config;
 mod embedded;
 mod events;

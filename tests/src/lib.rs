@@ -1,9 +1,10 @@
 //! Fixtures and helpers for taskhost's integration tests and benchmarks.
 //!
 //! The build script compiles every example task under `tasks/` to a component;
-//! [`fixtures`] has their paths.
+//! [`fixtures`] has their paths. [`components`] makes adversarial ones.
 
 mod adversarial;
+pub mod components;
 mod exposition;
 mod peer;
 mod server;

@@ -131,6 +131,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server stopped").id()
+    }
+
     /// The server's base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> &str {
         &self.base

@@ -329,10 +329,15 @@ impl From<UploadError> for ApiError {
         match error {
             UploadError::Compile(compile) => {
                 let status = match *compile {
-                    CompileError::WrongWorld(_) | CompileError::MemoizeNotDeterministic(_) => {
-                        StatusCode::UNPROCESSABLE_ENTITY
+                    CompileError::NotWasm(_)
+                    | CompileError::CoreModule
+                    | CompileError::Invalid(_)
+                    | CompileError::Manifest(_) => StatusCode::BAD_REQUEST,
+                    CompileError::CompilerUnavailable(_) => {
+                        tracing::error!(error = %compile, "upload failed");
+                        return Self::Internal;
                     }
-                    _ => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 Self::InvalidComponent {
                     status,

@@ -13,7 +13,9 @@
 //! checked, and that same buffer is deserialized, so a file changing after the check cannot
 //! matter; new files are written under temporary names and renamed in, never modified in place.
 //! Whoever can read the key *and* write the directory can still plant code: keep the data
-//! directory as private as the host's binary.
+//! directory as private as the host's binary. The one other source of artifacts is this
+//! host's compiler process (`compile`), whose output is loaded ([`DiskCache::verify`]) and
+//! only then stored with its MAC.
 
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -82,16 +84,17 @@ impl DiskCache {
                 "its MAC does not match: corrupt, truncated or foreign".into(),
             );
         }
-        // SAFETY: `artifact` is the very buffer whose MAC was just checked against this
-        // host's secret key, so these bytes are exactly what this host's wasmtime serialized
-        // (see the trust boundary in the module docs); wasmtime checks version and
-        // configuration compatibility itself.
-        #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(engine, &artifact) };
-        match component {
+        match deserialize(engine, &artifact) {
             Ok(component) => Lookup::Hit(component),
             Err(error) => self.reject(hash, format!("wasmtime refused it: {error:#}")),
         }
+    }
+
+    /// Loads an artifact this host's compiler has just written (in a process of its own:
+    /// see `compile`), to be stored once it has loaded; wasmtime refuses one compiled for
+    /// another engine configuration.
+    pub fn verify(&self, artifact: &[u8], engine: &Engine) -> wasmtime::Result<Component> {
+        deserialize(engine, artifact)
     }
 
     /// Writes the artifact of the component with content hash `hash`: the MAC first, then the
@@ -136,6 +139,20 @@ impl DiskCache {
             let _ = fs::remove_file(&temp);
         }
         result
+    }
+}
+
+/// The component in `artifact`, which this host's own wasmtime serialized: the bytes of a file
+/// whose MAC was checked against this host's secret key, or what this host's compiler (the
+/// same binary, in a child process, fed the component's bytes) has just written.
+fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `artifact` is exactly what this host's wasmtime serialized (see the trust
+    // boundary in the module docs, and the caller's contract above); wasmtime checks version
+    // and configuration compatibility itself. A compiler process is trusted as a compile in
+    // this process would be: it runs this binary's code on the same bytes.
+    #[allow(unsafe_code)]
+    unsafe {
+        Component::deserialize(engine, artifact)
     }
 }
 

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use wasmtime::component::Component;
+
+use crate::compile::{Artifact, CompileSettings, Compiler};
 use crate::engine::{CompileError, CompiledTask, Manifest, TaskEngine};
 use crate::metrics::Metrics;
 use disk::{DiskCache, Lookup};
@@ -71,6 +74,7 @@ impl<'a> HashedWasm<'a> {
 /// The memory tier of compiled components.
 pub struct ComponentCache {
     engine: Arc<TaskEngine>,
+    compiler: Compiler,
     disk: DiskCache,
     entries: Mutex<HashMap<blake3::Hash, Entry>>,
     max_entries: usize,
@@ -115,19 +119,26 @@ pub struct CacheStatus {
     /// Whether the latest write to the disk tier failed (a full or read-only disk, say);
     /// false again once one succeeds.
     pub disk_write_failing: bool,
+    /// Compiles running.
+    pub compiling: usize,
+    /// Compiles waiting for a slot (`--compile-jobs`).
+    pub compiles_waiting: usize,
 }
 
 impl ComponentCache {
     /// A cache holding at most `max_entries` compiled components in memory, and artifacts
-    /// in `dir` (created if missing); load times go to `metrics`.
+    /// in `dir` (created if missing), compiling as `compile` says; load times go to
+    /// `metrics`.
     pub fn open(
         engine: Arc<TaskEngine>,
+        compile: CompileSettings,
         max_entries: usize,
         dir: &Path,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         Ok(Self {
             disk: DiskCache::open(dir, engine.wasmtime())?,
+            compiler: Compiler::new(engine.clone(), compile, dir.to_owned()),
             engine,
             entries: Mutex::default(),
             max_entries: max_entries.max(1),
@@ -165,62 +176,74 @@ impl ComponentCache {
         result
     }
 
-    /// The component from the disk tier if it holds a valid artifact, else compiled (and
-    /// written to the disk tier).
+    /// The compiler this cache compiles with.
+    pub fn compiler(&self) -> &Compiler {
+        &self.compiler
+    }
+
+    /// The component, if it passes validation: from the disk tier if it holds a valid
+    /// artifact, else compiled (and written to the disk tier).
     fn load_or_compile(&self, hash: blake3::Hash, bytes: &[u8]) -> CompileResult {
         let started = Instant::now();
-        let from_disk = match self.disk.load(&hash, self.engine.wasmtime()) {
-            Lookup::Hit(component) => Some(component),
+        let loaded = self.compiler.limits().check(bytes).and_then(|()| {
+            let manifest = Manifest::read(bytes)?;
+            let (component, source) = match self.load_from_disk(&hash) {
+                Some(component) => (component, Source::Disk),
+                None => (self.compile(&hash, bytes)?, Source::Compiled),
+            };
+            Ok((self.engine.link(component, manifest)?, source))
+        });
+        let load_time = started.elapsed();
+        let (task, source) = loaded.map_err(Arc::new)?;
+        self.metrics
+            .component_loaded(source == Source::Disk, load_time);
+        Ok(Arc::new(Compiled {
+            hash,
+            task,
+            source,
+            load_time,
+        }))
+    }
+
+    /// The component from the disk tier, if it holds a valid artifact.
+    fn load_from_disk(&self, hash: &blake3::Hash) -> Option<Component> {
+        match self.disk.load(hash, self.engine.wasmtime()) {
+            Lookup::Hit(component) => {
+                self.disk_hits.fetch_add(1, Ordering::Relaxed);
+                Some(component)
+            }
             Lookup::Miss => None,
             Lookup::Rejected => {
                 self.disk_rejected.fetch_add(1, Ordering::Relaxed);
                 None
             }
-        };
-        let (task, source) = match from_disk {
-            Some(component) => {
-                self.disk_hits.fetch_add(1, Ordering::Relaxed);
-                let task = Manifest::read(bytes)
-                    .map_err(CompileError::from)
-                    .and_then(|manifest| self.engine.link(component, manifest));
-                (task, Source::Disk)
-            }
-            None => {
-                self.compiles.fetch_add(1, Ordering::Relaxed);
-                let task = self.engine.compile(bytes);
-                if let Ok(task) = &task {
-                    self.write_to_disk(&hash, task);
-                }
-                (task, Source::Compiled)
-            }
-        };
-        let load_time = started.elapsed();
-        if task.is_ok() {
-            self.metrics
-                .component_loaded(source == Source::Disk, load_time);
         }
-        task.map(|task| {
-            Arc::new(Compiled {
-                hash,
-                task,
-                source,
-                load_time,
-            })
-        })
-        .map_err(Arc::new)
+    }
+
+    /// Compiles the component, and writes its artifact to the disk tier.
+    fn compile(&self, hash: &blake3::Hash, bytes: &[u8]) -> Result<Component, CompileError> {
+        self.compiles.fetch_add(1, Ordering::Relaxed);
+        let Artifact { serialized, loaded } = self.compiler.compile(bytes)?;
+        let component = match loaded {
+            Some(component) => component,
+            None => self
+                .disk
+                .verify(&serialized, self.engine.wasmtime())
+                .map_err(|error| {
+                    tracing::error!(%hash, error = %format!("{error:#}"), "a compiled artifact does not load");
+                    CompileError::CompilerUnavailable(std::io::Error::other(format!(
+                        "the compiler's artifact does not load: {error:#}"
+                    )))
+                })?,
+        };
+        self.write_to_disk(hash, &serialized);
+        Ok(component)
     }
 
     /// Best effort: a host that cannot write its cache still serves, it just compiles again
     /// after a restart.
-    fn write_to_disk(&self, hash: &blake3::Hash, task: &CompiledTask) {
-        let written = task
-            .serialize()
-            .map_err(|error| format!("{error:#}"))
-            .and_then(|artifact| {
-                self.disk
-                    .store(hash, &artifact)
-                    .map_err(|error| error.to_string())
-            });
+    fn write_to_disk(&self, hash: &blake3::Hash, artifact: &[u8]) {
+        let written = self.disk.store(hash, artifact);
         self.disk_write_failing
             .store(written.is_err(), Ordering::Relaxed);
         if let Err(error) = written {
@@ -231,6 +254,7 @@ impl ComponentCache {
 
     /// The cache's counters.
     pub fn status(&self) -> CacheStatus {
+        let compiles = self.compiler.status();
         CacheStatus {
             entries: self.entries.lock().expect("cache poisoned").len(),
             max_entries: self.max_entries,
@@ -241,6 +265,8 @@ impl ComponentCache {
             disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
             disk_write_errors: self.disk_write_errors.load(Ordering::Relaxed),
             disk_write_failing: self.disk_write_failing.load(Ordering::Relaxed),
+            compiling: compiles.running,
+            compiles_waiting: compiles.waiting,
         }
     }
 
@@ -286,7 +312,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(TaskEngine::for_tests());
         (
-            ComponentCache::open(engine, max_entries, dir.path(), Arc::default()).unwrap(),
+            ComponentCache::open(
+                engine,
+                CompileSettings::default(),
+                max_entries,
+                dir.path(),
+                Arc::default(),
+            )
+            .unwrap(),
             dir,
         )
     }
@@ -366,10 +399,21 @@ mod tests {
     #[test]
     fn failures_are_not_kept() {
         let (cache, _dir) = cache(4);
-        assert!(compile(&cache, b"not wasm").is_err());
-        assert!(compile(&cache, b"not wasm").is_err());
+        // An empty component: valid and compiled (the disk keeps its code), but not a task.
+        let empty = b"\0asm\x0d\0\x01\0";
+        assert!(compile(&cache, empty).is_err());
+        assert!(compile(&cache, empty).is_err());
         let status = cache.status();
-        assert_eq!((status.entries, status.compiles), (0, 2));
+        assert_eq!((status.entries, status.hits), (0, 0));
+        assert_eq!((status.compiles, status.disk_hits), (1, 1));
+    }
+
+    #[test]
+    fn what_fails_validation_is_never_compiled() {
+        let (cache, _dir) = cache(4);
+        let error = compile(&cache, b"not wasm").err().unwrap();
+        assert!(matches!(*error, CompileError::NotWasm(_)), "{error}");
+        assert_eq!(cache.status().compiles, 0);
     }
 
     #[test]
@@ -378,10 +422,24 @@ mod tests {
         let engine = Arc::new(TaskEngine::for_tests());
         // spin declares its kind: the declaration survives the disk tier too.
         let spin = bytes(fixtures::SPIN);
-        let first = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
+        let first = ComponentCache::open(
+            engine.clone(),
+            CompileSettings::default(),
+            4,
+            dir.path(),
+            Arc::default(),
+        )
+        .unwrap();
         assert_eq!(compile(&first, &spin).unwrap().source, Source::Compiled);
 
-        let second = ComponentCache::open(engine, 4, dir.path(), Arc::default()).unwrap();
+        let second = ComponentCache::open(
+            engine,
+            CompileSettings::default(),
+            4,
+            dir.path(),
+            Arc::default(),
+        )
+        .unwrap();
         let loaded = compile(&second, &spin).unwrap();
         assert_eq!(loaded.source, Source::Disk);
         assert_eq!(
@@ -399,7 +457,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(TaskEngine::for_tests());
         let noop = bytes(fixtures::NOOP);
-        let writer = ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
+        let writer = ComponentCache::open(
+            engine.clone(),
+            CompileSettings::default(),
+            4,
+            dir.path(),
+            Arc::default(),
+        )
+        .unwrap();
         compile(&writer, &noop).unwrap();
         drop(writer);
         let artifact = std::fs::read_dir(dir.path())
@@ -417,8 +482,14 @@ mod tests {
         ];
         for damaged in damages {
             std::fs::write(&artifact, &damaged).unwrap();
-            let cache =
-                ComponentCache::open(engine.clone(), 4, dir.path(), Arc::default()).unwrap();
+            let cache = ComponentCache::open(
+                engine.clone(),
+                CompileSettings::default(),
+                4,
+                dir.path(),
+                Arc::default(),
+            )
+            .unwrap();
             let compiled = compile(&cache, &noop).unwrap();
             assert_eq!(compiled.source, Source::Compiled);
             let status = cache.status();

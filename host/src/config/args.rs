@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 
 use super::sources;
+use crate::compile::CompileSettings;
+use crate::engine::ComponentLimits;
 use crate::server::ServerSettings;
 
 /// The HTTP server's defaults, which its flags' defaults are.
@@ -187,9 +189,52 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MEMO_CACHE_MIB", default_value_t = 64)]
     pub memo_cache_mib: u64,
 
-    /// Largest component `PUT /v1/tasks/{name}` accepts, in MiB.
-    #[arg(long, env = "TASKHOST_MAX_UPLOAD_MIB", default_value_t = 64)]
+    /// Largest component `PUT /v1/tasks/{name}` accepts, in MiB; a larger file in the tasks
+    /// directory does not load either.
+    #[arg(long, env = "TASKHOST_MAX_UPLOAD_MIB", default_value_t = ComponentLimits::default().max_bytes >> 20)]
     pub max_upload_mib: usize,
+
+    /// Most functions a component may define (its core modules together); one with more is
+    /// refused before it compiles.
+    #[arg(long, env = "TASKHOST_MAX_FUNCTIONS", default_value_t = ComponentLimits::default().max_functions)]
+    pub max_functions: u64,
+
+    /// Largest function body of a component, in KiB.
+    #[arg(long, env = "TASKHOST_MAX_FUNCTION_KIB", default_value_t = ComponentLimits::default().max_function_bytes >> 10)]
+    pub max_function_kib: usize,
+
+    /// Most bytes of data segments (initial memory contents) of a component, in MiB.
+    #[arg(long, env = "TASKHOST_MAX_DATA_MIB", default_value_t = ComponentLimits::default().max_data_bytes >> 20)]
+    pub max_data_mib: usize,
+
+    /// Most imports of a component and its core modules together.
+    #[arg(long, env = "TASKHOST_MAX_IMPORTS", default_value_t = ComponentLimits::default().max_imports)]
+    pub max_imports: u64,
+
+    /// Components compiling at once [default: one per core]. Components over 4 MiB take at
+    /// most all but one of these, so small ones never wait behind them.
+    #[arg(long, env = "TASKHOST_COMPILE_JOBS")]
+    pub compile_jobs: Option<usize>,
+
+    /// Longest a component may take to compile (wall-clock and CPU time), in milliseconds:
+    /// the compile is then stopped and the component refused.
+    #[arg(long, env = "TASKHOST_COMPILE_TIMEOUT_MS", default_value_t = CompileSettings::default().timeout.as_millis() as u64)]
+    pub compile_timeout_ms: u64,
+
+    /// Memory (address space) a compile may use, in MiB: the compile is then stopped and the
+    /// component refused.
+    #[arg(long, env = "TASKHOST_COMPILE_MEMORY_MIB", default_value_t = CompileSettings::default().memory_bytes >> 20)]
+    pub compile_memory_mib: u64,
+
+    /// Largest compiled component kept, in MiB; a component that compiles to more is refused.
+    #[arg(long, env = "TASKHOST_MAX_ARTIFACT_MIB", default_value_t = CompileSettings::default().max_artifact_bytes >> 20)]
+    pub max_artifact_mib: u64,
+
+    /// The `taskhost` binary that compiles each component in a child process, within the
+    /// limits above [default: this binary, under `taskhost serve`; a program embedding the
+    /// host compiles in its own process, where time and memory limits cannot stop a compile].
+    #[arg(long, env = "TASKHOST_COMPILER", value_name = "PATH")]
+    pub compiler: Option<PathBuf>,
 
     /// Finished jobs whose records are kept (for `GET /v1/jobs/{id}`); older ones are
     /// forgotten first.

@@ -5,8 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, setting};
+use crate::compile::CompileSettings;
 use crate::engine::{
-    EngineSettings, HttpAllowList, HttpTrust, LogLimits, POOL_SLOT_BYTES, PoolSettings,
+    ComponentLimits, EngineSettings, HttpAllowList, HttpTrust, LogLimits, POOL_SLOT_BYTES,
+    PoolSettings,
 };
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
@@ -28,6 +30,12 @@ const MAX_MEMO_CACHE_MIB: u64 = 64 << 10;
 /// exceeds what engine threads' native stacks can back.
 const MIN_WASM_STACK_KIB: usize = 64;
 const MAX_WASM_STACK_KIB: usize = 64 << 10;
+/// Longest compile deadline accepted, in milliseconds (an hour).
+const MAX_COMPILE_TIMEOUT_MS: u64 = 3_600_000;
+/// Bounds of a compile's address space, in MiB: below 256 MiB the compiler barely starts;
+/// above 1 TiB is surely a typo.
+const MIN_COMPILE_MEMORY_MIB: u64 = 256;
+const MAX_COMPILE_MEMORY_MIB: u64 = 1 << 20;
 /// Most log lines a job may keep.
 const MAX_LOG_LINES: usize = 100_000;
 /// Most log text a job may keep, in KiB.
@@ -238,6 +246,64 @@ impl ServeArgs {
                 self.max_upload_mib
             ));
         }
+        let compile_jobs = self.compile_jobs.unwrap_or_else(default_workers);
+        in_range(
+            &mut problems,
+            name!(compile_jobs),
+            compile_jobs,
+            1..=MAX_WORKERS,
+        );
+        in_range(
+            &mut problems,
+            name!(compile_timeout_ms),
+            self.compile_timeout_ms,
+            1..=MAX_COMPILE_TIMEOUT_MS,
+        );
+        in_range(
+            &mut problems,
+            name!(compile_memory_mib),
+            self.compile_memory_mib,
+            MIN_COMPILE_MEMORY_MIB..=MAX_COMPILE_MEMORY_MIB,
+        );
+        in_range(
+            &mut problems,
+            name!(max_artifact_mib),
+            self.max_artifact_mib,
+            1..=4096,
+        );
+        in_range(
+            &mut problems,
+            name!(max_functions),
+            self.max_functions,
+            1..=1_000_000,
+        );
+        in_range(
+            &mut problems,
+            name!(max_function_kib),
+            self.max_function_kib,
+            1..=(1 << 20),
+        );
+        in_range(
+            &mut problems,
+            name!(max_data_mib),
+            self.max_data_mib,
+            0..=4096,
+        );
+        in_range(
+            &mut problems,
+            name!(max_imports),
+            self.max_imports,
+            0..=1_000_000,
+        );
+        if let Some(compiler) = &self.compiler
+            && !compiler.is_file()
+        {
+            problems.push(format!(
+                "{} is {}, which is not a file: name a taskhost binary, or leave it out",
+                name!(compiler),
+                compiler.display()
+            ));
+        }
         if self.memo_cache_mib > MAX_MEMO_CACHE_MIB {
             problems.push(format!(
                 "{} is {}: use at most {MAX_MEMO_CACHE_MIB} (0 turns memoization off)",
@@ -378,6 +444,20 @@ impl ServeArgs {
             max_records_bytes: self.max_records_mib << 20,
             max_cached_components: self.max_cached_components,
             max_upload_bytes: self.max_upload_mib << 20,
+            compile: CompileSettings {
+                compiler: self.compiler,
+                jobs: compile_jobs,
+                timeout: Duration::from_millis(self.compile_timeout_ms),
+                memory_bytes: self.compile_memory_mib << 20,
+                max_artifact_bytes: self.max_artifact_mib << 20,
+                limits: ComponentLimits {
+                    max_bytes: self.max_upload_mib << 20,
+                    max_functions: self.max_functions,
+                    max_function_bytes: self.max_function_kib << 10,
+                    max_data_bytes: self.max_data_mib << 20,
+                    max_imports: self.max_imports,
+                },
+            },
             memo_cache_bytes: self.memo_cache_mib << 20,
             http: ServerSettings {
                 max_connections: self.http_max_connections,
@@ -400,6 +480,22 @@ fn default_jobs_memory_mib() -> usize {
             line.split_whitespace().nth(1)?.parse::<usize>().ok()
         });
     total_kib.map_or(4096, |kib| kib / 1024 * 3 / 4)
+}
+
+/// Adds a problem if `value` of the setting `name` is out of `range`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    problems: &mut Vec<String>,
+    name: String,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) {
+    if !range.contains(&value) {
+        problems.push(format!(
+            "{name} is {value}: use {} to {}",
+            range.start(),
+            range.end()
+        ));
+    }
 }
 
 fn default_workers() -> usize {

@@ -30,6 +30,7 @@ pub use limits::{LimitError, LimitPolicy, RequestedLimits};
 pub use resolved::Resolved;
 pub use sources::{Origin, ServeOptions};
 
+use crate::compile::CompileSettings;
 use crate::engine::EngineSettings;
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
@@ -64,6 +65,8 @@ pub struct Config {
     pub max_cached_components: usize,
     /// Largest component an upload may send, in bytes.
     pub max_upload_bytes: usize,
+    /// How components are compiled, and what components are.
+    pub compile: CompileSettings,
     /// Memory for memoized results, in bytes; 0 turns memoization off.
     pub memo_cache_bytes: u64,
     /// Settings of the HTTP server.

@@ -1,9 +1,11 @@
 //! The wasmtime engine and the policy for running one job: compile a component once, then give
 //! every job a fresh store with limits, a deadline and nothing of the outside world.
 //!
-//! The engine knows nothing of names, queues or HTTP: [`TaskEngine::compile`] turns bytes into
-//! a [`CompiledTask`]; [`TaskEngine::run`] (on an engine thread) and [`TaskEngine::run_async`]
-//! (on the IO executor) run one input through it and say how it went.
+//! The engine knows nothing of names, queues or HTTP: [`ComponentLimits::check`] says whether
+//! it agrees to compile some bytes; [`TaskEngine::compile_here`] (or a compiler process, see
+//! `compile`) turns them into code, which [`TaskEngine::link`] makes a [`CompiledTask`];
+//! [`TaskEngine::run`] (on an engine thread) and [`TaskEngine::run_async`] (on the IO
+//! executor) run one input through it and say how it went.
 
 mod allocation;
 mod bindings;
@@ -19,6 +21,7 @@ mod output;
 mod state;
 mod stop;
 mod ticker;
+mod validate;
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,7 @@ pub use log::{
 pub use manifest::{Manifest, ManifestError};
 pub use outcome::{ErrorCode, JobError, MAX_ERROR_MESSAGE, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
+pub use validate::{ComponentLimits, Limit, OverLimit};
 
 use bindings::{io, sync};
 use imports::Imports;
@@ -77,6 +81,16 @@ pub struct EngineSettings {
     pub http_trust: HttpTrust,
     /// How much of its log (SDK lines, stdout, stderr) a job keeps.
     pub log: LogLimits,
+}
+
+impl EngineSettings {
+    /// The settings that shape compiled code.
+    pub fn code(&self) -> CodeSettings {
+        CodeSettings {
+            fuel_metering: self.fuel_metering,
+            max_wasm_stack: self.max_wasm_stack,
+        }
+    }
 }
 
 /// Limits applied to one job's store.
@@ -129,6 +143,9 @@ pub enum KindSource {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompileError {
+    /// The bytes are not WebAssembly at all: empty, text, anything else.
+    #[error("not a WebAssembly component: {0}")]
+    NotWasm(&'static str),
     /// The bytes are a core WebAssembly module, not a component.
     #[error(
         "this is a core WebAssembly module, not a component: build tasks for wasm32-wasip2 \
@@ -164,6 +181,63 @@ pub enum CompileError {
         .0.join(", ")
     )]
     MemoizeNotDeterministic(Vec<String>),
+    /// The component is over a limit of what this host compiles ([`ComponentLimits`]).
+    #[error(transparent)]
+    OverLimit(#[from] OverLimit),
+    /// Compiling went past its deadline, and was stopped.
+    #[error(
+        "compiling the component took longer than {} ms (--compile-timeout-ms), so it was \
+         stopped: the component is too large or too complex to compile here",
+        .0.as_millis()
+    )]
+    TimedOut(Duration),
+    /// Compiling needed more memory than it may have, and was stopped.
+    #[error(
+        "compiling the component needed more than {} MiB of memory (--compile-memory-mib), \
+         so it was stopped",
+        .0 >> 20
+    )]
+    OutOfMemory(u64),
+    /// The compiled code is larger than this host keeps (bytes).
+    #[error("the compiled component is larger than {} MiB (--max-artifact-mib)", .0 >> 20)]
+    ArtifactTooLarge(u64),
+    /// The compiler stopped without a result (it crashed): what it said.
+    #[error("the compiler failed on this component: {0}")]
+    CompilerFailed(String),
+    /// The compiler could not be run: a problem of the host, not of the component.
+    #[error("could not run the compiler: {0}")]
+    CompilerUnavailable(#[source] std::io::Error),
+}
+
+/// What of the engine's settings shapes the code it compiles: a compiler in another process
+/// creates its engine from exactly these (see [`compiling_engine`]), or its artifacts do not
+/// load here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeSettings {
+    /// [`EngineSettings::fuel_metering`].
+    pub fuel_metering: bool,
+    /// [`EngineSettings::max_wasm_stack`].
+    pub max_wasm_stack: usize,
+}
+
+/// The wasmtime configuration for code of `code`'s settings, for the host's engine and for
+/// compilers alike.
+fn code_config(code: CodeSettings) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.consume_fuel(code.fuel_metering);
+    config.max_wasm_stack(code.max_wasm_stack);
+    config
+}
+
+/// An engine that only compiles, on the calling thread, code that an engine of `code`'s
+/// settings loads: for a compiler in a process of its own. (Neither the allocation strategy
+/// nor parallel compilation changes the code.)
+pub(crate) fn compiling_engine(code: CodeSettings) -> Result<Engine, EngineError> {
+    let mut config = code_config(code);
+    config.parallel_compilation(false);
+    Ok(Engine::new(&config)?)
 }
 
 /// Errors from setting up the engine.
@@ -283,11 +357,7 @@ impl TaskEngine {
     /// HTTP (to allowed hosts only) and the taskhost host interface, and starts the epoch
     /// ticker.
     pub fn new(settings: EngineSettings) -> Result<Self, EngineError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.consume_fuel(settings.fuel_metering);
-        config.max_wasm_stack(settings.max_wasm_stack);
+        let mut config = code_config(settings.code());
         let (engine, allocation) = allocation::create_engine(&mut config, settings.pool)?;
 
         let mut sync_linker = Linker::new(&engine);
@@ -320,15 +390,18 @@ impl TaskEngine {
         &self.allocation
     }
 
-    /// Compiles a component with Cranelift, reads its manifest and checks it against the
-    /// `task` world.
+    /// Compiles a component with Cranelift, on the calling thread, with no bound on its time
+    /// or memory: for bytes that passed [`ComponentLimits::check`], where no compiler process
+    /// is at hand.
+    pub fn compile_here(&self, bytes: &[u8]) -> Result<Component, CompileError> {
+        Component::new(&self.engine, bytes).map_err(CompileError::Invalid)
+    }
+
+    /// [`compile_here`](TaskEngine::compile_here)s a component and [`link`](TaskEngine::link)s
+    /// it with its manifest: the whole way from trusted bytes to a task, unbounded (the host
+    /// itself loads through the cache, which validates and compiles within bounds).
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledTask, CompileError> {
-        // The preamble: magic, then version 1 and layer 0 for a core module.
-        if bytes.starts_with(b"\0asm\x01\0\0\0") {
-            return Err(CompileError::CoreModule);
-        }
-        let component = Component::new(&self.engine, bytes).map_err(CompileError::Invalid)?;
-        self.link(component, Manifest::read(bytes)?)
+        self.link(self.compile_here(bytes)?, Manifest::read(bytes)?)
     }
 
     /// The wasmtime engine, for loading artifacts it compiled earlier.
@@ -523,21 +596,6 @@ impl TaskEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn garbage_and_core_modules_are_not_components() {
-        let engine = TaskEngine::for_tests();
-        assert!(matches!(
-            engine.compile(b"not wasm"),
-            Err(CompileError::Invalid(_))
-        ));
-        // The smallest core module: magic and version 1.
-        let core_module = b"\0asm\x01\0\0\0";
-        assert!(matches!(
-            engine.compile(core_module),
-            Err(CompileError::CoreModule)
-        ));
-    }
 
     #[test]
     fn only_a_task_that_cannot_observe_the_outside_world_may_declare_memoize() {

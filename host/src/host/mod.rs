@@ -184,6 +184,7 @@ impl Host {
         let cache = Arc::new(
             ComponentCache::open(
                 engine.clone(),
+                config.compile.clone(),
                 config.max_cached_components,
                 &config.cache_dir,
                 metrics.clone(),

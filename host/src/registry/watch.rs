@@ -86,7 +86,7 @@ impl TaskWatcher {
         std::thread::Builder::new()
             .name("task-loader".into())
             .spawn(move || {
-                guarded(|| names.iter().for_each(|name| loader.load(name)));
+                guarded(|| loader.load_many(&names));
                 let _ = loaded_tx.send(());
                 follow(&loader, &events, debounce);
             })
@@ -185,7 +185,7 @@ impl Changes {
                 tracing::error!(%error, "cannot rescan the tasks directory");
             }
         } else {
-            self.names.iter().for_each(|name| loader.load(name));
+            loader.load_many(&self.names);
         }
     }
 }
