@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use taskhost_tests::components::CoreModule;
-use taskhost_tests::{Server, fixtures};
+use taskhost_tests::{Exposition, Server, fixtures};
 
 use crate::upload::server_over;
 
@@ -175,6 +175,8 @@ fn a_small_upload_completes_while_a_big_component_compiles() {
             "the small upload waited for the big one"
         );
         assert_eq!(compiling(&server.get("/v1/status").json), 1);
+        let metrics = Exposition::parse(&server.get("/metrics").text);
+        assert_eq!(metrics.value("taskhost_compiles_running", &[]), 1.0);
         // The big one compiles, then fails to link: it is no task.
         assert_refused(&big_upload.join().unwrap(), &["taskhost:task world"]);
     });

@@ -154,6 +154,8 @@ pub(super) struct ChildLimits {
 
 /// Names of scratch files, unique in this process.
 static SCRATCH: AtomicU64 = AtomicU64::new(0);
+/// How scratch files are named: then the process id, a dash, a number and an extension.
+const SCRATCH_PREFIX: &str = ".compile-";
 
 /// Compiles `bytes` by running `binary compile` within `limits`, for an engine of `code`'s
 /// settings, with its files in `scratch`; returns the serialized artifact.
@@ -260,6 +262,23 @@ fn wait(child: &mut Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> 
     }
 }
 
+/// Deletes the scratch files in `dir` left by compiles of processes that are gone (a server
+/// that crashed while compiling); a live server's are left alone.
+pub(super) fn remove_stale_scratch(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|entry| Some(entry.ok()?.path())) {
+        let pid = path
+            .file_name()
+            .and_then(|name| name.to_str()?.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 /// The files of one compile in the scratch directory, deleted when dropped.
 struct ScratchFiles {
     input: PathBuf,
@@ -270,7 +289,7 @@ struct ScratchFiles {
 impl ScratchFiles {
     fn new(dir: &Path) -> Self {
         let stem = format!(
-            ".compile-{}-{}",
+            "{SCRATCH_PREFIX}{}-{}",
             std::process::id(),
             SCRATCH.fetch_add(1, Ordering::Relaxed)
         );
@@ -295,5 +314,28 @@ impl Drop for ScratchFiles {
         for path in [&self.input, &self.output, &self.log] {
             let _ = fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_files_of_processes_gone_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = ScratchFiles::new(dir.path());
+        fs::write(&live.input, b"in use").unwrap();
+        // Process ids stop well below this (the kernel's limit is 2^22).
+        let gone = dir.path().join(format!("{SCRATCH_PREFIX}99999999-0.wasm"));
+        fs::write(&gone, b"left by a crash").unwrap();
+        let other = dir.path().join("mac.key");
+        fs::write(&other, b"not scratch").unwrap();
+        remove_stale_scratch(dir.path());
+        assert!(live.input.exists());
+        assert!(!gone.exists());
+        assert!(other.exists());
+        drop(live);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "only mac.key");
     }
 }

@@ -103,6 +103,7 @@ impl Compiler {
     /// A compiler for `engine`, keeping the files of child compiles in `scratch` (a
     /// directory of the host's own: the cache's).
     pub fn new(engine: Arc<TaskEngine>, settings: CompileSettings, scratch: PathBuf) -> Self {
+        child::remove_stale_scratch(&scratch);
         Self {
             engine,
             lanes: Lanes::new(settings.jobs),

@@ -215,6 +215,18 @@ impl Collector for StatusCollector {
             "Most compiled components held in memory",
             cache.max_entries,
         )?;
+        gauge(
+            out,
+            "compiles_running",
+            "Components compiling now",
+            cache.compiling,
+        )?;
+        gauge(
+            out,
+            "compiles_waiting",
+            "Components waiting for a compile slot (--compile-jobs)",
+            cache.compiles_waiting,
+        )?;
 
         let tasks = &parts.tasks;
         let states = [
