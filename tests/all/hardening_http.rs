@@ -301,3 +301,20 @@ fn a_connection_closes_after_its_last_allowed_request() {
     assert_eq!(last.header("connection"), Some("close"), "{last:?}");
     closed(&mut stream);
 }
+
+#[test]
+fn headers_past_64_kib_are_refused_and_the_connection_closed() {
+    let server = server_with(&[]);
+    let mut stream = connect(&server);
+    let padding = "x".repeat(70 << 10);
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: taskhost\r\nX-Padding: {padding}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 431");
+    closed(&mut stream);
+    others_are_served(&server, BOUND);
+}

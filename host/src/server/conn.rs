@@ -73,7 +73,8 @@ pub(super) async fn serve(
     };
     let mut http = hyper::server::conn::http1::Builder::new();
     // The watchdog times headers; hyper's own timer would start at the end of a response.
-    http.header_read_timeout(None);
+    http.header_read_timeout(None)
+        .max_header_size(super::MAX_HEADER_BYTES);
     let connection = http.serve_connection(io, service);
     tokio::pin!(connection);
     let watchdog = tokio::time::sleep_until(activity.next_check());

@@ -51,6 +51,10 @@ pub const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
 pub const REFUSING_AT_ONCE: usize = 64;
 /// Longest a connection past the cap is given to send its request and read the answer.
 pub const REFUSAL_TIME: Duration = Duration::from_secs(2);
+/// Most bytes of a request's headers (its start line included); more are answered `431`
+/// and the connection closed. Bounds what a connection can make the server buffer before its
+/// request is even routed.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
 /// How long the accept loop waits after an accept failed for want of resources.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -248,7 +252,9 @@ impl Refusal {
     /// Answers one request on `stream` (within [`REFUSAL_TIME`]) and closes it.
     async fn answer(self, stream: TcpStream) {
         let mut http = hyper::server::conn::http1::Builder::new();
-        http.keep_alive(false).header_read_timeout(None);
+        http.keep_alive(false)
+            .header_read_timeout(None)
+            .max_header_size(MAX_HEADER_BYTES);
         let connection = http.serve_connection(TokioIo::new(stream), self);
         let _ = tokio::time::timeout(REFUSAL_TIME, connection).await;
     }
