@@ -498,18 +498,23 @@ impl JobStore {
 
     /// Makes a job's record final with `update`, wakes everyone waiting on it, and counts it
     /// as finished.
+    /// The record is counted among the finished before anyone is woken, so whoever sees it
+    /// final also sees the store's counts and bounds applied.
     fn finish_record(&self, id: JobId, update: impl FnOnce(&Entry, &mut JobRecord)) {
         let size = self.with_entry(id, |entry| {
             let mut size = 0;
-            entry.record.send_modify(|record| {
+            entry.record.send_if_modified(|record| {
                 let before = record.status;
                 update(entry, record);
                 self.counts.moved(before, record.status);
                 size = record.size_bytes();
+                false
             });
             size
         });
-        self.retire(id, size.unwrap_or_default());
+        let Some(size) = size else { return };
+        self.retire(id, size);
+        self.with_entry(id, |entry| entry.record.send_modify(|_| {}));
     }
 
     /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
