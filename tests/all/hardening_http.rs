@@ -318,3 +318,51 @@ fn headers_past_64_kib_are_refused_and_the_connection_closed() {
     closed(&mut stream);
     others_are_served(&server, BOUND);
 }
+
+#[test]
+fn running_out_of_descriptors_neither_spins_the_accept_loop_nor_wedges_it() {
+    raise_own_open_file_limit(1_000);
+    // A limit the server cannot raise, and a cap it cannot keep: accepting fails (EMFILE)
+    // once the connections take the descriptors left.
+    let tight = ["sh", "-c", "ulimit -n 300 && exec \"$@\"", "sh"];
+    let server = Server::start_wrapped(
+        &tight,
+        Path::new(env!("CARGO_BIN_EXE_taskhost")),
+        fixtures::TASKS_DIR,
+        &[
+            "--http-max-connections",
+            "1000",
+            "--http-header-timeout-ms",
+            "60000",
+        ],
+    );
+    // As many as the limit: more than the server can accept, few enough that the rest fit in
+    // the listener's queue (past it, connecting would stall on SYN retries).
+    let held: Vec<TcpStream> = (0..300).map(|_| connect(&server)).collect();
+    // Served only once accepting failed: the connections before it took every descriptor.
+    let mut probe = connect(&server);
+    write!(probe, "GET /healthz HTTP/1.1\r\nHost: taskhost\r\n\r\n").unwrap();
+    let log = || server.log();
+    let failing = Instant::now();
+    while !log().contains("cannot accept connections") {
+        assert!(
+            failing.elapsed() < BOUND,
+            "accepting never failed: {}",
+            log()
+        );
+        std::thread::yield_now();
+    }
+    let before = server.cpu_time();
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = server.cpu_time() - before;
+    assert!(
+        used < window.elapsed() / 4,
+        "the server used {used:?} of CPU in {:?} while it could not accept",
+        window.elapsed()
+    );
+    // Descriptors come back as clients leave, and the server accepts again.
+    drop(held);
+    assert_eq!(read_response(&mut probe).status, 200);
+    others_are_served(&server, BOUND);
+}

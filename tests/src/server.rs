@@ -141,6 +141,17 @@ impl Server {
         &self.base
     }
 
+    /// The CPU time the server's process has used so far (user and system).
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.child.as_ref().expect("server running").id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command (in parentheses, which may hold spaces): utime and stime
+        // are the 14th and 15th, in clock ticks of Linux's fixed USER_HZ, 100 a second.
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
+    }
+
     /// The server's resident memory now, in bytes (`VmRSS` of its process).
     pub fn rss_bytes(&self) -> u64 {
         let pid = self.child.as_ref().expect("server running").id();
