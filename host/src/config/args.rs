@@ -252,8 +252,8 @@ pub struct ServeArgs {
     pub drain_timeout_ms: u64,
 
     /// Most HTTP connections served at once; past it a connection gets `503
-    /// too_many_connections` and is closed [default: half the open-file limit less 320, at
-    /// most 10000].
+    /// too_many_connections` and is closed [default: half of what the open-file limit leaves
+    /// after 320, at most 10000].
     #[arg(long, env = "TASKHOST_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
 
