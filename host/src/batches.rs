@@ -121,7 +121,7 @@ pub struct BatchRecord {
     pub created_at: Timestamp,
     /// Most of its jobs running at once, if bounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 1)]
     pub max_concurrent: Option<usize>,
     /// How many jobs it has.
     pub total: usize,

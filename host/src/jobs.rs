@@ -74,8 +74,10 @@ pub struct JobRecord {
     /// The job's id.
     pub id: JobId,
     /// The name of the task it runs.
+    #[schema(value_type = crate::registry::TaskName)]
     pub task: String,
     /// The blake3 hash of the component it runs, in hex.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
     /// Whether it runs on an engine thread (`cpu`) or the IO executor (`io`).
     pub kind: Kind,
@@ -117,17 +119,17 @@ pub struct JobRecord {
     pub log: Option<JobLog>,
     /// Wall-clock time the task ran, in milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0)]
     pub wall_ms: Option<f64>,
     /// CPU time the job used, in milliseconds, once finished: the task's code and the host
     /// calls it made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0)]
     pub cpu_ms: Option<f64>,
     /// Wall-clock time the job spent in host calls (WASI, HTTP, logging, waits), in
     /// milliseconds, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0)]
     pub host_call_ms: Option<f64>,
     /// Fuel the task consumed, once finished, when the host meters fuel.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -179,3 +179,177 @@ fn the_schemas_and_responses_are_the_real_ones() {
         "#/components/schemas/JobSpec"
     );
 }
+
+/// The schema of parameter `name` of `method path`.
+fn parameter<'a>(document: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+    let parameters = document["paths"][path][method]["parameters"].as_array();
+    let found = parameters.and_then(|list| list.iter().find(|p| p["name"] == name));
+    &found.unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))["schema"]
+}
+
+#[test]
+fn the_document_states_the_bounds_the_server_enforces() {
+    let (_server, _tasks, document) = server_and_document();
+    let schemas = &document["components"]["schemas"];
+
+    let limit = parameter(&document, "/v1/jobs", "get", "limit");
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"]),
+        (&1.into(), &1000.into())
+    );
+    let cursor = parameter(&document, "/v1/jobs", "get", "cursor");
+    assert!(
+        cursor.to_string().contains("#/components/schemas/JobId"),
+        "{cursor}"
+    );
+
+    let batch = &schemas["BatchBody"]["properties"];
+    assert_eq!(batch["jobs"]["minItems"], 1);
+    assert_eq!(batch["inputs"]["minItems"], 1);
+    assert_eq!(batch["max_concurrent"]["minimum"], 1);
+    assert_eq!(
+        schemas["BatchRecord"]["properties"]["max_concurrent"]["minimum"],
+        1
+    );
+
+    let key = parameter(&document, "/v1/jobs", "post", "Idempotency-Key");
+    assert_eq!(
+        (&key["minLength"], &key["maxLength"]),
+        (&1.into(), &255.into())
+    );
+    assert_eq!(key["pattern"], "^[!-~]+$");
+    let event_id = parameter(&document, "/v1/jobs/{id}/events", "get", "Last-Event-ID");
+    assert_eq!(event_id["pattern"], "^[qrf][0-9]+$");
+
+    // Task names: one schema, wherever a name is taken or given.
+    assert_eq!(schemas["TaskName"]["pattern"], "^[A-Za-z0-9_-]{1,64}$");
+    let task_name = "#/components/schemas/TaskName";
+    assert_eq!(schemas["JobSpec"]["properties"]["task"]["$ref"], task_name);
+    assert_eq!(
+        schemas["JobRecord"]["properties"]["task"]["$ref"],
+        task_name
+    );
+    assert_eq!(
+        schemas["TaskSummary"]["properties"]["name"]["$ref"],
+        task_name
+    );
+    assert!(
+        batch["task"].to_string().contains("TaskName"),
+        "{}",
+        batch["task"]
+    );
+    for method in ["get", "put", "delete"] {
+        let name = parameter(&document, "/v1/tasks/{name}", method, "name");
+        assert_eq!(name["$ref"], task_name, "{method} /v1/tasks/{{name}}");
+    }
+
+    // Every integer the API reads or writes is unsigned, and says so.
+    let mut formats = Vec::new();
+    integer_formats(&document, &mut formats);
+    assert!(!formats.is_empty());
+    for (format, minimum) in &formats {
+        assert!(["uint64", "uint32"].contains(&format.as_str()), "{format}");
+        assert!(
+            minimum.is_some_and(|m| m >= 0.0),
+            "an integer with no minimum"
+        );
+    }
+    assert!(formats.iter().any(|(format, _)| format == "uint64"));
+    let spec = &schemas["JobSpec"]["properties"];
+    assert_eq!(spec["timeout_ms"]["format"], "uint64");
+    assert_eq!(spec["memory_mib"]["format"], "uint64");
+}
+
+/// Every integer schema in `value`: its format ("" when none) and minimum.
+fn integer_formats(value: &Value, found: &mut Vec<(String, Option<f64>)>) {
+    match value {
+        Value::Object(object) => {
+            let integer = |t: &Value| t == "integer";
+            let is_integer = match &object.get("type") {
+                Some(Value::Array(types)) => types.iter().any(integer),
+                Some(t) => integer(t),
+                None => false,
+            };
+            if is_integer {
+                let format = object.get("format").and_then(Value::as_str).unwrap_or("");
+                let minimum = object.get("minimum").and_then(Value::as_f64);
+                found.push((format.to_owned(), minimum));
+            }
+            object.values().for_each(|v| integer_formats(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| integer_formats(v, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_server_holds_to_the_documented_bounds_at_their_edges() {
+    let server = crate::server();
+    let code = |response: &Response| response.json["error"]["code"].clone();
+
+    for (limit, status) in [(0, 400), (1, 200), (1000, 200), (1001, 400)] {
+        let response = server.get(&format!("/v1/jobs?limit={limit}"));
+        assert_eq!(response.status, status, "limit={limit}: {}", response.text);
+        if status == 400 {
+            assert_eq!(code(&response), "invalid_query");
+        }
+    }
+
+    let batch = |body: Value| server.post_json("/v1/batches", &body);
+    let job = serde_json::json!({"task": "noop"});
+    for body in [
+        serde_json::json!({"jobs": []}),
+        serde_json::json!({"task": "noop", "inputs": []}),
+        serde_json::json!({"jobs": [job], "max_concurrent": 0}),
+    ] {
+        let response = batch(body.clone());
+        assert_eq!(response.status, 400, "{body}: {}", response.text);
+        assert_eq!(code(&response), "invalid_request", "{body}");
+    }
+    let smallest = batch(serde_json::json!({"jobs": [job], "max_concurrent": 1, "wait_ms": 60000}));
+    assert_eq!(smallest.status, 200, "{}", smallest.text);
+
+    let submit = |key: &str| {
+        let body = r#"{"task": "noop", "wait_ms": 60000}"#;
+        server.post_with_headers(
+            "/v1/jobs",
+            "application/json",
+            body,
+            &[("idempotency-key", key)],
+        )
+    };
+    for key in ["k".repeat(256), "with space".into()] {
+        let response = submit(&key);
+        assert_eq!(response.status, 400, "{}", response.text);
+        assert_eq!(code(&response), "invalid_idempotency_key");
+    }
+    for key in ["k".repeat(255), "!".into(), "~".into()] {
+        let response = submit(&key);
+        assert_eq!(response.status, 200, "{key:?}: {}", response.text);
+    }
+
+    // A name off the pattern names no task; where one is being given, it is refused as such.
+    let long = "n".repeat(65);
+    for name in ["a.b", "a%20b", long.as_str()] {
+        let response = server.put(&format!("/v1/tasks/{name}"), "application/wasm", b"\0asm");
+        assert_eq!(response.status, 400, "{name}: {}", response.text);
+        assert_eq!(code(&response), "invalid_task_name");
+        let response = server.post_json("/v1/jobs", &serde_json::json!({"task": name}));
+        assert_eq!(response.status, 404, "{name}: {}", response.text);
+        assert_eq!(code(&response), "unknown_task");
+    }
+
+    // An event id off the pattern is refused; one on it is read (this job has no events).
+    let job = "/v1/jobs/00000000-0000-7000-8000-000000000000/events";
+    for (id, status, expected) in [
+        ("r+1", 400, "invalid_event_id"),
+        ("x1", 400, "invalid_event_id"),
+        ("r1", 404, "job_not_found"),
+    ] {
+        let Err(response) = server.events(job, Some(id)) else {
+            panic!("{id}: answered with a stream");
+        };
+        assert_eq!(response.status, status, "{id}: {}", response.text);
+        assert_eq!(code(&response), expected, "{id}");
+    }
+}

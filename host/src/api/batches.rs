@@ -18,6 +18,7 @@ use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::{BatchId, BatchRecord, BatchStatus};
 use crate::engine::Kind;
 use crate::host::{BatchRequest, Host, JobRequest};
+use crate::registry::TaskName;
 
 /// Largest body `POST /v1/batches` reads (a single job's body is limited to axum's 2 MiB).
 pub(super) const MAX_BATCH_BODY: usize = 32 << 20;
@@ -28,12 +29,16 @@ pub(super) const MAX_BATCH_BODY: usize = 32 << 20;
 #[serde(deny_unknown_fields)]
 pub(super) struct BatchBody {
     /// The jobs, each like the body of `POST /v1/jobs` (without `wait_ms`).
+    #[schema(min_items = 1)]
     jobs: Option<Vec<JobSpec>>,
     /// With `inputs`: the task every job runs.
+    #[schema(value_type = Option<TaskName>)]
     task: Option<String>,
     /// With `task`: one job per input.
+    #[schema(min_items = 1)]
     inputs: Option<Vec<serde_json::Value>>,
     /// Most of the batch's jobs running at once.
+    #[schema(minimum = 1)]
     max_concurrent: Option<usize>,
     /// How long to wait for every job to finish before answering, in milliseconds.
     wait_ms: Option<u64>,
@@ -47,12 +52,13 @@ pub(super) struct BatchBody {
     max_output_kib: Option<usize>,
     /// `cpu` or `io`; each task's default when absent.
     kind: Option<Kind>,
+    /// Each job's `memoize`, for jobs that do not set it.
     memoize: Option<bool>,
 }
 
 impl BatchBody {
     /// The jobs this body asks for, with the batch's limits filled in.
-    fn into_request(self) -> Result<BatchRequest, ApiError> {
+    pub(super) fn into_request(self) -> Result<BatchRequest, ApiError> {
         let specs = match (self.jobs, self.task, self.inputs) {
             (Some(jobs), None, None) => jobs,
             (None, Some(task), Some(inputs)) => inputs

@@ -32,7 +32,8 @@ const LAST_EVENT_ID: &str = "last-event-id";
     tag = "jobs",
     params(
         ("id" = JobId, Path, description = "The job's id"),
-        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event seen (`q0`, `r12`, `f40`): only later events are sent"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[qrf][0-9]+$",
+            description = "The id of the last event seen (`q0`, `r12`, `f40`: a phase and a count of log lines, at most 2^64 - 1): only later events are sent"),
     ),
     responses(
         (status = OK, description = "Server-Sent Events: `queued` {queued_at}, `started` {started_at}, `log` (a log line), `progress` {done, total?, message?}, `finished` (the final job record); the stream ends after `finished`", body = String, content_type = "text/event-stream"),
@@ -47,10 +48,7 @@ pub(super) async fn job_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_job_id(id)?;
-    let resume = headers
-        .get(LAST_EVENT_ID)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).parse::<EventPosition>())
-        .transpose()?;
+    let resume = resume_position(&headers)?;
     let events = host.events(id, resume).ok_or(ApiError::JobNotFound(id))?;
     if resume.is_some_and(|position| position.is_final()) {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -62,6 +60,15 @@ pub(super) async fn job_events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// Where the client's `Last-Event-ID` says to resume, if it sent one.
+pub(super) fn resume_position(headers: &HeaderMap) -> Result<Option<EventPosition>, ApiError> {
+    let position = headers
+        .get(LAST_EVENT_ID)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).parse::<EventPosition>())
+        .transpose()?;
+    Ok(position)
 }
 
 fn sse_event(event: &JobEvent, position: EventPosition) -> Event {

@@ -19,6 +19,7 @@ use crate::engine::Kind;
 use crate::host::{Host, JobRequest};
 use crate::idempotency::MAX_KEY_LEN;
 use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, RecordFields, Until};
+use crate::registry::TaskName;
 
 /// One job as a client asks for it: the body of `POST /v1/jobs`, and an item of a batch's
 /// `jobs`. Limits not given are the host's defaults.
@@ -26,6 +27,7 @@ use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, RecordFields, Until};
 #[serde(deny_unknown_fields)]
 pub(super) struct JobSpec {
     /// The name of the task to run.
+    #[schema(value_type = TaskName)]
     pub(super) task: String,
     /// The task's input; `null` when absent.
     #[serde(default)]
@@ -89,7 +91,8 @@ pub(super) struct WaitQuery {
     tag = "jobs",
     params(
         WaitQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body returns the first job instead of submitting another"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "1 to 255 visible ASCII characters: a retry with the same key and body returns the first job instead of submitting another"),
     ),
     request_body = JobSpec,
     responses(
@@ -143,7 +146,7 @@ pub(super) async fn submit_job(
 }
 
 /// The `Idempotency-Key` header, if present: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -175,8 +178,10 @@ pub(super) struct ListQuery {
     /// Only jobs of this batch.
     batch: Option<BatchId>,
     /// Jobs per page: 1 to 1000, 50 by default.
-    limit: Option<usize>,
+    #[param(minimum = 1, maximum = 1000, default = 50)]
+    pub(super) limit: Option<usize>,
     /// Where the previous page ended (its `next_cursor`).
+    #[param(value_type = Option<JobId>)]
     cursor: Option<String>,
     /// Large fields to include, comma-separated: `output`, `log`. Records leave them out
     /// by default, so a page costs the same whatever the jobs returned.
@@ -198,6 +203,19 @@ fn record_fields(fields: Option<&str>) -> Result<RecordFields, ApiError> {
         }
     }
     Ok(chosen)
+}
+
+impl ListQuery {
+    /// How many jobs the page holds: `limit`, 1 to 1000, 50 by default.
+    pub(super) fn page_size(&self) -> Result<usize, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::InvalidQuery(format!(
+                "limit must be 1 to {MAX_PAGE}, got {limit}"
+            )));
+        }
+        Ok(limit)
+    }
 }
 
 /// A page of jobs, newest first.
@@ -227,12 +245,7 @@ pub(super) async fn list_jobs(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidQuery(format!(
-            "limit must be 1 to {MAX_PAGE}, got {limit}"
-        )));
-    }
+    let limit = query.page_size()?;
     let before = query.cursor.map(parse_job_id).transpose()?;
     let fields = record_fields(query.fields.as_deref())?;
     let filter = JobFilter {

@@ -26,10 +26,40 @@ pub(super) struct ApiDoc;
 pub(super) struct Document(Bytes);
 
 impl Document {
-    /// `document` serialized.
+    /// `document` serialized, its integers' formats made exact.
     pub(super) fn new(document: &utoipa::openapi::OpenApi) -> Self {
-        let json = serde_json::to_vec(document).expect("an OpenAPI document serializes to JSON");
+        let mut json = serde_json::to_value(document).expect("an OpenAPI document is JSON");
+        unsigned_formats(&mut json);
+        let json = serde_json::to_vec(&json).expect("an OpenAPI document serializes to JSON");
         Self(json.into())
+    }
+}
+
+/// Every integer the API reads or writes is unsigned (utoipa gives each `minimum: 0`), but
+/// utoipa declares a `u64` as `int64` (at most 2^63 - 1) and a `usize` with no format: say
+/// `uint64` (and `uint32` for `u32`), from the OpenAPI format registry. The host runs on 64-bit
+/// targets only, where a `usize` is a `u64`.
+fn unsigned_formats(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            let integer = |t: &serde_json::Value| t == "integer";
+            let is_integer = match object.get("type") {
+                Some(serde_json::Value::Array(types)) => types.iter().any(integer),
+                Some(t) => integer(t),
+                None => false,
+            };
+            let unsigned = object.get("minimum").and_then(|m| m.as_f64()) >= Some(0.0);
+            if is_integer && unsigned {
+                let format = match object.get("format").and_then(|f| f.as_str()) {
+                    Some("int32") => "uint32",
+                    _ => "uint64",
+                };
+                object.insert("format".into(), format.into());
+            }
+            object.values_mut().for_each(unsigned_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unsigned_formats),
+        _ => {}
     }
 }
 

@@ -19,7 +19,7 @@ use crate::cache::Source;
 use crate::echo::echo;
 use crate::engine::{Kind, KindSource};
 use crate::host::Host;
-use crate::registry::{Problem, TaskVersion, is_valid_task_name};
+use crate::registry::{Problem, TaskName, TaskVersion, is_valid_task_name};
 use crate::timestamp::Timestamp;
 
 /// `GET /v1/tasks`.
@@ -39,8 +39,10 @@ pub(super) struct TaskList {
 #[derive(Serialize, ToSchema)]
 pub(super) struct TaskSummary {
     /// Its name.
+    #[schema(value_type = TaskName)]
     name: String,
     /// The blake3 hash of its component, in hex.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     hash: String,
     /// The size of its component, in bytes.
     size: usize,
@@ -132,7 +134,7 @@ pub(super) async fn list_tasks(
     put,
     path = "/v1/tasks/{name}",
     tag = "tasks",
-    params(("name" = String, Path, description = "The task's name: 1-64 of `[A-Za-z0-9_-]`")),
+    params(("name" = TaskName, Path, description = "The task's name")),
     request_body(description = "A WebAssembly component of the task world", content_type = "application/wasm"),
     responses(
         (status = OK, description = "It replaced the task's previous version", body = TaskSummary),
@@ -201,7 +203,7 @@ pub(super) async fn upload_task(
     delete,
     path = "/v1/tasks/{name}",
     tag = "tasks",
-    params(("name" = String, Path, description = "The task's name")),
+    params(("name" = TaskName, Path, description = "The task's name")),
     responses(
         (status = NO_CONTENT, description = "Deleted"),
         (status = BAD_REQUEST, description = "`invalid_task_name`, `invalid_path`", body = ErrorBody),
@@ -231,7 +233,7 @@ pub(super) async fn delete_task(
     get,
     path = "/v1/tasks/{name}",
     tag = "tasks",
-    params(("name" = String, Path, description = "The task's name")),
+    params(("name" = TaskName, Path, description = "The task's name")),
     responses(
         (status = OK, description = "The task", body = TaskSummary),
         (status = BAD_REQUEST, description = "`invalid_path`", body = ErrorBody),

@@ -100,7 +100,12 @@ impl FromStr for EventPosition {
             Some('f') => (true, true),
             _ => return Err(invalid()),
         };
-        let lines = chars.as_str().parse().map_err(|_| invalid())?;
+        // Digits only: `parse` would take a sign too (`q+1`), which no id this host writes has.
+        let digits = chars.as_str();
+        if !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        let lines = digits.parse().map_err(|_| invalid())?;
         Ok(Self {
             started,
             finished,
@@ -261,7 +266,7 @@ mod tests {
         }
         assert!("f3".parse::<EventPosition>().unwrap().is_final());
         assert!(!"r3".parse::<EventPosition>().unwrap().is_final());
-        for bad in ["", "x1", "r", "r-1", "q1.5", "R1"] {
+        for bad in ["", "x1", "r", "r-1", "r+1", "q1.5", "R1", "q 1"] {
             assert!(bad.parse::<EventPosition>().is_err(), "{bad:?}");
         }
     }

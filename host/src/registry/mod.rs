@@ -75,6 +75,24 @@ pub struct Problem {
     pub since: Timestamp,
 }
 
+/// A task's name in the API's schema: the pattern [`is_valid_task_name`] checks, as the
+/// OpenAPI component `TaskName`.
+pub struct TaskName;
+
+impl utoipa::PartialSchema for TaskName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Za-z0-9_-]{1,64}$"))
+            .description(Some(
+                "A task's name: 1 to 64 ASCII letters, digits, `_` and `-`",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TaskName {}
+
 /// What the registry knows of a name.
 pub enum Lookup {
     /// It serves this version.
