@@ -39,6 +39,9 @@
 mod batches;
 mod error;
 mod events;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod jobs;
 mod openapi;
 mod status;
