@@ -1,6 +1,6 @@
 //! Fuzz targets for what the server decodes from a request: job and batch bodies, query
-//! strings, the `Idempotency-Key` and `Last-Event-ID` headers, task names, and the manifest an
-//! uploaded component carries. `host/fuzz` runs them under libFuzzer (see the README's
+//! strings, the `Idempotency-Key` and `Last-Event-ID` headers, task names, and an uploaded
+//! component: the validator that looks at it before compiling, and the manifest it carries. `host/fuzz` runs them under libFuzzer (see the README's
 //! "Fuzzing"); the unit tests below run each on the inputs at its edges, then on random
 //! variations of them for a bounded time.
 //!
@@ -27,7 +27,7 @@ use super::batches::{BatchBody, BatchWait};
 use super::events::resume_position;
 use super::jobs::{JobSpec, ListQuery, WaitQuery, idempotency_key};
 use super::tasks::TasksQuery;
-use crate::engine::Manifest;
+use crate::engine::{CompileError, ComponentLimits, Manifest};
 use crate::registry::is_valid_task_name;
 
 /// What the document says of the inputs the targets decode.
@@ -242,6 +242,35 @@ pub fn upload_manifest(data: &[u8]) {
     if Manifest::read(&component).is_ok() {
         let object = serde_json::from_slice::<serde_json::Map<String, Value>>(data);
         assert!(object.is_ok(), "an accepted manifest is a JSON object");
+    }
+}
+
+/// The upload validator (`ComponentLimits::check`) on any bytes, under the default limits and
+/// under limits of 1 each: it never panics, what it accepts starts as a component does, what
+/// passes the tight limits passes the default ones, and an over-limit refusal found more
+/// than the limit.
+pub fn upload_validator(data: &[u8]) {
+    let tight = ComponentLimits {
+        max_bytes: 1 << 20,
+        max_functions: 1,
+        max_function_bytes: 1,
+        max_data_bytes: 1,
+        max_imports: 1,
+    };
+    let default = ComponentLimits::default().check(data);
+    let checked = tight.check(data);
+    for result in [&default, &checked] {
+        match result {
+            Ok(()) => {
+                let core_module = data.starts_with(b"\0asm\x01\0\0\0");
+                assert!(data.starts_with(b"\0asm") && !core_module);
+            }
+            Err(CompileError::OverLimit(over)) => assert!(over.found > over.max, "{over}"),
+            Err(_) => {}
+        }
+    }
+    if checked.is_ok() {
+        assert!(default.is_ok(), "passes tight limits, not the default ones");
     }
 }
 
@@ -492,11 +521,32 @@ mod tests {
         );
     }
 
+    /// An example task's component, to vary.
+    fn component() -> Vec<u8> {
+        std::fs::read(taskhost_tests::fixtures::NOOP).expect("the noop task's component")
+    }
+
+    #[test]
+    fn uploads() {
+        search(
+            super::upload_validator,
+            &[
+                &component(),
+                b"\0asm\x0d\0\x01\0",
+                b"\0asm\x01\0\0\0",
+                b"(component)",
+                b"",
+            ],
+        );
+    }
+
     #[test]
     fn manifests() {
+        let component = component();
         search(
             super::upload_manifest,
             &[
+                &component,
                 br#"{"kind":"io"}"#,
                 br#"{"kind":"cpu","memoize":true}"#,
                 b"{}",
