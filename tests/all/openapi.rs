@@ -218,8 +218,10 @@ fn the_document_states_the_bounds_the_server_enforces() {
         (&1.into(), &255.into())
     );
     assert_eq!(key["pattern"], "^[!-~]+$");
+    assert_eq!(key["type"], "string", "a header sent is never null");
     let event_id = parameter(&document, "/v1/jobs/{id}/events", "get", "Last-Event-ID");
     assert_eq!(event_id["pattern"], "^[qrf][0-9]+$");
+    assert_eq!(event_id["type"], "string");
 
     // Task names: one schema, wherever a name is taken or given.
     assert_eq!(schemas["TaskName"]["pattern"], "^[A-Za-z0-9_-]{1,64}$");
@@ -247,21 +249,26 @@ fn the_document_states_the_bounds_the_server_enforces() {
     let mut formats = Vec::new();
     integer_formats(&document, &mut formats);
     assert!(!formats.is_empty());
-    for (format, minimum) in &formats {
+    for (format, minimum, maximum) in &formats {
         assert!(["uint64", "uint32"].contains(&format.as_str()), "{format}");
         assert!(
             minimum.is_some_and(|m| m >= 0.0),
             "an integer with no minimum"
         );
+        assert!(maximum.is_some(), "an integer with no maximum");
     }
-    assert!(formats.iter().any(|(format, _)| format == "uint64"));
+    assert!(formats.iter().any(|(format, ..)| format == "uint64"));
     let spec = &schemas["JobSpec"]["properties"];
     assert_eq!(spec["timeout_ms"]["format"], "uint64");
     assert_eq!(spec["memory_mib"]["format"], "uint64");
+    assert_eq!(spec["timeout_ms"]["maximum"], u64::MAX);
 }
 
-/// Every integer schema in `value`: its format ("" when none) and minimum.
-fn integer_formats(value: &Value, found: &mut Vec<(String, Option<f64>)>) {
+/// An integer schema's format ("" when none), minimum and maximum.
+type IntegerSchema = (String, Option<f64>, Option<u64>);
+
+/// Every integer schema in `value`.
+fn integer_formats(value: &Value, found: &mut Vec<IntegerSchema>) {
     match value {
         Value::Object(object) => {
             let integer = |t: &Value| t == "integer";
@@ -273,7 +280,8 @@ fn integer_formats(value: &Value, found: &mut Vec<(String, Option<f64>)>) {
             if is_integer {
                 let format = object.get("format").and_then(Value::as_str).unwrap_or("");
                 let minimum = object.get("minimum").and_then(Value::as_f64);
-                found.push((format.to_owned(), minimum));
+                let maximum = object.get("maximum").and_then(Value::as_u64);
+                found.push((format.to_owned(), minimum, maximum));
             }
             object.values().for_each(|v| integer_formats(v, found));
         }
@@ -293,6 +301,18 @@ fn the_server_holds_to_the_documented_bounds_at_their_edges() {
         if status == 400 {
             assert_eq!(code(&response), "invalid_query");
         }
+    }
+
+    // The largest unsigned integer is taken, one more is not; `fields` as its pattern says.
+    for (query, status) in [
+        ("/v1/tasks?since=18446744073709551615", 200),
+        ("/v1/tasks?since=18446744073709551616", 400),
+        ("/v1/jobs?fields=output,%20log", 200),
+        ("/v1/jobs?fields=", 400),
+        ("/v1/jobs?fields=output,,log", 400),
+    ] {
+        let response = server.get(query);
+        assert_eq!(response.status, status, "{query}: {}", response.text);
     }
 
     let batch = |body: Value| server.post_json("/v1/batches", &body);

@@ -32,7 +32,7 @@ const LAST_EVENT_ID: &str = "last-event-id";
     tag = "jobs",
     params(
         ("id" = JobId, Path, description = "The job's id"),
-        ("Last-Event-ID" = Option<String>, Header, pattern = "^[qrf][0-9]+$",
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[qrf][0-9]+$",
             description = "The id of the last event seen (`q0`, `r12`, `f40`: a phase and a count of log lines, at most 2^64 - 1): only later events are sent"),
     ),
     responses(

@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::ApiError;
 use super::batches::{BatchBody, BatchWait};
 use super::events::resume_position;
-use super::jobs::{JobSpec, ListQuery, WaitQuery, idempotency_key};
+use super::jobs::{JobSpec, ListQuery, WaitQuery, idempotency_key, record_fields};
 use super::tasks::TasksQuery;
 use crate::engine::{CompileError, ComponentLimits, Manifest};
 use crate::registry::is_valid_task_name;
@@ -36,6 +36,7 @@ struct Contract {
     idempotency_key: Text,
     last_event_id: Regex,
     limit: (u64, u64),
+    fields: Regex,
     body_fields: Vec<String>,
 }
 
@@ -70,6 +71,7 @@ static CONTRACT: LazyLock<Contract> = LazyLock::new(|| {
         },
         last_event_id: pattern(&parameter("/v1/jobs/{id}/events", "get", "Last-Event-ID")),
         limit: (number(&limit["minimum"]), number(&limit["maximum"])),
+        fields: pattern(&parameter("/v1/jobs", "get", "fields")),
         body_fields: schemas["JobSpec"]["properties"]
             .as_object()
             .expect("JobSpec's properties")
@@ -119,8 +121,8 @@ pub fn batch_body(data: &[u8]) {
     }
 }
 
-/// Query strings of every route: decoded or refused with `invalid_query`; a page size is
-/// accepted exactly when the document's range holds it.
+/// Query strings of every route: decoded or refused with `invalid_query`; a page size and
+/// the fields of a listing are accepted exactly when the document's range and pattern hold.
 pub fn query(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -141,6 +143,15 @@ pub fn query(data: &[u8]) {
             Ok(_) => assert!(documented, "limit {:?} is outside the document", list.limit),
             Err(error) => {
                 assert!(!documented, "limit {:?} is in the document", list.limit);
+                assert_client_error(error);
+            }
+        }
+        let fields = list.fields.as_deref();
+        let documented = fields.is_none_or(|fields| CONTRACT.fields.is_match(fields));
+        match record_fields(fields) {
+            Ok(_) => assert!(documented, "fields {fields:?} are outside the document"),
+            Err(error) => {
+                assert!(!documented, "fields {fields:?} are in the document");
                 assert_client_error(error);
             }
         }
@@ -452,6 +463,9 @@ mod tests {
                 b"until=never",
                 b"since=3&wait_ms=1",
                 b"limit=1&limit=2",
+                b"fields=output,%20log",
+                b"fields=",
+                b"fields=log,,output",
                 b"%ff=1",
                 b"unknown=1",
                 b"",

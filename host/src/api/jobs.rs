@@ -91,7 +91,7 @@ pub(super) struct WaitQuery {
     tag = "jobs",
     params(
         WaitQuery,
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
             description = "1 to 255 visible ASCII characters: a retry with the same key and body returns the first job instead of submitting another"),
     ),
     request_body = JobSpec,
@@ -185,11 +185,12 @@ pub(super) struct ListQuery {
     cursor: Option<String>,
     /// Large fields to include, comma-separated: `output`, `log`. Records leave them out
     /// by default, so a page costs the same whatever the jobs returned.
-    fields: Option<String>,
+    #[param(pattern = r"^\s*(output|log)\s*(,\s*(output|log)\s*)*$")]
+    pub(super) fields: Option<String>,
 }
 
 /// The `fields` of a listing: a comma-separated list of `output` and `log`.
-fn record_fields(fields: Option<&str>) -> Result<RecordFields, ApiError> {
+pub(super) fn record_fields(fields: Option<&str>) -> Result<RecordFields, ApiError> {
     let mut chosen = RecordFields::default();
     for field in fields.into_iter().flat_map(|fields| fields.split(',')) {
         match field.trim() {

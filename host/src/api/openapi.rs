@@ -37,7 +37,8 @@ impl Document {
 
 /// Every integer the API reads or writes is unsigned (utoipa gives each `minimum: 0`), but
 /// utoipa declares a `u64` as `int64` (at most 2^63 - 1) and a `usize` with no format: say
-/// `uint64` (and `uint32` for `u32`), from the OpenAPI format registry. The host runs on 64-bit
+/// `uint64` (and `uint32` for `u32`), from the OpenAPI format registry, with the type's
+/// `maximum` where none is stated (a larger number is refused). The host runs on 64-bit
 /// targets only, where a `usize` is a `u64`.
 fn unsigned_formats(value: &mut serde_json::Value) {
     match value {
@@ -50,11 +51,12 @@ fn unsigned_formats(value: &mut serde_json::Value) {
             };
             let unsigned = object.get("minimum").and_then(|m| m.as_f64()) >= Some(0.0);
             if is_integer && unsigned {
-                let format = match object.get("format").and_then(|f| f.as_str()) {
-                    Some("int32") => "uint32",
-                    _ => "uint64",
+                let (format, max) = match object.get("format").and_then(|f| f.as_str()) {
+                    Some("int32") => ("uint32", u64::from(u32::MAX)),
+                    _ => ("uint64", u64::MAX),
                 };
                 object.insert("format".into(), format.into());
+                object.entry("maximum").or_insert(max.into());
             }
             object.values_mut().for_each(unsigned_formats);
         }
