@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use taskhost::compile::CompileSettings;
 use taskhost::config::{Config, LimitPolicy};
-use taskhost::engine::{
-    EngineSettings, HttpAllowList, HttpTrust, LogLimits, PoolSettings, TaskEngine,
-};
+use taskhost::egress::{HttpAllowList, HttpTrust};
+use taskhost::engine::{EngineSettings, LogLimits, PoolSettings, TaskEngine};
 use taskhost::registry::TasksSettings;
 use taskhost::scheduler::SchedulerSettings;
 use taskhost::server::ServerSettings;

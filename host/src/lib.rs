@@ -26,6 +26,8 @@
 //!   crossbeam-deque work stealing; drain on shutdown.
 //! - [`engine`]: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
 //!   ticks), and running one job.
+//! - [`egress`]: outgoing HTTP from tasks: the allow-list, address checks, TLS roots; the
+//!   engine's `wasi:http` hooks.
 //! - [`registry`]: task names → versions, loaded from the tasks directory and reloaded as its
 //!   files change.
 //! - [`cache`]: compiled components by blake3 content hash, bounded, single-flight.
@@ -47,6 +49,7 @@ pub mod cache;
 pub mod compile;
 pub mod config;
 mod echo;
+pub mod egress;
 pub mod engine;
 pub mod host;
 mod id;

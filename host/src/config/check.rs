@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use super::{Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, setting};
 use crate::compile::CompileSettings;
-use crate::engine::{
-    ComponentLimits, EngineSettings, HttpAllowList, HttpTrust, LogLimits, POOL_SLOT_BYTES,
-    PoolSettings,
-};
+use crate::egress::{HttpAllowList, HttpTrust};
+use crate::engine::{ComponentLimits, EngineSettings, LogLimits, POOL_SLOT_BYTES, PoolSettings};
 use crate::registry::TasksSettings;
 use crate::scheduler::SchedulerSettings;
 use crate::server::ServerSettings;

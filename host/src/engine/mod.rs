@@ -10,7 +10,6 @@
 mod allocation;
 mod bindings;
 mod cpu;
-mod http;
 mod imports;
 mod json;
 mod limiter;
@@ -30,7 +29,6 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
-pub use http::{HttpAllowList, HttpTrust, InvalidHostPattern, TrustError};
 pub use json::RawJson;
 pub use log::{
     JobLog, LiveCursor, LiveLog, LiveUpdate, LogLevel, LogLimits, LogLine, LogStream, Progress,
@@ -40,6 +38,7 @@ pub use outcome::{ErrorCode, JobError, MAX_ERROR_MESSAGE, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
 pub use validate::{ComponentLimits, Limit, OverLimit};
 
+use crate::egress::{HttpAllowList, HttpTrust};
 use bindings::{io, sync};
 use imports::Imports;
 use state::HostState;
@@ -210,7 +209,7 @@ pub enum CompileError {
 }
 
 /// What of the engine's settings shapes the code it compiles: a compiler in another process
-/// creates its engine from exactly these (see [`compiling_engine`]), or its artifacts do not
+/// creates its engine from exactly these (see `compiling_engine`), or its artifacts do not
 /// load here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CodeSettings {

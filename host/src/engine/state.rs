@@ -12,12 +12,12 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::CancelToken;
 use super::bindings::sync::taskhost::task::{host, types};
-use super::http::{HttpAllowList, JobHttp};
 use super::limiter::JobLimiter;
 use super::log::{LiveLog, LogLevel, LogStream, Progress};
 use super::output::CapturedOutput;
 use super::stop::Stopped;
 use super::ticker::Alarm;
+use crate::egress::{HttpAllowList, JobHttp};
 
 /// Most bytes one call for random bytes (`wasi:random`) may ask for; a larger call traps
 /// instead of making the host allocate it (wasmtime's default is 64 MiB).
@@ -96,7 +96,10 @@ impl HostState {
         Self {
             wasi,
             http,
-            http_hooks: JobHttp::new(http_allowed, tls, deadline, log.clone()),
+            http_hooks: JobHttp::new(http_allowed, tls, deadline, {
+                let log = log.clone();
+                std::sync::Arc::new(move |notice| log.log(LogLevel::Warn, notice))
+            }),
             table,
             limiter: JobLimiter::new(memory_limit),
             cancel,

@@ -22,7 +22,7 @@ use wasmparser::{ComponentInstance, Encoding, Imports, Instance, Parser, Payload
 use super::CompileError;
 use super::limiter::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 
-/// The limits of [`validate`] that a host chooses (the rest are the engine's own).
+/// The limits of validation (`validate`) that a host chooses (the rest are the engine's own).
 ///
 /// The defaults pass every example task and a Python component built by componentize-py
 /// (18 MB: 13,357 functions, the largest body 417 KiB, 11 MB of data segments, 2,285

@@ -9,7 +9,7 @@
 //!
 //! Nothing here takes a lock on a job's path: each task version holds its [`TaskMetrics`]
 //! (handles resolved once, when the version is installed), counters are atomics and
-//! histograms are lock-free ([`histogram`]).
+//! histograms are lock-free (`histogram`).
 //!
 //! Label cardinality is bounded: `task` takes the names of the registry, at most
 //! [`MAX_TASK_LABELS`] of them (jobs of names past that count under `task="_other"`); `outcome`

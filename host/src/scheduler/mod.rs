@@ -5,7 +5,7 @@
 //! The scheduler runs opaque work; it knows nothing of wasm. Submission is refused at once
 //! when the queue is full (the caller answers 429 with a retry hint); work it accepts is
 //! always run or, on shutdown past the drain timeout, handed back as cancelled: never dropped
-//! silently. Accepted work waits at the [`gate`] until what it will hold is free: a thread
+//! silently. Accepted work waits at the gate (`gate`) until what it will hold is free: a thread
 //! or IO slot, its memory, its instance-pool slots, its task's and the long-job lane's share
 //! of the engine threads.
 

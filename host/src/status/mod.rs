@@ -1,6 +1,6 @@
 //! The state of the host's parts, as `GET /v1/status` shows it, each part's health, and the
 //! same read as metrics for `GET /metrics`. Each part reports its own status; this module
-//! only gives the whole its shape, judges health from it ([`health`]) and writes it out for
+//! only gives the whole its shape, judges health from it (`health`) and writes it out for
 //! Prometheus ([`export`]). It holds no state of its own.
 
 mod export;

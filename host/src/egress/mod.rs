@@ -5,7 +5,7 @@
 //! refused, and can report it. Hosts are matched by name (and port, if the entry has one)
 //! before anything is resolved or connected.
 //!
-//! A name is not an address, so the addresses are checked too ([`send`]): the host name is
+//! A name is not an address, so the addresses are checked too (in `send`): the host name is
 //! resolved once, and the request connects only to an address its entry permits, the very
 //! address that was checked (no second lookup a DNS answer could change in between). An entry
 //! that is a name permits public addresses only: never loopback, private (RFC 1918, unique
@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::log::{LiveLog, LogLevel};
 use send::{Reach, Refusal};
 use tokio_rustls::TlsConnector;
 pub use trust::{HttpTrust, TrustError};
@@ -174,13 +173,16 @@ fn is_host_name(host: &str) -> bool {
         })
 }
 
-/// The `wasi:http` hooks of one job: its allow-list, TLS set-up, deadline, and log (which
-/// hears of refused addresses).
+/// Tells the job's own log why a request was refused (a line for the task's author).
+pub(crate) type Notice = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The `wasi:http` hooks of one job: its allow-list, TLS set-up, deadline, and where it
+/// hears of refused addresses.
 pub(crate) struct JobHttp {
     allowed: HttpAllowList,
     tls: TlsConnector,
     deadline: Instant,
-    log: LiveLog,
+    notice: Notice,
 }
 
 impl JobHttp {
@@ -188,13 +190,13 @@ impl JobHttp {
         allowed: HttpAllowList,
         tls: TlsConnector,
         deadline: Instant,
-        log: LiveLog,
+        notice: Notice,
     ) -> Self {
         Self {
             allowed,
             tls,
             deadline,
-            log,
+            notice,
         }
     }
 }
@@ -240,10 +242,10 @@ impl WasiHttpHooks for JobHttp {
         // reach the guest through the body's stream.
         drop(fut);
         let host = host.to_owned();
-        let log = self.log.clone();
+        let notice = self.notice.clone();
         let tls = self.tls.clone();
         Box::new(async move {
-            let on_refused = |refusal: &Refusal| refused(&log, &host, port, refusal);
+            let on_refused = |refusal: &Refusal| refused(&notice, &host, port, refusal);
             let to = send::Destination {
                 host: host.clone(),
                 port,
@@ -281,7 +283,7 @@ fn discard_in_background(mut body: WasiBody) {
 
 /// Says, in the host's log and the job's, that `host` resolved only to addresses its entry
 /// does not permit.
-fn refused(log: &LiveLog, host: &str, port: u16, refusal: &Refusal) {
+fn refused(notice: &Notice, host: &str, port: u16, refusal: &Refusal) {
     let addresses = refusal
         .addresses
         .iter()
@@ -289,13 +291,10 @@ fn refused(log: &LiveLog, host: &str, port: u16, refusal: &Refusal) {
         .collect::<Vec<_>>()
         .join(", ");
     tracing::warn!(%host, port, %addresses, "outgoing HTTP request refused: no permitted address");
-    log.log(
-        LogLevel::Warn,
-        format!(
-            "HTTP request to {host}:{port} refused: it resolves to {addresses}; an allowed \
-             name reaches public addresses only (allow the IP address itself to reach it)"
-        ),
-    );
+    notice(format!(
+        "HTTP request to {host}:{port} refused: it resolves to {addresses}; an allowed name \
+         reaches public addresses only (allow the IP address itself to reach it)"
+    ));
 }
 
 /// The request's timeouts, none longer than `remaining`.
@@ -336,7 +335,7 @@ mod tests {
             HttpAllowList::default(),
             HttpTrust::with_ca_files(&[]).unwrap().connector(),
             Instant::now() + Duration::from_secs(60),
-            LiveLog::new(Default::default()),
+            Arc::new(|_| {}),
         );
         let sending = hooks.send_request(request, None, Box::new(async { Ok(()) }));
         let response = Box::into_pin(sending).await;
