@@ -220,7 +220,7 @@ fn the_document_states_the_bounds_the_server_enforces() {
     assert_eq!(key["pattern"], "^[!-~]+$");
     assert_eq!(key["type"], "string", "a header sent is never null");
     let event_id = parameter(&document, "/v1/jobs/{id}/events", "get", "Last-Event-ID");
-    assert_eq!(event_id["pattern"], "^[qrf][0-9]+$");
+    assert_eq!(event_id["pattern"], "^[qrf][0-9]{1,19}$");
     assert_eq!(event_id["type"], "string");
 
     // Task names: one schema, wherever a name is taken or given.
@@ -363,6 +363,8 @@ fn the_server_holds_to_the_documented_bounds_at_their_edges() {
     let job = "/v1/jobs/00000000-0000-7000-8000-000000000000/events";
     for (id, status, expected) in [
         ("r+1", 400, "invalid_event_id"),
+        ("r12345678901234567890", 400, "invalid_event_id"),
+        ("r1234567890123456789", 404, "job_not_found"),
         ("x1", 400, "invalid_event_id"),
         ("r1", 404, "job_not_found"),
     ] {

@@ -32,8 +32,8 @@ const LAST_EVENT_ID: &str = "last-event-id";
     tag = "jobs",
     params(
         ("id" = JobId, Path, description = "The job's id"),
-        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[qrf][0-9]+$",
-            description = "The id of the last event seen (`q0`, `r12`, `f40`: a phase and a count of log lines, at most 2^64 - 1): only later events are sent"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[qrf][0-9]{1,19}$",
+            description = "The id of the last event seen (`q0`, `r12`, `f40`: a phase and a count of log lines): only later events are sent"),
     ),
     responses(
         (status = OK, description = "Server-Sent Events: `queued` {queued_at}, `started` {started_at}, `log` (a log line), `progress` {done, total?, message?}, `finished` (the final job record); the stream ends after `finished`", body = String, content_type = "text/event-stream"),

@@ -100,9 +100,10 @@ impl FromStr for EventPosition {
             Some('f') => (true, true),
             _ => return Err(invalid()),
         };
-        // Digits only: `parse` would take a sign too (`q+1`), which no id this host writes has.
+        // 1 to 19 digits: `parse` would take a sign too (`q+1`), and 19 digits always fit (no
+        // stream gets near 10^19 lines), so the API's pattern can say exactly what is taken.
         let digits = chars.as_str();
-        if !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        if !(1..=19).contains(&digits.len()) || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
             return Err(invalid());
         }
         let lines = digits.parse().map_err(|_| invalid())?;
@@ -266,7 +267,17 @@ mod tests {
         }
         assert!("f3".parse::<EventPosition>().unwrap().is_final());
         assert!(!"r3".parse::<EventPosition>().unwrap().is_final());
-        for bad in ["", "x1", "r", "r-1", "r+1", "q1.5", "R1", "q 1"] {
+        for bad in [
+            "",
+            "x1",
+            "r",
+            "r-1",
+            "r+1",
+            "q1.5",
+            "R1",
+            "q 1",
+            "q10000000000000000000",
+        ] {
             assert!(bad.parse::<EventPosition>().is_err(), "{bad:?}");
         }
     }
