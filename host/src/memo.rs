@@ -69,11 +69,8 @@ impl Memo {
             (Some(consumed), Some(fuel)) => consumed <= fuel,
             _ => true,
         };
-        let output_fits = self
-            .result
-            .as_ref()
-            .is_ok_and(|output| output.len() <= limits.max_output_bytes)
-            || self.result.is_err();
+        let output_fits =
+            !matches!(&self.result, Ok(output) if output.len() > limits.max_output_bytes);
         fuel_enough && output_fits && self.peak_memory_bytes <= limits.memory_bytes
     }
 }

@@ -243,6 +243,7 @@ impl Scheduler {
     /// Stops the engine threads once the queued work has run, and the IO executor; work
     /// still waiting at the gate is dropped unstarted.
     pub fn shutdown(&self) {
+        // Dropped outside the gate's lock: dropping a ticket takes the queue's.
         let waiting = self.gate().take_waiting();
         drop(waiting);
         self.pool.shutdown();
