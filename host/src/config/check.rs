@@ -322,13 +322,12 @@ impl ServeArgs {
                 self.reload_debounce_ms
             ));
         }
-        if !(1..=MAX_OUTPUT_KIB).contains(&self.max_output_kib) {
-            problems.push(format!(
-                "{} is {}: use 1 to {MAX_OUTPUT_KIB}",
-                name!(max_output_kib),
-                self.max_output_kib
-            ));
-        }
+        in_range(
+            &mut problems,
+            name!(max_output_kib),
+            self.max_output_kib,
+            1..=MAX_OUTPUT_KIB,
+        );
         if self.max_records_mib << 10 < self.max_output_kib {
             problems.push(format!(
                 "{} is {} MiB, less than one job's largest output ({} is {} KiB): raise it \
