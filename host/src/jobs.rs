@@ -501,22 +501,27 @@ impl JobStore {
     /// Makes a job's record final with `update`, wakes everyone waiting on it, and counts it
     /// as finished.
     /// The record is counted among the finished before anyone is woken, so whoever sees it
-    /// final also sees the store's counts and bounds applied.
+    /// final also sees the store's counts and bounds applied. Usually nothing needs
+    /// forgetting, and the record is made final, counted and published in one step.
     fn finish_record(&self, id: JobId, update: impl FnOnce(&Entry, &mut JobRecord)) {
-        let size = self.with_entry(id, |entry| {
-            let mut size = 0;
+        let forgotten = self.with_entry(id, |entry| {
+            let mut forgotten = Vec::new();
             entry.record.send_if_modified(|record| {
                 let before = record.status;
                 update(entry, record);
                 self.counts.moved(before, record.status);
-                size = record.size_bytes();
-                false
+                forgotten = self.count_finished(id, record.size_bytes());
+                forgotten.is_empty()
             });
-            size
+            forgotten
         });
-        let Some(size) = size else { return };
-        self.retire(id, size);
-        self.with_entry(id, |entry| entry.record.send_modify(|_| {}));
+        match forgotten {
+            Some(forgotten) if !forgotten.is_empty() => {
+                self.forget(forgotten);
+                self.with_entry(id, |entry| entry.record.send_modify(|_| {}));
+            }
+            _ => {}
+        }
     }
 
     /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
@@ -553,20 +558,29 @@ impl JobStore {
     /// Counts a job, whose record takes `size` bytes, as finished, forgetting the oldest
     /// finished jobs past the bounds on their number and their size.
     fn retire(&self, id: JobId, size: usize) {
-        let forgotten: Vec<JobId> = {
-            let mut finished = self.finished.lock().expect("job store poisoned");
-            finished.jobs.push_back((id, size));
-            finished.bytes += size;
-            let mut forgotten = Vec::new();
-            while finished.jobs.len() > self.max_finished || finished.bytes > self.max_bytes {
-                let Some((oldest, size)) = finished.jobs.pop_front() else {
-                    break;
-                };
-                finished.bytes -= size;
-                forgotten.push(oldest);
-            }
-            forgotten
-        };
+        let forgotten = self.count_finished(id, size);
+        self.forget(forgotten);
+    }
+
+    /// Counts a job, whose record takes `size` bytes, as finished; returns the oldest
+    /// finished jobs, now past the bounds on their number and their size, to forget.
+    fn count_finished(&self, id: JobId, size: usize) -> Vec<JobId> {
+        let mut finished = self.finished.lock().expect("job store poisoned");
+        finished.jobs.push_back((id, size));
+        finished.bytes += size;
+        let mut forgotten = Vec::new();
+        while finished.jobs.len() > self.max_finished || finished.bytes > self.max_bytes {
+            let Some((oldest, size)) = finished.jobs.pop_front() else {
+                break;
+            };
+            finished.bytes -= size;
+            forgotten.push(oldest);
+        }
+        forgotten
+    }
+
+    /// Drops the records of `forgotten` jobs.
+    fn forget(&self, forgotten: Vec<JobId>) {
         if forgotten.is_empty() {
             return;
         }

@@ -175,6 +175,26 @@ impl<W> Gate<W> {
         }
     }
 
+    /// Whether a job in `lane` with `demand` may start at once, without waiting: nothing
+    /// waits in its lane (which it would overtake) and what it asks for is free. If so it is
+    /// counted as holding it. The path of every job on a host that is keeping up: it costs
+    /// no allocation, where [`enter`](Self::enter) and [`next`](Self::next) queue.
+    pub fn start_now(&mut self, lane: Lane, demand: &Demand) -> bool {
+        let free = match lane {
+            Lane::Cpu => {
+                self.cpu.is_empty()
+                    && self.cpu_running < self.limits.workers
+                    && !(demand.long && self.long_running >= self.limits.long_threads)
+            }
+            Lane::Io => self.io.is_empty() && self.io_running < self.limits.io_slots,
+        };
+        let start = free && self.fits(demand);
+        if start {
+            self.hold(lane, demand);
+        }
+        start
+    }
+
     /// Holds `work`, which runs in `lane`, until its `demand` can be met; take it with
     /// [`next`](Self::next).
     pub fn enter(&mut self, lane: Lane, demand: Demand, work: W) {
@@ -529,6 +549,35 @@ mod tests {
                 total: 100
             })
         );
+    }
+
+    #[test]
+    fn a_job_starts_at_once_only_when_nothing_waits_in_its_lane_and_it_fits() {
+        let mut gate = Gate::new(GateLimits {
+            group_threads: 2,
+            ..limits()
+        });
+        let (lane, demand) = cpu(1, 1);
+        assert!(gate.start_now(lane, &demand));
+        assert!(gate.start_now(lane, &demand));
+        assert!(
+            !gate.start_now(lane, &demand),
+            "both engine threads are held"
+        );
+        enter(&mut gate, cpu(1, 1), "queued");
+        leave(&mut gate, cpu(1, 1));
+        assert!(
+            !gate.start_now(lane, &demand),
+            "a job waits in the lane: it goes first"
+        );
+        assert_eq!(started(&mut gate), ["queued"]);
+
+        let (lane, big) = io(1000);
+        assert!(gate.start_now(lane, &big));
+        assert!(!gate.start_now(lane, &io(100).1), "memory is reserved");
+        let status = gate.status();
+        assert_eq!(status.memory_reserved_bytes, 1002 * MIB);
+        assert_eq!(status.io_jobs.running, 1);
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl Scheduler {
     /// [`run_io`](Self::run_io) (or dropped).
     pub fn admit(self: &Arc<Self>) -> Result<Ticket, QueueFull> {
         self.reserve(1)?;
-        Ok(Ticket(Some(self.clone())))
+        Ok(Ticket::new(self.clone()))
     }
 
     /// Counts `count` jobs in as queued, all or none: refused when the queue has no room for
@@ -158,7 +158,7 @@ impl Scheduler {
     /// concurrency bound wait holding their tickets.
     pub fn admit_all(self: &Arc<Self>, count: usize) -> Result<Vec<Ticket>, QueueFull> {
         self.reserve(count)?;
-        Ok((0..count).map(|_| Ticket(Some(self.clone()))).collect())
+        Ok((0..count).map(|_| Ticket::new(self.clone())).collect())
     }
 
     /// Whether a job with a deadline of `timeout` is a long job.
@@ -179,38 +179,58 @@ impl Scheduler {
     }
 
     fn enter(&self, lane: Lane, demand: Demand, start: Start) {
-        self.gate().enter(lane, demand, start);
-        self.start_ready();
+        let mut gate = self.gate();
+        if gate.start_now(lane, &demand) {
+            drop(gate);
+            self.launch(lane, demand, start);
+        } else {
+            gate.enter(lane, demand, start);
+            drop(gate);
+            self.start_ready();
+        }
     }
 
     /// Starts every job the gate lets start now.
     fn start_ready(&self) {
-        loop {
-            let Some((lane, demand, start)) = self.gate().next() else {
-                return;
-            };
-            match start {
-                Start::Cpu(ticket, work) => {
-                    let held = Held::new(&ticket, lane, demand);
-                    self.pool.submit(Box::new(move || {
-                        let running = ticket.start();
-                        let finish = work();
-                        drop(held);
-                        drop(running);
-                        finish
-                    }));
-                }
-                Start::Io(ticket, work) => {
-                    let held = Held::new(&ticket, lane, demand);
-                    self.io.spawn(async move {
-                        let running = ticket.start();
-                        let finish = work.await;
-                        drop(held);
-                        drop(running);
-                        finish();
-                    });
-                }
+        while let Some((lane, demand, start)) = self.gate().next() {
+            self.launch(lane, demand, start);
+        }
+    }
+
+    /// Starts a job the gate counts as holding `demand` in `lane`.
+    fn launch(&self, lane: Lane, demand: Demand, start: Start) {
+        match start {
+            Start::Cpu(mut ticket, work) => {
+                ticket.held = Some((lane, demand));
+                self.pool.submit(Box::new(move || {
+                    let running = ticket.start();
+                    let finish = work();
+                    drop(running);
+                    finish
+                }));
             }
+            Start::Io(mut ticket, work) => {
+                ticket.held = Some((lane, demand));
+                self.io.spawn(async move {
+                    let running = ticket.start();
+                    let finish = work.await;
+                    drop(running);
+                    finish();
+                });
+            }
+        }
+    }
+
+    /// Gives back what a job in `lane` held at the gate, and starts the jobs that lets start.
+    fn release(&self, lane: Lane, demand: &Demand) {
+        let next = {
+            let mut gate = self.gate();
+            gate.leave(lane, demand);
+            gate.next()
+        };
+        if let Some((lane, demand, start)) = next {
+            self.launch(lane, demand, start);
+            self.start_ready();
         }
     }
 
@@ -314,65 +334,63 @@ impl InFlight {
     }
 }
 
-/// An admitted job's place in the queue: counted as queued until its work starts. Dropped
-/// unstarted (its executor shut down, or its work was never handed over), it is uncounted
-/// again.
-pub struct Ticket(Option<Arc<Scheduler>>);
+/// An admitted job's place in the queue: counted as queued until its work starts, and from
+/// when the gate lets it start, what it holds there. Dropped unstarted (its executor shut
+/// down, or its work was never handed over), it is uncounted and gives back what it held.
+pub struct Ticket {
+    scheduler: Option<Arc<Scheduler>>,
+    /// Where it runs and what it holds at the gate, once the gate has let it start.
+    held: Option<(Lane, Demand)>,
+}
 
 impl Ticket {
-    /// Moves the job from queued to running; the guard counts it finished when dropped,
-    /// however its work ends, panics included.
+    fn new(scheduler: Arc<Scheduler>) -> Self {
+        Self {
+            scheduler: Some(scheduler),
+            held: None,
+        }
+    }
+
+    /// Moves the job from queued to running; the guard counts it finished, and gives back
+    /// what it holds, when dropped, however its work ends, panics included.
     fn start(mut self) -> Running {
-        let scheduler = self.0.take().expect("a ticket starts once");
+        let scheduler = self.scheduler.take().expect("a ticket starts once");
         scheduler.update(|in_flight| {
             in_flight.queued -= 1;
             in_flight.running += 1;
         });
-        Running(scheduler)
+        Running {
+            scheduler,
+            held: self.held.take(),
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(scheduler) = self.0.take() {
+        if let Some(scheduler) = self.scheduler.take() {
+            if let Some((lane, demand)) = self.held.take() {
+                scheduler.release(lane, &demand);
+            }
             scheduler.update(|in_flight| in_flight.queued -= 1);
         }
     }
 }
 
-/// What a started job holds at the gate; given back when dropped, which lets the next jobs
-/// start.
-struct Held {
+/// A running job: when dropped, it gives back what it held at the gate (which lets the next
+/// jobs start) and is counted finished.
+struct Running {
     scheduler: Arc<Scheduler>,
-    lane: Lane,
-    demand: Demand,
+    held: Option<(Lane, Demand)>,
 }
-
-impl Held {
-    fn new(ticket: &Ticket, lane: Lane, demand: Demand) -> Self {
-        let scheduler = ticket.0.clone().expect("a ticket not yet started");
-        Self {
-            scheduler,
-            lane,
-            demand,
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.scheduler.gate().leave(self.lane, &self.demand);
-        self.scheduler.start_ready();
-    }
-}
-
-/// A running job; counted finished when dropped.
-struct Running(Arc<Scheduler>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.completed.fetch_add(1, Ordering::Relaxed);
-        self.0.update(|in_flight| in_flight.running -= 1);
+        if let Some((lane, demand)) = self.held.take() {
+            self.scheduler.release(lane, &demand);
+        }
+        self.scheduler.completed.fetch_add(1, Ordering::Relaxed);
+        self.scheduler.update(|in_flight| in_flight.running -= 1);
     }
 }
 
