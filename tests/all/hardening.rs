@@ -162,6 +162,57 @@ fn an_output_over_the_limit_fails_its_job_with_the_size_named_and_costs_nothing_
 }
 
 #[test]
+fn a_burst_of_io_jobs_gives_its_memory_back_once_they_end() {
+    let server = server_with(&[]);
+    assert_still_serving(&server);
+    let baseline = server.pss_bytes();
+    // 2,000 IO jobs at once, each in an instance-pool slot of its own with its own async
+    // stack, store and WASI context.
+    let burst = 2000;
+    let response = server.post_json(
+        "/v1/batches",
+        &json!({"task": "sleep", "inputs": vec![json!({"ms": 300}); burst],
+                "memory_mib": 8, "max_concurrent": burst, "wait_ms": 120_000}),
+    );
+    assert_eq!(response.status, 200, "{}", response.text);
+    assert_eq!(
+        response.json["counts"]["succeeded"], burst,
+        "{}",
+        response.text
+    );
+
+    // Idle slots keep no more than their bounded share resident ...
+    let pool = server.get("/v1/status").json["engine"]["pool"].clone();
+    let max = pool["max_idle_resident_bytes"].as_u64().unwrap();
+    assert_eq!(max, 64 * MIB, "{pool}");
+    assert!(
+        pool["warm_idle_memories"].as_u64().unwrap() >= 100,
+        "{pool}"
+    );
+    assert!(
+        pool["idle_resident_bytes"].as_u64().unwrap() <= max,
+        "{pool}"
+    );
+    // ... and once the host is idle the rest of the burst's memory goes back too (polled:
+    // the allocator gives freed memory back a second after the last job).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = server.pss_bytes();
+        if now < baseline + 100 * MIB {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "memory stayed at {} MiB, from {} MiB before the burst",
+            now / MIB,
+            baseline / MIB
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_still_serving(&server);
+}
+
+#[test]
 fn a_huge_error_message_is_cut_and_marked() {
     let server = hostiles_with(&[]);
     upload(

@@ -165,6 +165,21 @@ impl Server {
         kib << 10
     }
 
+    /// The server's proportional set size, in bytes: its resident memory with each page
+    /// counted once however many times it is mapped. (RSS counts an instance pool's memory
+    /// image once per slot that maps it: thousands of times the same few physical pages.)
+    pub fn pss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("server running").id();
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+        let kib: u64 = rollup
+            .lines()
+            .find_map(|line| line.strip_prefix("Pss:"))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .expect("Pss in /proc/PID/smaps_rollup");
+        kib << 10
+    }
+
     /// What the server wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()

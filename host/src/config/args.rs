@@ -167,6 +167,13 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_KIB", default_value_t = 2048)]
     pub pool_keep_resident_kib: usize,
 
+    /// Memory the idle instance-pool slots keep resident together at most, in MiB: each
+    /// slot keeps its share (this divided among `workers + max IO jobs` slots, at most
+    /// `--pool-keep-resident-kib`), and gives back every other page when its job ends. So
+    /// after a burst of jobs the host's memory returns to its baseline plus this.
+    #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_MIB", default_value_t = 64)]
+    pub pool_keep_resident_mib: usize,
+
     /// Pin each engine thread to a core.
     #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub pin_workers: bool,

@@ -213,6 +213,7 @@ impl ServeArgs {
                 async_stacks: u32::try_from(workers + self.max_io_jobs).unwrap_or(u32::MAX),
                 max_memory_bytes: self.max_memory_limit_mib << 20,
                 keep_resident_bytes: self.pool_keep_resident_kib << 10,
+                max_resident_bytes: self.pool_keep_resident_mib << 20,
             });
         if let Some(pool) = pool {
             let max_instances = MAX_POOL_RESERVATION / POOL_SLOT_BYTES;
@@ -237,6 +238,12 @@ impl ServeArgs {
                 self.max_memory_limit_mib << 10
             ));
         }
+        in_range(
+            &mut problems,
+            name!(pool_keep_resident_mib),
+            self.pool_keep_resident_mib,
+            0..=1 << 20,
+        );
         if !(1..=1024).contains(&self.max_upload_mib) {
             problems.push(format!(
                 "{} is {}: use 1 to 1024",

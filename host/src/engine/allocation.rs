@@ -26,12 +26,42 @@ pub struct PoolSettings {
     pub async_stacks: u32,
     /// Largest linear memory of any job, in bytes.
     pub max_memory_bytes: usize,
-    /// Bytes of each slot's memory and tables kept resident between jobs: the pages a job
+    /// Most bytes of each slot's memory kept resident between jobs: the pages a job
     /// dirtied, up to this many, are zeroed in place (found with Linux's `PAGEMAP_SCAN`
     /// where the kernel has it) instead of being handed back to the kernel, so the next job
-    /// in the slot takes no page faults on them. Costs up to this much resident memory per
-    /// slot that has been used.
+    /// in the slot takes no page faults on them.
     pub keep_resident_bytes: usize,
+    /// Most bytes the idle slots keep resident together: each slot's share, what it keeps
+    /// at most, is this divided among the slots (and no more than `keep_resident_bytes`).
+    /// Every other page a job dirtied goes back to the kernel when the job ends.
+    pub max_resident_bytes: usize,
+}
+
+/// Host pages are this size (and wasmtime rounds what slots keep to them).
+const PAGE_BYTES: usize = 4096;
+
+impl PoolSettings {
+    /// What each idle slot keeps resident at most, in bytes: its share of the total, half
+    /// for its tables (spread over the most it may have) if that comes to whole pages each,
+    /// the rest for its memory. Async stacks keep nothing: a job's stack is a few pages deep
+    /// and faulting them in again is cheap, while thousands of idle stacks keeping a few
+    /// pages each would hold tens of MiB.
+    fn resident_per_slot(&self) -> Resident {
+        let pages = |bytes: usize| bytes / PAGE_BYTES * PAGE_BYTES;
+        let share = self.max_resident_bytes / self.instances.max(1) as usize;
+        let table = pages(share / 2 / MAX_TABLES).min(pages(self.keep_resident_bytes));
+        Resident {
+            memory: pages(share - table * MAX_TABLES).min(pages(self.keep_resident_bytes)),
+            table,
+        }
+    }
+}
+
+/// Bytes one idle pool slot keeps resident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Resident {
+    memory: usize,
+    table: usize,
 }
 
 /// The allocation strategy the engine ended up with.
@@ -42,6 +72,10 @@ pub enum Allocation {
     Pooling {
         /// Instance slots in the pool.
         instances: u32,
+        /// Most bytes an idle slot's memory keeps resident for the next job.
+        slot_keep_resident_bytes: usize,
+        /// Most bytes the idle slots keep resident together (`--pool-keep-resident-mib`).
+        max_resident_bytes: usize,
     },
     /// Instances are allocated on demand.
     OnDemand {
@@ -56,10 +90,45 @@ impl Allocation {
     /// The linear memories of the pool (one per instance slot), if instances come from one.
     pub fn pool_memories(&self) -> Option<u32> {
         match self {
-            Self::Pooling { instances } => Some(*instances),
+            Self::Pooling { instances, .. } => Some(*instances),
             Self::OnDemand { .. } => None,
         }
     }
+}
+
+/// What the instance pool holds now, from wasmtime's own counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PoolStatus {
+    /// Linear memories the running jobs use.
+    pub memories_in_use: usize,
+    /// Async stacks the running jobs use.
+    pub stacks_in_use: usize,
+    /// Idle memory slots a job has used: each keeps up to its share of pages resident.
+    pub warm_idle_memories: u32,
+    /// Bytes the idle slots keep resident: their memories, tables and async stacks.
+    pub idle_resident_bytes: usize,
+    /// Most bytes the idle slots keep resident together.
+    pub max_idle_resident_bytes: usize,
+}
+
+/// What `engine`'s instance pool holds now; `None` without a pool.
+pub(crate) fn pool_status(engine: &Engine, allocation: &Allocation) -> Option<PoolStatus> {
+    let Allocation::Pooling {
+        max_resident_bytes, ..
+    } = allocation
+    else {
+        return None;
+    };
+    let metrics = engine.pooling_allocator_metrics()?;
+    Some(PoolStatus {
+        memories_in_use: metrics.memories(),
+        stacks_in_use: metrics.stacks(),
+        warm_idle_memories: metrics.unused_warm_memories(),
+        idle_resident_bytes: metrics.unused_memory_bytes_resident()
+            + metrics.unused_table_bytes_resident()
+            + metrics.unused_stack_bytes_resident().unwrap_or(0),
+        max_idle_resident_bytes: *max_resident_bytes,
+    })
 }
 
 /// Creates the engine from `config`, with the pool if `pool` is given and its reservation
@@ -78,11 +147,16 @@ pub(crate) fn create_engine(
         ));
     };
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(pool)));
+    // A stack handed back to the pool is decommitted whole: no job's stack data reaches the
+    // next job, and idle stacks hold no memory.
+    config.async_stack_zeroing(true);
     match Engine::new(config) {
         Ok(engine) => Ok((
             engine,
             Allocation::Pooling {
                 instances: pool.instances,
+                slot_keep_resident_bytes: pool.resident_per_slot().memory,
+                max_resident_bytes: pool.max_resident_bytes,
             },
         )),
         Err(error) => {
@@ -111,6 +185,7 @@ pub(crate) fn create_engine(
 /// 4 GiB of address space each, are one per instance slot; the scheduler reserves as many
 /// as each job's component instantiates before the job starts.
 fn pooling_config(pool: PoolSettings) -> PoolingAllocationConfig {
+    let resident = pool.resident_per_slot();
     let mut config = PoolingAllocationConfig::new();
     config
         .total_component_instances(pool.instances)
@@ -123,8 +198,65 @@ fn pooling_config(pool: PoolSettings) -> PoolingAllocationConfig {
         .max_memories_per_component(MAX_MEMORIES as u32)
         .max_tables_per_component(MAX_TABLES as u32)
         .table_elements(MAX_TABLE_ELEMENTS)
-        .linear_memory_keep_resident(pool.keep_resident_bytes)
-        .table_keep_resident(pool.keep_resident_bytes)
+        .linear_memory_keep_resident(resident.memory)
+        .table_keep_resident(resident.table)
+        .async_stack_keep_resident(0)
         .pagemap_scan(Enabled::Auto);
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(instances: u32, keep_kib: usize, total_mib: usize) -> PoolSettings {
+        PoolSettings {
+            instances,
+            async_stacks: instances,
+            max_memory_bytes: 256 << 20,
+            keep_resident_bytes: keep_kib << 10,
+            max_resident_bytes: total_mib << 20,
+        }
+    }
+
+    #[test]
+    fn idle_slots_together_keep_no_more_than_the_total() {
+        for (instances, keep_kib, total_mib) in [
+            (4098, 2048, 64),
+            (66, 2048, 64),
+            (1, 2048, 64),
+            (4098, 0, 64),
+            (10, 2048, 0),
+        ] {
+            let settings = pool(instances, keep_kib, total_mib);
+            let resident = settings.resident_per_slot();
+            let per_slot = resident.memory + MAX_TABLES * resident.table;
+            assert!(
+                per_slot * instances as usize <= settings.max_resident_bytes,
+                "{settings:?}: {resident:?}"
+            );
+            assert!(
+                resident.memory <= settings.keep_resident_bytes,
+                "{resident:?}"
+            );
+            assert_eq!(resident.memory % PAGE_BYTES, 0);
+            assert_eq!(resident.table % PAGE_BYTES, 0);
+        }
+    }
+
+    #[test]
+    fn a_small_pool_keeps_the_per_slot_most_and_a_large_one_its_share() {
+        let small = pool(66, 2048, 1024).resident_per_slot();
+        assert_eq!(small.memory, 2 << 20, "{small:?}");
+        assert!(small.table > 0, "{small:?}");
+        // The server's default pool: 2 engine threads and 4,096 IO slots.
+        let large = pool(4098, 2048, 64).resident_per_slot();
+        assert_eq!(
+            large,
+            Resident {
+                memory: 12 << 10,
+                table: 0
+            }
+        );
+    }
 }

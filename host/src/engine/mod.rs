@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
-pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings};
+pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings, PoolStatus};
 pub use json::RawJson;
 pub use log::{
     JobLog, LiveCursor, LiveLog, LiveUpdate, LogLevel, LogLimits, LogLine, LogStream, Progress,
@@ -368,7 +368,12 @@ impl TaskEngine {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut io_linker)?;
         io::Task::add_to_linker::<HostState, HasSelf<HostState>>(&mut io_linker, |s| s)?;
 
-        let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK, TICKER_IDLE_AFTER);
+        let ticker = EpochTicker::start(
+            engine.clone(),
+            EPOCH_TICK,
+            TICKER_IDLE_AFTER,
+            crate::heap::give_back_freed,
+        );
         Ok(Self {
             engine,
             sync_linker,
@@ -387,6 +392,11 @@ impl TaskEngine {
     /// How this engine allocates instances (the pool may have fallen back to on demand).
     pub fn allocation(&self) -> &Allocation {
         &self.allocation
+    }
+
+    /// What the instance pool holds now; `None` without a pool.
+    pub fn pool_status(&self) -> Option<PoolStatus> {
+        allocation::pool_status(&self.engine, &self.allocation)
     }
 
     /// Compiles a component with Cranelift, on the calling thread, with no bound on its time

@@ -147,6 +147,14 @@ impl Collector for StatusCollector {
             "Most memory the running jobs' limits may reserve together",
             admission.memory_bytes as usize,
         )?;
+        if let Some(pool) = &parts.engine.pool {
+            gauge(
+                out,
+                "pool_idle_resident_bytes",
+                "Memory the idle instance-pool slots keep resident for the next jobs",
+                pool.idle_resident_bytes,
+            )?;
+        }
         let waiting = admission.waiting;
         let reasons = [
             ("engine_threads", waiting.engine_threads),

@@ -15,7 +15,7 @@ pub use health::{ComponentHealth, Health, HealthState};
 
 use crate::batches::BatchStoreStatus;
 use crate::cache::CacheStatus;
-use crate::engine::{Allocation, TaskEngine};
+use crate::engine::{Allocation, PoolStatus, TaskEngine};
 use crate::jobs::JobStoreStatus;
 use crate::memo::MemoStatus;
 use crate::registry::Problem;
@@ -80,6 +80,10 @@ pub struct EngineStatus {
     pub max_wasm_stack: usize,
     /// How instances are allocated.
     pub allocation: Allocation,
+    /// What the instance pool holds now (absent without a pool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub pool: Option<PoolStatus>,
     /// Hosts tasks may send HTTP requests to.
     pub http_allowed: Vec<String>,
     /// CA certificates HTTPS requests trust besides the Mozilla roots (`--http-ca-file`).
@@ -94,6 +98,7 @@ impl EngineStatus {
             fuel_metering: settings.fuel_metering,
             max_wasm_stack: settings.max_wasm_stack,
             allocation: engine.allocation().clone(),
+            pool: engine.pool_status(),
             http_allowed: settings.http_allowed.entries(),
             http_added_cas: settings.http_trust.added(),
         }
