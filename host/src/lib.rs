@@ -51,6 +51,7 @@ pub mod config;
 mod echo;
 pub mod egress;
 pub mod engine;
+mod heap;
 pub mod host;
 mod id;
 pub mod idempotency;

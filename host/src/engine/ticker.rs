@@ -7,7 +7,8 @@
 //! woken early only for an alarm due before its next tick.
 //!
 //! With no job running (no alarm set) for a while, the ticker stops ticking and sleeps until
-//! a job sets an alarm, so an idle host does not wake a hundred times a second.
+//! a job sets an alarm, so an idle host does not wake a hundred times a second. Going idle,
+//! it first runs its `on_idle` step (the engine gives freed heap back to the OS there).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -61,8 +62,13 @@ pub(crate) struct Alarm {
 
 impl EpochTicker {
     /// Starts the ticker thread, advancing `engine`'s epoch every `tick` while jobs run, and
-    /// stopping once none has run for `idle_after`.
-    pub(crate) fn start(engine: Engine, tick: Duration, idle_after: Duration) -> Self {
+    /// stopping once none has run for `idle_after`, after running `on_idle`.
+    pub(crate) fn start(
+        engine: Engine,
+        tick: Duration,
+        idle_after: Duration,
+        on_idle: fn(),
+    ) -> Self {
         let shared = Arc::new(Shared {
             origin: Instant::now(),
             state: Mutex::default(),
@@ -72,7 +78,7 @@ impl EpochTicker {
             let shared = shared.clone();
             thread::Builder::new()
                 .name("taskhost-epoch".into())
-                .spawn(move || shared.run(&engine, tick, idle_after))
+                .spawn(move || shared.run(&engine, tick, idle_after, on_idle))
                 .expect("spawning the epoch ticker thread")
         };
         Self {
@@ -108,8 +114,9 @@ impl EpochTicker {
 
 impl Shared {
     /// The ticker thread: advances the epoch when a tick or an alarm is due, else sleeps
-    /// until one is, or until an alarm is set when no job has run for `idle_after`.
-    fn run(&self, engine: &Engine, tick: Duration, idle_after: Duration) {
+    /// until one is, or until an alarm is set when no job has run for `idle_after` (having
+    /// run `on_idle`, without its lock).
+    fn run(&self, engine: &Engine, tick: Duration, idle_after: Duration, on_idle: fn()) {
         let mut next_tick = Instant::now() + tick;
         let mut busy_at = Instant::now();
         let mut state = self.lock();
@@ -118,6 +125,12 @@ impl Shared {
             if !state.alarms.is_empty() {
                 busy_at = now;
             } else if now.duration_since(busy_at) >= idle_after {
+                drop(state);
+                on_idle();
+                state = self.lock();
+                if !state.alarms.is_empty() || state.stopping {
+                    continue;
+                }
                 state.sleep = Sleep::Idle;
                 state = self.wake.wait(state).expect("epoch ticker poisoned");
                 state.sleep = Sleep::Awake;
@@ -245,7 +258,7 @@ mod tests {
     fn an_alarm_wakes_an_idle_ticker_and_advances_the_epoch_at_its_deadline() {
         let engine = engine();
         // No tick comes during the test: only the alarm can stop the loop.
-        let ticker = EpochTicker::start(engine.clone(), HOUR, Duration::ZERO);
+        let ticker = EpochTicker::start(engine.clone(), HOUR, Duration::ZERO, || {});
         wait_until_idle(&ticker);
         let deadline = Instant::now() + Duration::from_millis(50);
         let mut alarm = None;
@@ -265,7 +278,12 @@ mod tests {
     #[test]
     fn a_job_starting_while_the_ticker_is_idle_gets_its_ticks() {
         let engine = engine();
-        let ticker = EpochTicker::start(engine.clone(), Duration::from_millis(5), Duration::ZERO);
+        let ticker = EpochTicker::start(
+            engine.clone(),
+            Duration::from_millis(5),
+            Duration::ZERO,
+            || {},
+        );
         wait_until_idle(&ticker);
         let mut alarm = None;
         let mut ticks = 0;
@@ -285,7 +303,7 @@ mod tests {
 
     #[test]
     fn alarms_are_counted_per_millisecond_and_unset_when_dropped() {
-        let ticker = EpochTicker::start(engine(), HOUR, HOUR);
+        let ticker = EpochTicker::start(engine(), HOUR, HOUR, || {});
         let deadline = Instant::now() + Duration::from_secs(600);
         let first = ticker.alarm(deadline);
         let second = ticker.alarm(deadline);
