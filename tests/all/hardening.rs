@@ -274,6 +274,59 @@ fn listings_leave_outputs_and_logs_out_unless_asked() {
 }
 
 #[test]
+fn listings_of_large_outputs_stream_and_cost_the_server_little_memory() {
+    let server = hostiles_with(&[]);
+    upload(
+        &server,
+        "mib-output",
+        &Hostile {
+            output_bytes: Some(1000 << 10),
+            ..Hostile::default()
+        },
+    );
+    let jobs = 60;
+    for _ in 0..jobs {
+        let job = run_job(&server, json!({"task": "mib-output"}));
+        assert_eq!(job["status"], "succeeded", "{}", job["error"]);
+    }
+    let peak_before = server.peak_rss_bytes();
+    // Four listings at once, each of 60 MB of outputs: answered whole, each would cost the
+    // server its size (and more while serialized).
+    std::thread::scope(|scope| {
+        let listings: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    server.get(&format!(
+                        "/v1/jobs?task=mib-output&fields=output&limit={jobs}"
+                    ))
+                })
+            })
+            .collect();
+        for listing in listings {
+            let page = listing.join().unwrap();
+            assert_eq!(page.status, 200);
+            assert_eq!(page.header("content-type"), Some("application/json"));
+            let records = page.json["jobs"].as_array().unwrap();
+            assert_eq!(records.len(), jobs);
+            assert!(records.iter().all(|job| job["output"].is_array()));
+            assert!(
+                page.text.len() > jobs * 1000 << 10,
+                "{} bytes",
+                page.text.len()
+            );
+        }
+    });
+    let peak_after = server.peak_rss_bytes();
+    assert!(
+        peak_after < peak_before + 100 * MIB,
+        "the server's peak memory grew from {} to {} MiB",
+        peak_before / MIB,
+        peak_after / MIB
+    );
+    assert_still_serving(&server);
+}
+
+#[test]
 fn a_job_whose_memory_does_not_fit_waits_for_it_and_the_status_says_so() {
     let server = server_with(&[
         "--max-jobs-memory-mib",

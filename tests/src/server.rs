@@ -165,6 +165,19 @@ impl Server {
         kib << 10
     }
 
+    /// The most memory the server has had resident since it started (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib << 10
+    }
+
     /// The server's proportional set size, in bytes: its resident memory with each page
     /// counted once however many times it is mapped. (RSS counts an instance pool's memory
     /// image once per slot that maps it: thousands of times the same few physical pages.)
@@ -384,8 +397,11 @@ fn into_response(mut response: ureq::http::Response<ureq::Body>) -> Response {
             (name.as_str().to_owned(), value)
         })
         .collect();
+    // However large: tests read listings of many megabytes.
     let text = response
         .body_mut()
+        .with_config()
+        .limit(u64::MAX)
         .read_to_string()
         .expect("reading the body");
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);

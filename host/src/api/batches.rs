@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -14,10 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiErrorCode, ErrorBody};
 use super::jobs::JobSpec;
+use super::stream::StreamedJson;
 use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::{BatchId, BatchRecord, BatchStatus};
 use crate::engine::Kind;
 use crate::host::{BatchRequest, Host, JobRequest};
+use crate::jobs::JobRecord;
 use crate::registry::TaskName;
 
 /// Largest body `POST /v1/batches` reads (a single job's body is limited to axum's 2 MiB).
@@ -181,14 +182,14 @@ pub(super) async fn get_batch(
     State(host): State<Arc<Host>>,
     ApiPath(id): ApiPath<String>,
     query: Result<Query<BatchWait>, QueryRejection>,
-) -> Result<Json<BatchRecord>, ApiError> {
+) -> Result<StreamedJson<JobRecord>, ApiError> {
     let Query(query) = query?;
     let id = parse_batch_id(id)?;
     let record = match query.wait_ms {
         Some(wait) if wait > 0 => host.wait_batch(id, Duration::from_millis(wait)).await,
         _ => host.batch(id),
     };
-    record.map(Json).ok_or(ApiError::BatchNotFound(id))
+    record.map(streamed).ok_or(ApiError::BatchNotFound(id))
 }
 
 /// `DELETE /v1/batches/{id}`: cancels every job not finished; the batch's final record.
@@ -206,11 +207,11 @@ pub(super) async fn get_batch(
 pub(super) async fn cancel_batch(
     State(host): State<Arc<Host>>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<BatchRecord>, ApiError> {
+) -> Result<StreamedJson<JobRecord>, ApiError> {
     let id = parse_batch_id(id)?;
     host.cancel_batch(id)
         .await
-        .map(Json)
+        .map(streamed)
         .ok_or(ApiError::BatchNotFound(id))
 }
 
@@ -221,5 +222,15 @@ fn parse_batch_id(id: String) -> Result<BatchId, ApiError> {
 /// 200 with a finished batch, else 202 with the record so far and where to poll.
 fn batch_response(record: BatchRecord) -> Response {
     let location = format!("/v1/batches/{}", record.id);
-    done_or_accepted(record.status == BatchStatus::Finished, location, record)
+    done_or_accepted(
+        record.status == BatchStatus::Finished,
+        location,
+        streamed(record),
+    )
+}
+
+/// A batch's record, its jobs' records streamed.
+fn streamed(mut record: BatchRecord) -> StreamedJson<JobRecord> {
+    let jobs = std::mem::take(&mut record.jobs);
+    StreamedJson::new(&record, "jobs", jobs)
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiErrorCode, ErrorBody};
+use super::stream::StreamedJson;
 use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::BatchId;
 use crate::config::RequestedLimits;
@@ -244,7 +245,7 @@ pub(super) struct JobPage {
 pub(super) async fn list_jobs(
     State(host): State<Arc<Host>>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<JobPage>, ApiError> {
+) -> Result<StreamedJson<JobRecord>, ApiError> {
     let Query(query) = query?;
     let limit = query.page_size()?;
     let before = query.cursor.map(parse_job_id).transpose()?;
@@ -260,7 +261,11 @@ pub(super) async fn list_jobs(
         jobs.truncate(limit);
         jobs[limit - 1].id
     });
-    Ok(Json(JobPage { jobs, next_cursor }))
+    let head = JobPage {
+        jobs: Vec::new(),
+        next_cursor,
+    };
+    Ok(StreamedJson::new(&head, "jobs", jobs))
 }
 
 /// A job's record; with `wait_ms`, once it has finished (or started, with `until=started`)
@@ -321,5 +326,5 @@ pub(super) fn parse_job_id(id: String) -> Result<JobId, ApiError> {
 /// 200 with a finished job, else 202 with the record so far and where to poll.
 fn job_response(record: JobRecord) -> Response {
     let location = format!("/v1/jobs/{}", record.id);
-    done_or_accepted(record.status.is_final(), location, record)
+    done_or_accepted(record.status.is_final(), location, Json(record))
 }

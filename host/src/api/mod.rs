@@ -45,6 +45,7 @@ pub mod fuzz;
 mod jobs;
 mod openapi;
 mod status;
+mod stream;
 mod tasks;
 
 use std::sync::Arc;
@@ -56,7 +57,6 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
-use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -105,16 +105,11 @@ fn routes() -> OpenApiRouter<Arc<Host>> {
 
 /// 200 with `body` if its work is `done`, else 202 with `body` so far and a `Location` to
 /// poll.
-fn done_or_accepted(done: bool, location: String, body: impl Serialize) -> Response {
+fn done_or_accepted(done: bool, location: String, body: impl IntoResponse) -> Response {
     if done {
-        return (StatusCode::OK, Json(body)).into_response();
+        return (StatusCode::OK, body).into_response();
     }
-    (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(body),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, [(header::LOCATION, location)], body).into_response()
 }
 
 /// `Json` whose rejections are [`ApiError`]s, so bad bodies get the API's error shape.
