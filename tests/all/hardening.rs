@@ -310,7 +310,7 @@ fn listings_of_large_outputs_stream_and_cost_the_server_little_memory() {
             assert_eq!(records.len(), jobs);
             assert!(records.iter().all(|job| job["output"].is_array()));
             assert!(
-                page.text.len() > jobs * 1000 << 10,
+                page.text.len() > (jobs * 1000) << 10,
                 "{} bytes",
                 page.text.len()
             );
