@@ -327,6 +327,52 @@ fn listings_of_large_outputs_stream_and_cost_the_server_little_memory() {
 }
 
 #[test]
+fn a_client_that_stops_reading_its_response_is_closed_after_the_write_timeout() {
+    use std::io::{Read, Write};
+    let server = hostiles_with(&["--http-write-timeout-ms", "500"]);
+    upload(
+        &server,
+        "mib-output",
+        &Hostile {
+            output_bytes: Some(1000 << 10),
+            ..Hostile::default()
+        },
+    );
+    let jobs = 40;
+    for _ in 0..jobs {
+        run_job(&server, json!({"task": "mib-output"}));
+    }
+    // A 40 MB listing, far more than the sockets' buffers hold, and a client that asks for
+    // it and then reads nothing.
+    let address = server.url().strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET /v1/jobs?task=mib-output&fields=output&limit={jobs} HTTP/1.1\r\nHost: t\r\n\r\n"
+    )
+    .unwrap();
+    let stalled = std::time::Duration::from_millis(2000);
+    std::thread::sleep(stalled); // the attack: not reading, for 4 write timeouts
+    assert_still_serving(&server);
+    // What the server had written before it gave up is all there is.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut received = Vec::new();
+    let ended = stream.read_to_end(&mut received);
+    assert!(
+        received.len() < (jobs * 1000) << 10,
+        "the whole listing came ({} bytes, {ended:?})",
+        received.len()
+    );
+    assert!(
+        received.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&received[..received.len().min(200)])
+    );
+}
+
+#[test]
 fn a_job_whose_memory_does_not_fit_waits_for_it_and_the_status_says_so() {
     let server = server_with(&[
         "--max-jobs-memory-mib",

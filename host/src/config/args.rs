@@ -277,6 +277,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_HTTP_IDLE_TIMEOUT_MS", default_value_t = millis(HTTP.idle_timeout))]
     pub http_idle_timeout_ms: u64,
 
+    /// How long writing a response may wait on a client that reads none of it, in
+    /// milliseconds: a connection whose response (a listing, an event stream) makes no
+    /// progress for this long is closed.
+    #[arg(long, env = "TASKHOST_HTTP_WRITE_TIMEOUT_MS", default_value_t = millis(HTTP.write_timeout))]
+    pub http_write_timeout_ms: u64,
+
     /// The window over which a request body's rate is measured, in milliseconds: a body
     /// bringing less than --http-body-min-bytes-per-sec over one is cut (`408 body_timeout`).
     #[arg(long, env = "TASKHOST_HTTP_BODY_TIMEOUT_MS", default_value_t = millis(HTTP.body_timeout))]

@@ -367,6 +367,11 @@ impl ServeArgs {
                 self.http_idle_timeout_ms,
                 MAX_HTTP_IDLE_TIMEOUT_MS,
             ),
+            (
+                name!(http_write_timeout_ms),
+                self.http_write_timeout_ms,
+                MAX_HTTP_TIMEOUT_MS,
+            ),
         ] {
             if !(1..=max).contains(&value) {
                 problems.push(format!("{name} is {value}: use 1 to {max}"));
@@ -467,6 +472,7 @@ impl ServeArgs {
                 max_connections: self.http_max_connections,
                 header_timeout: Duration::from_millis(self.http_header_timeout_ms),
                 idle_timeout: Duration::from_millis(self.http_idle_timeout_ms),
+                write_timeout: Duration::from_millis(self.http_write_timeout_ms),
                 body_timeout: Duration::from_millis(self.http_body_timeout_ms),
                 body_min_bytes_per_sec: self.http_body_min_bytes_per_sec,
                 max_requests_per_connection: self.http_max_requests_per_connection,

@@ -8,7 +8,9 @@
 //!   byte has come, its headers must follow within the header timeout;
 //! - while a request is served (from its headers until its response has been written: a long
 //!   poll or an event stream may take long) nothing is timed but its body, which must keep
-//!   arriving ([`super::body`]); a body cut that way answers `408 body_timeout` and closes.
+//!   arriving ([`super::body`]; a body cut that way answers `408 body_timeout` and closes),
+//!   and its response, which the client must keep reading: a write that waits on the client
+//!   for the write timeout closes the connection.
 //!
 //! After `max_requests` requests the response says `Connection: close` and the connection
 //! ends; on shutdown it ends once its request in flight has been answered.
@@ -47,6 +49,8 @@ pub(super) struct ConnLimits {
     pub(super) header_timeout: Duration,
     /// From a response to the next request's first byte.
     pub(super) idle_timeout: Duration,
+    /// How long a write may wait on a client that does not read.
+    pub(super) write_timeout: Duration,
     /// How fast request bodies must arrive.
     pub(super) body: BodyRate,
     /// Requests served on one connection before it is closed.
@@ -117,6 +121,10 @@ struct Activity {
     requests: AtomicU64,
     /// Set when the body of the request being served is cut for arriving too slowly.
     body_cut: Arc<AtomicBool>,
+    /// Since when a write has waited on the client, as milliseconds after `started` plus
+    /// one; 0 while writes go through.
+    write_waiting_since: AtomicU64,
+    started: Instant,
     limits: ConnLimits,
 }
 
@@ -139,6 +147,8 @@ impl Activity {
             idle: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             body_cut: Arc::new(AtomicBool::new(false)),
+            write_waiting_since: AtomicU64::new(0),
+            started: Instant::now(),
             limits,
         }
     }
@@ -155,7 +165,10 @@ impl Activity {
 
     /// The longest the watchdog sleeps without looking.
     fn recheck(&self) -> Duration {
-        self.limits.header_timeout.min(self.limits.idle_timeout)
+        self.limits
+            .header_timeout
+            .min(self.limits.idle_timeout)
+            .min(self.limits.write_timeout)
     }
 
     /// When the watchdog looks next: at the deadline of what the connection is doing, or
@@ -164,7 +177,7 @@ impl Activity {
         let recheck = Instant::now() + self.recheck();
         match self.phase() {
             Phase::Idle { until } | Phase::Headers { until } => until.min(recheck),
-            Phase::Serving => recheck,
+            Phase::Serving => self.write_deadline().map_or(recheck, |at| at.min(recheck)),
         }
     }
 
@@ -176,7 +189,33 @@ impl Activity {
             Phase::Headers { until } if until <= now => {
                 Some("that did not send its headers within the header timeout")
             }
+            Phase::Serving if self.write_deadline().is_some_and(|at| at <= now) => {
+                Some("that read none of its response within the write timeout")
+            }
             _ => None,
+        }
+    }
+
+    /// When the write waiting on the client times out, if one is waiting.
+    fn write_deadline(&self) -> Option<Instant> {
+        match self.write_waiting_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => {
+                Some(self.started + Duration::from_millis(since - 1) + self.limits.write_timeout)
+            }
+        }
+    }
+
+    /// A write found the client's window full (`waiting`), or went through.
+    fn write_polled<T>(&self, poll: &Poll<T>) {
+        let waiting_since = self.write_waiting_since.load(Ordering::Relaxed);
+        match (poll.is_pending(), waiting_since) {
+            (true, 0) => {
+                let since = self.started.elapsed().as_millis() as u64 + 1;
+                self.write_waiting_since.store(since, Ordering::Relaxed);
+            }
+            (false, since) if since != 0 => self.write_waiting_since.store(0, Ordering::Relaxed),
+            _ => {}
         }
     }
 
@@ -231,7 +270,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.activity.write_polled(&poll);
+        poll
     }
 
     fn poll_write_vectored(
@@ -239,7 +280,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.activity.write_polled(&poll);
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -67,6 +67,8 @@ pub struct ServerSettings {
     pub header_timeout: Duration,
     /// From a response to the next request's first byte.
     pub idle_timeout: Duration,
+    /// How long writing a response may wait on a client that reads none of it.
+    pub write_timeout: Duration,
     /// The window over which a request body's rate is measured.
     pub body_timeout: Duration,
     /// The rate a request body must keep, in bytes per second.
@@ -81,6 +83,7 @@ impl ServerSettings {
         max_connections: None,
         header_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
+        write_timeout: Duration::from_secs(30),
         body_timeout: Duration::from_secs(10),
         body_min_bytes_per_sec: 1024,
         max_requests_per_connection: 1000,
@@ -128,6 +131,7 @@ impl Server {
             limits: ConnLimits {
                 header_timeout: settings.header_timeout,
                 idle_timeout: settings.idle_timeout,
+                write_timeout: settings.write_timeout,
                 body: BodyRate {
                     window: settings.body_timeout,
                     min_bytes_per_sec: settings.body_min_bytes_per_sec,
