@@ -370,6 +370,8 @@ fn a_client_that_stops_reading_its_response_is_closed_after_the_write_timeout() 
         "{:?}",
         String::from_utf8_lossy(&received[..received.len().min(200)])
     );
+    let http = server.get("/v1/status").json["http"].clone();
+    assert_eq!(http["closed"]["write_timeout"], 1, "{http}");
 }
 
 #[test]

@@ -190,6 +190,14 @@ fn slow_loris_connections_are_closed_after_the_header_timeout() {
     let silence = closed(&mut silent);
     assert!(silence < BOUND, "{silence:?}");
     others_are_served(&server, BOUND);
+    // The status counts them, by the limit that closed them.
+    let http = server.get("/v1/status").json["http"].clone();
+    assert_eq!(http["closed"]["header_timeout"], 21, "{http}");
+    let metrics = server.get("/metrics").text;
+    assert!(
+        metrics.contains(r#"taskhost_http_connections_closed_total{limit="header_timeout"} 21"#),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -282,10 +290,14 @@ fn past_the_connection_cap_a_connection_gets_503_and_health_checks_still_answer(
     let answer = get(&mut health, "/healthz");
     assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
     closed(&mut health);
-    // The connections within the cap are served as before.
+    // The connections within the cap are served as before, and see themselves counted.
     for stream in &mut held {
         assert_eq!(get(stream, "/v1/status").status, 200);
     }
+    let http = get(&mut held[0], "/v1/status").json()["http"].clone();
+    assert_eq!(http["connections"], 8, "{http}");
+    assert_eq!(http["max_connections"], 8, "{http}");
+    assert_eq!(http["refused"], 2, "{http}");
 }
 
 #[test]

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 
 use super::ApiError;
 use super::error::ErrorBody;
 use crate::host::Host;
+use crate::server::ConnectionStats;
 use crate::status::{self, Status};
 
 /// Answers `ok` while the server is up.
@@ -48,8 +49,11 @@ pub(super) async fn readyz(State(host): State<Arc<Host>>) -> Result<&'static str
     tag = "server",
     responses((status = OK, description = "The host's state", body = Status)),
 )]
-pub(super) async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
-    Json(host.status())
+pub(super) async fn status(
+    State(host): State<Arc<Host>>,
+    server: Option<Extension<Arc<ConnectionStats>>>,
+) -> Json<Status> {
+    Json(host.status_with(server.map(|stats| stats.status())))
 }
 
 /// Every metric, in the OpenMetrics text format, for Prometheus to scrape.
@@ -59,9 +63,12 @@ pub(super) async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     tag = "server",
     responses((status = OK, description = "Job counts by task and outcome, latency histograms, queue depth, cache hits and compile times, fuel, and every part's state", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")),
 )]
-pub(super) async fn metrics(State(host): State<Arc<Host>>) -> impl IntoResponse {
+pub(super) async fn metrics(
+    State(host): State<Arc<Host>>,
+    server: Option<Extension<Arc<ConnectionStats>>>,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, status::CONTENT_TYPE)],
-        host.metrics(),
+        host.metrics_with(server.map(|stats| stats.status())),
     )
 }

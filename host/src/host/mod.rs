@@ -22,6 +22,7 @@ use crate::registry::{
     WatchError,
 };
 use crate::scheduler::{QueueFull, Scheduler, SchedulerSettings};
+use crate::server::HttpStatus;
 use run::{Admitted, Memoized, RunJob};
 
 use crate::status::{EngineStatus, Parts, Status, TasksStatus};
@@ -463,6 +464,11 @@ impl Host {
 
     /// The state of every part of the host.
     pub fn status(&self) -> Status {
+        self.status_with(None)
+    }
+
+    /// [`status`](Self::status), with the state of the HTTP server that serves the host.
+    pub fn status_with(&self, http: Option<HttpStatus>) -> Status {
         let tasks = self.registry.snapshot();
         Status::new(Parts {
             tasks: TasksStatus {
@@ -481,13 +487,19 @@ impl Host {
                 .as_ref()
                 .map(|memo| memo.status())
                 .unwrap_or_default(),
+            http,
         })
     }
 
     /// Every metric, in the OpenMetrics text format: the event counters and histograms, and
     /// every part's state as [`status`](Self::status) reads it now.
     pub fn metrics(&self) -> String {
-        crate::status::export(&self.status(), &self.metrics)
+        self.metrics_with(None)
+    }
+
+    /// [`metrics`](Self::metrics), with the HTTP server's connections.
+    pub fn metrics_with(&self, http: Option<HttpStatus>) -> String {
+        crate::status::export(&self.status_with(http), &self.metrics)
     }
 
     /// Ends every open event stream, so that none holds up a server that is stopping; the

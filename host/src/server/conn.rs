@@ -40,6 +40,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{BodyRate, RateBody};
+use super::stats::{Closed, ConnectionStats};
 use crate::api::ApiError;
 
 /// What bounds every connection.
@@ -57,13 +58,14 @@ pub(super) struct ConnLimits {
     pub(super) max_requests: u64,
 }
 
-/// Serves `router` on `stream` until the connection ends, overstays its limits, or (once its
-/// request in flight is answered) `shutdown` is cancelled.
+/// Serves `router` on `stream` until the connection ends, overstays its limits (counted in
+/// `stats`), or (once its request in flight is answered) `shutdown` is cancelled.
 pub(super) async fn serve(
     stream: TcpStream,
     router: Router,
     limits: ConnLimits,
     shutdown: CancellationToken,
+    stats: &ConnectionStats,
 ) {
     let activity = Arc::new(Activity::new(limits));
     let io = TokioIo::new(Watched {
@@ -75,6 +77,20 @@ pub(super) async fn serve(
         activity: activity.clone(),
         limits,
     };
+    let result = serve_connection(io, service, &activity, shutdown).await;
+    if let Some(limit) = result {
+        stats.closed(limit);
+    }
+}
+
+/// Runs hyper's connection beside the watchdog; returns the limit that closed it, if one
+/// did.
+async fn serve_connection(
+    io: TokioIo<Watched>,
+    service: Served,
+    activity: &Activity,
+    shutdown: CancellationToken,
+) -> Option<Closed> {
     let mut http = hyper::server::conn::http1::Builder::new();
     // The watchdog times headers; hyper's own timer would start at the end of a response.
     http.header_read_timeout(None)
@@ -90,16 +106,16 @@ pub(super) async fn serve(
                 if let Err(error) = result {
                     tracing::debug!(%error, "connection ended");
                 }
-                return;
+                return activity.body_was_cut().then_some(Closed::BodyTimeout);
             }
             () = shutdown.cancelled(), if !stopping => {
                 stopping = true;
                 connection.as_mut().graceful_shutdown();
             }
             () = watchdog.as_mut() => {
-                if let Some(overstayed) = activity.overstayed() {
+                if let Some((limit, overstayed)) = activity.overstayed() {
                     tracing::debug!("closed a connection {overstayed}");
-                    return;
+                    return Some(limit);
                 }
                 watchdog.as_mut().reset(activity.next_check());
             }
@@ -181,19 +197,28 @@ impl Activity {
         }
     }
 
-    /// What the connection overstayed, if it has.
-    fn overstayed(&self) -> Option<&'static str> {
+    /// What the connection overstayed, if it has: the limit, and what it did.
+    fn overstayed(&self) -> Option<(Closed, &'static str)> {
         let now = Instant::now();
         match self.phase() {
-            Phase::Idle { until } if until <= now => Some("idle past the idle timeout"),
-            Phase::Headers { until } if until <= now => {
-                Some("that did not send its headers within the header timeout")
+            Phase::Idle { until } if until <= now => {
+                Some((Closed::IdleTimeout, "idle past the idle timeout"))
             }
-            Phase::Serving if self.write_deadline().is_some_and(|at| at <= now) => {
-                Some("that read none of its response within the write timeout")
-            }
+            Phase::Headers { until } if until <= now => Some((
+                Closed::HeaderTimeout,
+                "that did not send its headers within the header timeout",
+            )),
+            Phase::Serving if self.write_deadline().is_some_and(|at| at <= now) => Some((
+                Closed::WriteTimeout,
+                "that read none of its response within the write timeout",
+            )),
             _ => None,
         }
+    }
+
+    /// Whether the body of the last request was cut for coming too slowly.
+    fn body_was_cut(&self) -> bool {
+        self.body_cut.load(Ordering::Relaxed)
     }
 
     /// When the write waiting on the client times out, if one is waiting.

@@ -19,6 +19,7 @@
 mod body;
 mod conn;
 mod fds;
+mod stats;
 
 use std::future::Future;
 use std::io;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::body::BodyRate;
 use self::conn::ConnLimits;
+pub use self::stats::{ClosedCounts, ConnectionStats, HttpStatus};
 use crate::api::ApiError;
 
 /// Descriptors kept for everything but client connections (task files, the cache, the
@@ -155,6 +157,8 @@ impl Server {
         router: Router,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
+        let stats = Arc::new(ConnectionStats::new(self.max_connections));
+        let router = router.layer(axum::Extension(stats.clone()));
         let open = Arc::new(Semaphore::new(self.max_connections));
         let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
         let stopping = CancellationToken::new();
@@ -177,12 +181,16 @@ impl Server {
             };
             if let Ok(permit) = open.clone().try_acquire_owned() {
                 let (router, limits, stopping) = (router.clone(), self.limits, stopping.clone());
+                let stats = stats.clone();
+                stats.opened();
                 tokio::spawn(async move {
-                    conn::serve(stream, router, limits, stopping).await;
+                    conn::serve(stream, router, limits, stopping, &stats).await;
+                    stats.ended();
                     drop(permit);
                 });
                 continue;
             }
+            stats.refused();
             if cap_warnings.ready() {
                 tracing::warn!(
                     max_connections = self.max_connections,

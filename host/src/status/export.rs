@@ -155,6 +155,34 @@ impl Collector for StatusCollector {
                 pool.idle_resident_bytes,
             )?;
         }
+        if let Some(http) = &parts.http {
+            gauge(
+                out,
+                "http_connections",
+                "HTTP connections open",
+                http.connections,
+            )?;
+            counter(
+                out,
+                "http_connections_refused",
+                "HTTP connections refused past the connection cap",
+                http.refused,
+            )?;
+            let closed = http.closed;
+            let limits = [
+                ("header_timeout", closed.header_timeout),
+                ("idle_timeout", closed.idle_timeout),
+                ("write_timeout", closed.write_timeout),
+                ("body_timeout", closed.body_timeout),
+            ];
+            family(
+                out,
+                "http_connections_closed",
+                "HTTP connections closed by a limit",
+                None,
+                labelled_counters("limit", limits),
+            )?;
+        }
         let waiting = admission.waiting;
         let reasons = [
             ("engine_threads", waiting.engine_threads),
@@ -296,6 +324,19 @@ fn gauges<const N: usize>(label: &'static str, values: [(&str, usize); N]) -> Sa
                 (label, value_of_label.to_owned()),
                 ConstGauge::new(value as i64),
             )
+        })
+        .collect()
+}
+
+/// A counter's samples labelled `label`, from (value of the label, value) pairs.
+fn labelled_counters<const N: usize>(
+    label: &'static str,
+    values: [(&str, u64); N],
+) -> Samples<ConstCounter> {
+    values
+        .into_iter()
+        .map(|(value_of_label, value)| {
+            ((label, value_of_label.to_owned()), ConstCounter::new(value))
         })
         .collect()
 }

@@ -20,6 +20,7 @@ use crate::jobs::JobStoreStatus;
 use crate::memo::MemoStatus;
 use crate::registry::Problem;
 use crate::scheduler::SchedulerStatus;
+use crate::server::HttpStatus;
 
 /// The state of a whole host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -48,6 +49,10 @@ pub struct Parts {
     pub batches: BatchStoreStatus,
     /// Memoized results (`max_bytes` 0: memoization is off).
     pub memo: MemoStatus,
+    /// The HTTP server's connections (absent for a host embedded without the server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub http: Option<HttpStatus>,
 }
 
 impl Status {
