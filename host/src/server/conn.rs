@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{BodyRate, RateBody};
-use super::stats::{Closed, ConnectionStats};
+use super::stats::{ConnectionStats, Timeout};
 use crate::api::ApiError;
 
 /// What bounds every connection.
@@ -90,7 +90,7 @@ async fn serve_connection(
     service: Served,
     activity: &Activity,
     shutdown: CancellationToken,
-) -> Option<Closed> {
+) -> Option<Timeout> {
     let mut http = hyper::server::conn::http1::Builder::new();
     // The watchdog times headers; hyper's own timer would start at the end of a response.
     http.header_read_timeout(None)
@@ -106,7 +106,7 @@ async fn serve_connection(
                 if let Err(error) = result {
                     tracing::debug!(%error, "connection ended");
                 }
-                return activity.body_was_cut().then_some(Closed::BodyTimeout);
+                return activity.body_was_cut().then_some(Timeout::Body);
             }
             () = shutdown.cancelled(), if !stopping => {
                 stopping = true;
@@ -198,18 +198,18 @@ impl Activity {
     }
 
     /// What the connection overstayed, if it has: the limit, and what it did.
-    fn overstayed(&self) -> Option<(Closed, &'static str)> {
+    fn overstayed(&self) -> Option<(Timeout, &'static str)> {
         let now = Instant::now();
         match self.phase() {
             Phase::Idle { until } if until <= now => {
-                Some((Closed::IdleTimeout, "idle past the idle timeout"))
+                Some((Timeout::Idle, "idle past the idle timeout"))
             }
             Phase::Headers { until } if until <= now => Some((
-                Closed::HeaderTimeout,
+                Timeout::Header,
                 "that did not send its headers within the header timeout",
             )),
             Phase::Serving if self.write_deadline().is_some_and(|at| at <= now) => Some((
-                Closed::WriteTimeout,
+                Timeout::Write,
                 "that read none of its response within the write timeout",
             )),
             _ => None,

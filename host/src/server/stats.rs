@@ -14,29 +14,24 @@ pub struct ConnectionStats {
     open: AtomicUsize,
     accepted: AtomicU64,
     refused: AtomicU64,
-    closed: [AtomicU64; Closed::ALL.len()],
+    closed: [AtomicU64; Timeout::ALL.len()],
 }
 
-/// A limit that closed a connection.
+/// The limit that closed a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Closed {
+pub(crate) enum Timeout {
     /// Its request's headers did not come within the header timeout.
-    HeaderTimeout,
+    Header,
     /// It stayed idle past the idle timeout.
-    IdleTimeout,
+    Idle,
     /// Its client read none of a response for the write timeout.
-    WriteTimeout,
+    Write,
     /// A request body came slower than the body rate.
-    BodyTimeout,
+    Body,
 }
 
-impl Closed {
-    const ALL: [Self; 4] = [
-        Self::HeaderTimeout,
-        Self::IdleTimeout,
-        Self::WriteTimeout,
-        Self::BodyTimeout,
-    ];
+impl Timeout {
+    const ALL: [Self; 4] = [Self::Header, Self::Idle, Self::Write, Self::Body];
 }
 
 /// The HTTP server's connections.
@@ -96,23 +91,23 @@ impl ConnectionStats {
     }
 
     /// A connection was closed by `limit`.
-    pub(crate) fn closed(&self, limit: Closed) {
+    pub(crate) fn closed(&self, limit: Timeout) {
         self.closed[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters now.
     pub fn status(&self) -> HttpStatus {
-        let closed = |limit: Closed| self.closed[limit as usize].load(Ordering::Relaxed);
+        let closed = |limit: Timeout| self.closed[limit as usize].load(Ordering::Relaxed);
         HttpStatus {
             connections: self.open.load(Ordering::Relaxed),
             max_connections: self.max_connections,
             accepted: self.accepted.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             closed: ClosedCounts {
-                header_timeout: closed(Closed::HeaderTimeout),
-                idle_timeout: closed(Closed::IdleTimeout),
-                write_timeout: closed(Closed::WriteTimeout),
-                body_timeout: closed(Closed::BodyTimeout),
+                header_timeout: closed(Timeout::Header),
+                idle_timeout: closed(Timeout::Idle),
+                write_timeout: closed(Timeout::Write),
+                body_timeout: closed(Timeout::Body),
             },
         }
     }
