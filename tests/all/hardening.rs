@@ -548,3 +548,21 @@ fn a_call_for_more_random_bytes_than_a_job_may_ask_traps_and_a_small_one_passes(
     assert_eq!(ok["status"], "succeeded", "{ok}");
     assert_still_serving(&server);
 }
+
+#[test]
+fn a_job_holding_more_resources_than_its_table_allows_traps_and_fewer_pass() {
+    let server = hostiles_with(&[]);
+    let holding = |pollables| Hostile {
+        pollables: Some(pollables),
+        ..Hostile::default()
+    };
+    upload(&server, "hoarder", &holding(20_000));
+    upload(&server, "holder", &holding(1_000));
+    let hoarder = run_job(&server, json!({"task": "hoarder"}));
+    assert_eq!(hoarder["error"]["code"], "trap", "{hoarder}");
+    let message = hoarder["error"]["message"].as_str().unwrap();
+    assert!(message.contains("resource table"), "{message}");
+    let holder = run_job(&server, json!({"task": "holder"}));
+    assert_eq!(holder["status"], "succeeded", "{holder}");
+    assert_still_serving(&server);
+}

@@ -23,7 +23,21 @@ pub struct Hostile {
     pub spin: Option<u32>,
     /// Ask `wasi:random` for this many random bytes in one call.
     pub random_bytes: Option<u64>,
+    /// Hold this many pollables (`wasi:clocks/monotonic-clock.subscribe-duration`), each a
+    /// resource in the job's table, none dropped.
+    pub pollables: Option<u32>,
 }
+
+/// `wasi:clocks/monotonic-clock`'s `subscribe-duration`, with the `pollable` resource it
+/// returns, as a component imports them.
+const CLOCK_IMPORT: &str = r#"(import "wasi:io/poll@0.2.0" (instance $poll (export "pollable" (type (sub resource)))))
+  (alias export $poll "pollable" (type $pollable))
+  (type $clock (instance
+    (alias outer $hostile $pollable (type $outer-pollable))
+    (export "pollable" (type $exported-pollable (eq $outer-pollable)))
+    (type $own-pollable (own $exported-pollable))
+    (export "subscribe-duration" (func (param "when" u64) (result $own-pollable)))))
+  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock (type $clock)))"#;
 
 /// Where `run` builds its output or message.
 const TEXT_AT: u32 = 1024;
@@ -53,6 +67,14 @@ impl Hostile {
         if let Some(bytes) = self.random_bytes {
             body.push_str(&format!(
                 "(call $get_random (i64.const {bytes}) (i32.const 16))\n"
+            ));
+        }
+        if let Some(pollables) = self.pollables {
+            body.push_str(&format!(
+                "(local.set $n (i32.const {pollables}))
+                 (loop $hold (drop (call $subscribe (i64.const 1000000000)))
+                   (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                   (br_if $hold (i32.gt_s (local.get $n) (i32.const 0))))\n"
             ));
         }
         if let Some(spin) = self.spin {
@@ -105,10 +127,30 @@ impl Hostile {
             ""
         };
         let extra = "(core instance (instantiate $empty))\n".repeat(self.extra_instances);
+        // Only a component that holds pollables imports the clock: importing it makes a
+        // task IO-bound by default.
+        let holds = self.pollables.is_some();
+        let clock_import = if holds { CLOCK_IMPORT } else { "" };
+        let subscribe_lower = if holds {
+            r#"(core func $subscribe (canon lower (func $clock "subscribe-duration")))"#
+        } else {
+            ""
+        };
+        let subscribe_import = if holds {
+            r#"(import "host" "subscribe" (func $subscribe (param i64) (result i32)))"#
+        } else {
+            ""
+        };
+        let subscribe_export = if holds {
+            r#"(export "subscribe" (func $subscribe))"#
+        } else {
+            ""
+        };
         format!(
-            r#"(component
+            r#"(component $hostile
   (import "wasi:random/random@0.2.0" (instance $random
     (export "get-random-bytes" (func (param "len" u64) (result (list u8))))))
+  {clock_import}
   (core module $empty)
   {extra}
   {second_module}
@@ -123,10 +165,12 @@ impl Hostile {
   (core instance $libc (instantiate $libc))
   (core func $get-random (canon lower (func $random "get-random-bytes")
     (memory $libc "memory") (realloc (func $libc "realloc"))))
+  {subscribe_lower}
   (core module $main
     {second_import}
     (import "libc" "memory" (memory 1))
     (import "host" "get-random" (func $get_random (param i64 i32)))
+    {subscribe_import}
     (func (export "run") (param i32 i32) (result i32)
       (local $n i32)
       {body}
@@ -134,7 +178,7 @@ impl Hostile {
       (i32.const 0)))
   (core instance $main (instantiate $main {with_second}
     (with "libc" (instance $libc))
-    (with "host" (instance (export "get-random" (func $get-random))))))
+    (with "host" (instance (export "get-random" (func $get-random)) {subscribe_export}))))
   (type $task-error (variant (case "invalid-input" string) (case "failed" string)))
   (export $exported-error "task-error" (type $task-error))
   (func (export "run") (param "input" string) (result (result string (error $exported-error)))
