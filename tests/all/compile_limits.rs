@@ -142,6 +142,21 @@ fn a_compile_past_its_deadline_is_stopped_and_the_server_serves_on() {
 }
 
 #[test]
+fn a_compile_past_its_memory_is_stopped_with_the_limit_named() {
+    let fixture = fixture(&["--compile-memory-mib", "256"]);
+    let baseline = rss(fixture.server.pid());
+    // Within every validation limit (36 MB, 40,000 functions of 100 additions), but more
+    // than 256 MiB of memory for Cranelift (the wasm, the code compiled so far, a context
+    // per compiling thread). A single huge body compiles in less: bodies are capped.
+    let component = CoreModule::functions(40_000, 100).component();
+    let refused = upload(&fixture.server, "hungry", &component);
+    assert_refused(&refused, &["256 MiB", "--compile-memory-mib"]);
+    assert!(rss(fixture.server.pid()) < baseline + RSS_SLACK);
+    fixture.assert_serving();
+    fixture.assert_no_compile_left();
+}
+
+#[test]
 fn an_artifact_over_its_cap_is_refused() {
     let fixture = fixture(&["--max-artifact-mib", "1"]);
     let component = CoreModule::functions(5_000, 100).component();
