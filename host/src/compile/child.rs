@@ -234,12 +234,11 @@ fn wait(child: &mut Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> 
     // deadline cannot hit another process.
     let pidfd = match pidfd_open(Pid::from_child(child), PidfdFlags::empty()) {
         Ok(pidfd) => pidfd,
+        // A kernel before 5.3, or a sandbox that forbids the call: look every few
+        // milliseconds instead (the child has not been waited for, so its pid stays its own).
         Err(error) => {
-            child.kill()?;
-            child.wait()?;
-            return Err(io::Error::other(format!(
-                "cannot wait for the compiler with a deadline (pidfd_open: {error})"
-            )));
+            tracing::debug!(%error, "no pidfd for the compiler; polling it");
+            return wait_polling(child, deadline);
         }
     };
     loop {
@@ -259,6 +258,24 @@ fn wait(child: &mut Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> 
                 return Err(error.into());
             }
         }
+    }
+}
+
+/// How often [`wait_polling`] looks at the child.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+
+/// [`wait`] where there is no pidfd: looks at the child every [`POLL_EVERY`] until it exits
+/// or `deadline` passes (then kills it).
+fn wait_polling(child: &mut Child, deadline: Instant) -> io::Result<(ExitStatus, bool)> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        if Instant::now() >= deadline {
+            child.kill()?;
+            return Ok((child.wait()?, true));
+        }
+        std::thread::sleep(POLL_EVERY);
     }
 }
 
@@ -337,5 +354,22 @@ mod tests {
         assert!(other.exists());
         drop(live);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "only mac.key");
+    }
+
+    #[test]
+    fn a_child_past_its_deadline_is_killed_with_a_pidfd_or_without() {
+        let timeout = Duration::from_millis(100);
+        let waits: [fn(&mut Child, Duration) -> io::Result<(ExitStatus, bool)>; 2] =
+            [wait, |child, timeout| {
+                wait_polling(child, Instant::now() + timeout)
+            }];
+        for wait in waits {
+            let mut slow = Command::new("sleep").arg("60").spawn().unwrap();
+            let (status, killed) = wait(&mut slow, timeout).unwrap();
+            assert!(killed && !status.success(), "{status}");
+            let mut quick = Command::new("true").spawn().unwrap();
+            let (status, killed) = wait(&mut quick, Duration::from_secs(60)).unwrap();
+            assert!(!killed && status.success(), "{status}");
+        }
     }
 }
