@@ -359,10 +359,10 @@ mod tests {
     #[test]
     fn a_child_past_its_deadline_is_killed_with_a_pidfd_or_without() {
         let timeout = Duration::from_millis(100);
-        let waits: [fn(&mut Child, Duration) -> io::Result<(ExitStatus, bool)>; 2] =
-            [wait, |child, timeout| {
-                wait_polling(child, Instant::now() + timeout)
-            }];
+        type Wait = fn(&mut Child, Duration) -> io::Result<(ExitStatus, bool)>;
+        let waits: [Wait; 2] = [wait, |child, timeout| {
+            wait_polling(child, Instant::now() + timeout)
+        }];
         for wait in waits {
             let mut slow = Command::new("sleep").arg("60").spawn().unwrap();
             let (status, killed) = wait(&mut slow, timeout).unwrap();
