@@ -321,9 +321,9 @@ fn reload() {
         let mut config = taskhost_benches::config(1, true, true);
         config.tasks = TasksSettings {
             dir: tasks.path().into(),
-            watch: true,
             debounce: Duration::from_millis(debounce_ms),
             wait_until_loaded: true,
+            ..TasksSettings::default()
         };
         config.data_dir = tasks.path().join(".data");
         config.cache_dir = config.data_dir.join("cache");

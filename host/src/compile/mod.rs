@@ -63,7 +63,7 @@ impl Default for CompileSettings {
     fn default() -> Self {
         Self {
             compiler: None,
-            jobs: std::thread::available_parallelism().map_or(1, usize::from),
+            jobs: crate::scheduler::default_workers(),
             timeout: Duration::from_secs(120),
             memory_bytes: 2 << 30,
             max_artifact_bytes: 256 << 20,

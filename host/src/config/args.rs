@@ -2,16 +2,28 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use clap::builder::BoolishValueParser;
 
-use super::sources;
-use crate::compile::CompileSettings;
-use crate::engine::ComponentLimits;
+use super::{Config, LimitPolicy, sources};
+use crate::engine::{LogLimits, PoolSettings};
 use crate::server::ServerSettings;
 
-/// The HTTP server's defaults, which its flags' defaults are.
+/// The defaults of the settings, which the flags' defaults are (made once, when the flags
+/// are).
+static DEFAULTS: LazyLock<Config> = LazyLock::new(Config::default);
+/// The defaults of per-job limits.
+const LIMITS: LimitPolicy = LimitPolicy::DEFAULT;
+/// The defaults of a job's log.
+const LOG: LogLimits = LogLimits::DEFAULT;
+/// The HTTP server's defaults.
 const HTTP: ServerSettings = ServerSettings::DEFAULT;
+
+/// The default instance pool's settings.
+fn pool() -> PoolSettings {
+    DEFAULTS.engine.pool.unwrap_or_default()
+}
 
 /// `duration` in whole milliseconds, as the flags take it.
 const fn millis(duration: std::time::Duration) -> u64 {
@@ -25,21 +37,21 @@ const fn millis(duration: std::time::Duration) -> u64 {
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to serve the HTTP API on; port 0 picks a free port.
-    #[arg(long, env = "TASKHOST_LISTEN", default_value = "127.0.0.1:7070")]
+    #[arg(long, env = "TASKHOST_LISTEN", default_value_t = DEFAULTS.listen)]
     pub listen: SocketAddr,
 
     /// Directory of task components: every NAME.wasm in it is served as task NAME.
-    #[arg(long, env = "TASKHOST_TASKS_DIR", default_value = "target/tasks")]
+    #[arg(long, env = "TASKHOST_TASKS_DIR", default_value_os_t = DEFAULTS.tasks.dir.clone())]
     pub tasks_dir: PathBuf,
 
     /// Load task files again as they change (added, saved, renamed or removed): jobs already
     /// running finish on the version they started with.
-    #[arg(long, env = "TASKHOST_WATCH_TASKS", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    #[arg(long, env = "TASKHOST_WATCH_TASKS", default_value_t = DEFAULTS.tasks.watch, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub watch_tasks: bool,
 
     /// How long the tasks directory must be quiet before changes load, in milliseconds, so
     /// that a save in several writes loads once, complete.
-    #[arg(long, env = "TASKHOST_RELOAD_DEBOUNCE_MS", default_value_t = 50)]
+    #[arg(long, env = "TASKHOST_RELOAD_DEBOUNCE_MS", default_value_t = millis(DEFAULTS.tasks.debounce))]
     pub reload_debounce_ms: u64,
 
     /// Compile every task before serving, instead of in the background (where a job for a
@@ -48,7 +60,7 @@ pub struct ServeArgs {
     pub wait_for_tasks: bool,
 
     /// Directory for the host's own state; created if missing.
-    #[arg(long, env = "TASKHOST_DATA_DIR", default_value = ".taskhost")]
+    #[arg(long, env = "TASKHOST_DATA_DIR", default_value_os_t = DEFAULTS.data_dir.clone())]
     pub data_dir: PathBuf,
 
     /// A host tasks may send HTTP requests to: `api.example.com`, `localhost:8080` (that port
@@ -80,24 +92,24 @@ pub struct ServeArgs {
     pub workers: Option<usize>,
 
     /// Wall-clock limit of a job that does not ask for one (`timeout_ms`), in milliseconds.
-    #[arg(long, env = "TASKHOST_JOB_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(long, env = "TASKHOST_JOB_TIMEOUT_MS", default_value_t = millis(LIMITS.default_timeout))]
     pub job_timeout_ms: u64,
 
     /// Largest `timeout_ms` a job may ask for.
-    #[arg(long, env = "TASKHOST_MAX_JOB_TIMEOUT_MS", default_value_t = 300_000)]
+    #[arg(long, env = "TASKHOST_MAX_JOB_TIMEOUT_MS", default_value_t = millis(LIMITS.max_timeout))]
     pub max_job_timeout_ms: u64,
 
     /// Linear memory limit of a job that does not ask for one (`memory_mib`), in MiB.
-    #[arg(long, env = "TASKHOST_MEMORY_LIMIT_MIB", default_value_t = 256)]
+    #[arg(long, env = "TASKHOST_MEMORY_LIMIT_MIB", default_value_t = LIMITS.default_memory_bytes >> 20)]
     pub memory_limit_mib: usize,
 
     /// Largest `memory_mib` a job may ask for.
-    #[arg(long, env = "TASKHOST_MAX_MEMORY_LIMIT_MIB", default_value_t = 1024)]
+    #[arg(long, env = "TASKHOST_MAX_MEMORY_LIMIT_MIB", default_value_t = LIMITS.max_memory_bytes >> 20)]
     pub max_memory_limit_mib: usize,
 
     /// Meter fuel: jobs can be given deterministic CPU budgets (`fuel`) and report the fuel
     /// they consumed. Costs some speed (see the benchmarks); `false` turns it off.
-    #[arg(long, env = "TASKHOST_FUEL_METERING", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    #[arg(long, env = "TASKHOST_FUEL_METERING", default_value_t = LIMITS.fuel_metering, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub fuel_metering: bool,
 
     /// Largest `fuel` a job may ask for [default: no limit].
@@ -105,33 +117,33 @@ pub struct ServeArgs {
     pub max_fuel: Option<u64>,
 
     /// Largest wasm stack of a job, in KiB; deeper recursion fails with `stack_overflow`.
-    #[arg(long, env = "TASKHOST_MAX_WASM_STACK_KIB", default_value_t = 512)]
+    #[arg(long, env = "TASKHOST_MAX_WASM_STACK_KIB", default_value_t = DEFAULTS.engine.max_wasm_stack >> 10)]
     pub max_wasm_stack_kib: usize,
 
     /// Largest output a job may return, in KiB (the JSON text): a larger one fails the job
     /// with `output_too_large`. Also the ceiling of a job's own `max_output_kib`.
-    #[arg(long, env = "TASKHOST_MAX_OUTPUT_KIB", default_value_t = 1024)]
+    #[arg(long, env = "TASKHOST_MAX_OUTPUT_KIB", default_value_t = LIMITS.max_output_bytes >> 10)]
     pub max_output_kib: usize,
 
     /// Most lines a job's log keeps (SDK log lines, stdout and stderr lines); later ones are
     /// dropped and the log marked truncated.
-    #[arg(long, env = "TASKHOST_MAX_LOG_LINES", default_value_t = 1000)]
+    #[arg(long, env = "TASKHOST_MAX_LOG_LINES", default_value_t = LOG.max_lines)]
     pub max_log_lines: usize,
 
     /// Most text a job's log keeps, in KiB.
-    #[arg(long, env = "TASKHOST_MAX_LOG_KIB", default_value_t = 64)]
+    #[arg(long, env = "TASKHOST_MAX_LOG_KIB", default_value_t = LOG.max_bytes >> 10)]
     pub max_log_kib: usize,
 
     /// Most jobs waiting for an engine thread; further submissions get 429.
-    #[arg(long, env = "TASKHOST_MAX_QUEUED", default_value_t = 10_000)]
+    #[arg(long, env = "TASKHOST_MAX_QUEUED", default_value_t = DEFAULTS.scheduler.max_queued)]
     pub max_queued: usize,
 
     /// Threads of the async executor that runs IO-bound jobs.
-    #[arg(long, env = "TASKHOST_IO_THREADS", default_value_t = 2)]
+    #[arg(long, env = "TASKHOST_IO_THREADS", default_value_t = DEFAULTS.scheduler.io_threads)]
     pub io_threads: usize,
 
     /// Most IO-bound jobs running at once (waiting ones included); more wait in the queue.
-    #[arg(long, env = "TASKHOST_MAX_IO_JOBS", default_value_t = 4096)]
+    #[arg(long, env = "TASKHOST_MAX_IO_JOBS", default_value_t = DEFAULTS.scheduler.max_io_running)]
     pub max_io_jobs: usize,
 
     /// Most memory the running jobs may use together, in MiB: each job reserves its whole
@@ -149,7 +161,7 @@ pub struct ServeArgs {
     /// Jobs whose deadline (`timeout_ms`) is longer than this, in milliseconds, are long
     /// jobs: they run on at most --long-job-threads engine threads, so that they cannot hold
     /// every thread while short jobs wait.
-    #[arg(long, env = "TASKHOST_LONG_JOB_MS", default_value_t = 30_000)]
+    #[arg(long, env = "TASKHOST_LONG_JOB_MS", default_value_t = millis(DEFAULTS.scheduler.long_job))]
     pub long_job_ms: u64,
 
     /// Most engine threads long jobs may hold at once [default: half of them, at least one].
@@ -164,22 +176,22 @@ pub struct ServeArgs {
 
     /// Memory kept resident per instance-pool slot between jobs, in KiB: the next job in the
     /// slot then takes no page faults on it. 0 hands every page back to the kernel.
-    #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_KIB", default_value_t = 2048)]
+    #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_KIB", default_value_t = pool().keep_resident_bytes >> 10)]
     pub pool_keep_resident_kib: usize,
 
     /// Memory the idle instance-pool slots keep resident together at most, in MiB: each
     /// slot keeps its share (this divided among `workers + max IO jobs` slots, at most
     /// `--pool-keep-resident-kib`), and gives back every other page when its job ends. So
     /// after a burst of jobs the host's memory returns to its baseline plus this.
-    #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_MIB", default_value_t = 64)]
+    #[arg(long, env = "TASKHOST_POOL_KEEP_RESIDENT_MIB", default_value_t = pool().max_resident_bytes >> 20)]
     pub pool_keep_resident_mib: usize,
 
     /// Pin each engine thread to a core.
-    #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    #[arg(long, env = "TASKHOST_PIN_WORKERS", default_value_t = DEFAULTS.scheduler.pin_workers, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub pin_workers: bool,
 
     /// Longest a request may wait for a job to finish (`wait_ms`), in milliseconds.
-    #[arg(long, env = "TASKHOST_MAX_WAIT_MS", default_value_t = 60_000)]
+    #[arg(long, env = "TASKHOST_MAX_WAIT_MS", default_value_t = millis(DEFAULTS.max_wait))]
     pub max_wait_ms: u64,
 
     /// Directory of compiled artifacts, so restarts load instead of compiling
@@ -188,34 +200,34 @@ pub struct ServeArgs {
     pub cache_dir: Option<PathBuf>,
 
     /// Compiled components kept in memory; the least recently used go first.
-    #[arg(long, env = "TASKHOST_MAX_CACHED_COMPONENTS", default_value_t = 256)]
+    #[arg(long, env = "TASKHOST_MAX_CACHED_COMPONENTS", default_value_t = DEFAULTS.max_cached_components)]
     pub max_cached_components: usize,
 
     /// Memory for memoized results of deterministic tasks (jobs with `memoize`), in MiB; 0
     /// turns memoization off.
-    #[arg(long, env = "TASKHOST_MEMO_CACHE_MIB", default_value_t = 64)]
+    #[arg(long, env = "TASKHOST_MEMO_CACHE_MIB", default_value_t = DEFAULTS.memo_cache_bytes >> 20)]
     pub memo_cache_mib: u64,
 
     /// Largest component `PUT /v1/tasks/{name}` accepts, in MiB; a larger file in the tasks
     /// directory does not load either.
-    #[arg(long, env = "TASKHOST_MAX_UPLOAD_MIB", default_value_t = ComponentLimits::default().max_bytes >> 20)]
+    #[arg(long, env = "TASKHOST_MAX_UPLOAD_MIB", default_value_t = DEFAULTS.max_upload_bytes >> 20)]
     pub max_upload_mib: usize,
 
     /// Most functions a component may define (its core modules together); one with more is
     /// refused before it compiles.
-    #[arg(long, env = "TASKHOST_MAX_FUNCTIONS", default_value_t = ComponentLimits::default().max_functions)]
+    #[arg(long, env = "TASKHOST_MAX_FUNCTIONS", default_value_t = DEFAULTS.compile.limits.max_functions)]
     pub max_functions: u64,
 
     /// Largest function body of a component, in KiB.
-    #[arg(long, env = "TASKHOST_MAX_FUNCTION_KIB", default_value_t = ComponentLimits::default().max_function_bytes >> 10)]
+    #[arg(long, env = "TASKHOST_MAX_FUNCTION_KIB", default_value_t = DEFAULTS.compile.limits.max_function_bytes >> 10)]
     pub max_function_kib: usize,
 
     /// Most bytes of data segments (initial memory contents) of a component, in MiB.
-    #[arg(long, env = "TASKHOST_MAX_DATA_MIB", default_value_t = ComponentLimits::default().max_data_bytes >> 20)]
+    #[arg(long, env = "TASKHOST_MAX_DATA_MIB", default_value_t = DEFAULTS.compile.limits.max_data_bytes >> 20)]
     pub max_data_mib: usize,
 
     /// Most imports of a component and its core modules together.
-    #[arg(long, env = "TASKHOST_MAX_IMPORTS", default_value_t = ComponentLimits::default().max_imports)]
+    #[arg(long, env = "TASKHOST_MAX_IMPORTS", default_value_t = DEFAULTS.compile.limits.max_imports)]
     pub max_imports: u64,
 
     /// Components compiling at once [default: one per core]. Components over 4 MiB take at
@@ -225,16 +237,16 @@ pub struct ServeArgs {
 
     /// Longest a component may take to compile (wall-clock and CPU time), in milliseconds:
     /// the compile is then stopped and the component refused.
-    #[arg(long, env = "TASKHOST_COMPILE_TIMEOUT_MS", default_value_t = CompileSettings::default().timeout.as_millis() as u64)]
+    #[arg(long, env = "TASKHOST_COMPILE_TIMEOUT_MS", default_value_t = millis(DEFAULTS.compile.timeout))]
     pub compile_timeout_ms: u64,
 
     /// Memory (address space) a compile may use, in MiB: the compile is then stopped and the
     /// component refused.
-    #[arg(long, env = "TASKHOST_COMPILE_MEMORY_MIB", default_value_t = CompileSettings::default().memory_bytes >> 20)]
+    #[arg(long, env = "TASKHOST_COMPILE_MEMORY_MIB", default_value_t = DEFAULTS.compile.memory_bytes >> 20)]
     pub compile_memory_mib: u64,
 
     /// Largest compiled component kept, in MiB; a component that compiles to more is refused.
-    #[arg(long, env = "TASKHOST_MAX_ARTIFACT_MIB", default_value_t = CompileSettings::default().max_artifact_bytes >> 20)]
+    #[arg(long, env = "TASKHOST_MAX_ARTIFACT_MIB", default_value_t = DEFAULTS.compile.max_artifact_bytes >> 20)]
     pub max_artifact_mib: u64,
 
     /// The `taskhost` binary that compiles each component in a child process, within the
@@ -245,17 +257,17 @@ pub struct ServeArgs {
 
     /// Finished jobs whose records are kept (for `GET /v1/jobs/{id}`); older ones are
     /// forgotten first.
-    #[arg(long, env = "TASKHOST_MAX_FINISHED_JOBS", default_value_t = 100_000)]
+    #[arg(long, env = "TASKHOST_MAX_FINISHED_JOBS", default_value_t = DEFAULTS.max_finished_jobs)]
     pub max_finished_jobs: usize,
 
     /// Most memory the records of finished jobs may take (outputs, errors, logs), in MiB;
     /// past it the oldest are forgotten first, as past --max-finished-jobs.
-    #[arg(long, env = "TASKHOST_MAX_RECORDS_MIB", default_value_t = 1024)]
+    #[arg(long, env = "TASKHOST_MAX_RECORDS_MIB", default_value_t = DEFAULTS.max_records_bytes >> 20)]
     pub max_records_mib: usize,
 
     /// On SIGINT/SIGTERM, how long accepted jobs may take to finish before the rest are
     /// cancelled, in milliseconds.
-    #[arg(long, env = "TASKHOST_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(long, env = "TASKHOST_DRAIN_TIMEOUT_MS", default_value_t = millis(DEFAULTS.drain_timeout))]
     pub drain_timeout_ms: u64,
 
     /// Most HTTP connections served at once; past it a connection gets `503

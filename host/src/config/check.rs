@@ -9,7 +9,10 @@ use crate::compile::CompileSettings;
 use crate::egress::{HttpAllowList, HttpTrust};
 use crate::engine::{ComponentLimits, EngineSettings, LogLimits, POOL_SLOT_BYTES, PoolSettings};
 use crate::registry::TasksSettings;
-use crate::scheduler::SchedulerSettings;
+use crate::scheduler::{
+    SchedulerSettings, default_jobs_memory_mib, default_long_job_threads, default_max_task_threads,
+    default_workers,
+};
 use crate::server::ServerSettings;
 
 /// Most engine threads accepted.
@@ -175,7 +178,7 @@ impl ServeArgs {
         }
         let max_task_threads = self
             .max_task_threads
-            .unwrap_or(workers.saturating_sub(1).max(1));
+            .unwrap_or(default_max_task_threads(workers));
         // Shares of the engine threads are checked only against a valid number of them.
         let workers_valid = (1..=MAX_WORKERS).contains(&workers);
         if workers_valid && !(1..=workers).contains(&max_task_threads) {
@@ -184,7 +187,9 @@ impl ServeArgs {
                 name!(max_task_threads)
             ));
         }
-        let long_job_threads = self.long_job_threads.unwrap_or(workers.div_ceil(2));
+        let long_job_threads = self
+            .long_job_threads
+            .unwrap_or(default_long_job_threads(workers));
         if workers_valid && !(1..=workers).contains(&long_job_threads) {
             problems.push(format!(
                 "{} is {long_job_threads}: use 1 to {workers} (the engine threads)",
@@ -481,17 +486,6 @@ impl ServeArgs {
     }
 }
 
-/// Three quarters of the machine's memory, in MiB; 4 GiB where it cannot be read.
-fn default_jobs_memory_mib() -> usize {
-    let total_kib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|meminfo| {
-            let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<usize>().ok()
-        });
-    total_kib.map_or(4096, |kib| kib / 1024 * 3 / 4)
-}
-
 /// Adds a problem if `value` of the setting `name` is out of `range`.
 fn in_range<T: PartialOrd + std::fmt::Display>(
     problems: &mut Vec<String>,
@@ -506,10 +500,6 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
             range.end()
         ));
     }
-}
-
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The file that keeps `dir` from being created as a directory, if any: `dir` itself, or the
@@ -593,5 +583,28 @@ mod tests {
         assert_eq!(config.limits.default_memory_bytes, 256 << 20);
         assert!(config.engine.fuel_metering);
         assert_eq!(config.engine.pool.unwrap().instances, 2 + 4096);
+    }
+
+    #[test]
+    fn the_settings_without_flags_are_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServeArgs::defaults(dir.path(), dir.path().join("state"))
+            .check(&setting::flag)
+            .unwrap();
+        let data_dir = dir.path().join("state");
+        let defaults = Config::default();
+        assert_eq!(
+            config,
+            Config {
+                tasks: TasksSettings {
+                    dir: dir.path().into(),
+                    ..defaults.tasks.clone()
+                },
+                cache_dir: data_dir.join("cache"),
+                data_dir,
+                ..defaults
+            }
+        );
+        assert_eq!(defaults.cache_dir, defaults.data_dir.join("cache"));
     }
 }

@@ -24,6 +24,27 @@ pub struct LimitPolicy {
     pub max_output_bytes: usize,
 }
 
+impl LimitPolicy {
+    /// The policy of `taskhost serve` without flags: 30 s by default, at most 5 minutes;
+    /// 256 MiB of memory by default, at most 1 GiB; fuel metered, with no ceiling; outputs of
+    /// at most 1 MiB.
+    pub const DEFAULT: Self = Self {
+        default_timeout: Duration::from_secs(30),
+        max_timeout: Duration::from_secs(300),
+        default_memory_bytes: 256 << 20,
+        max_memory_bytes: 1024 << 20,
+        max_fuel: None,
+        fuel_metering: true,
+        max_output_bytes: 1 << 20,
+    };
+}
+
+impl Default for LimitPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Limits a job asked for, in the units of the API; `None` takes the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestedLimits {
@@ -120,13 +141,8 @@ mod tests {
     use super::*;
 
     const POLICY: LimitPolicy = LimitPolicy {
-        default_timeout: Duration::from_secs(30),
-        max_timeout: Duration::from_secs(300),
-        default_memory_bytes: 256 << 20,
-        max_memory_bytes: 1024 << 20,
         max_fuel: Some(1_000_000),
-        fuel_metering: true,
-        max_output_bytes: 1 << 20,
+        ..LimitPolicy::DEFAULT
     };
 
     #[test]

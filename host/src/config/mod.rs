@@ -73,6 +73,36 @@ pub struct Config {
     pub http: ServerSettings,
 }
 
+impl Default for Config {
+    /// The configuration of `taskhost serve` without flags, environment or config file:
+    /// each part's own defaults, on 127.0.0.1:7070, with state in `.taskhost` (compiled
+    /// artifacts in `.taskhost/cache`). Waits of at most a minute; 30 s to drain; records of
+    /// 100,000 finished jobs, 1 GiB at most; 256 compiled components in memory; uploads as
+    /// large as a component may be; 64 MiB of memoized results.
+    fn default() -> Self {
+        let compile = CompileSettings::default();
+        let data_dir = PathBuf::from(".taskhost");
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            tasks: TasksSettings::default(),
+            cache_dir: data_dir.join("cache"),
+            data_dir,
+            engine: EngineSettings::default(),
+            scheduler: SchedulerSettings::default(),
+            limits: LimitPolicy::DEFAULT,
+            max_wait: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
+            max_finished_jobs: 100_000,
+            max_records_bytes: 1 << 30,
+            max_cached_components: 256,
+            max_upload_bytes: compile.limits.max_bytes,
+            compile,
+            memo_cache_bytes: 64 << 20,
+            http: ServerSettings::DEFAULT,
+        }
+    }
+}
+
 /// Everything wrong with a configuration, each with what to change.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", problems.join("\n  - "))]

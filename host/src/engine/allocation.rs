@@ -37,6 +37,23 @@ pub struct PoolSettings {
     pub max_resident_bytes: usize,
 }
 
+impl Default for PoolSettings {
+    /// The pool of `taskhost serve` without flags: a slot for every job that may run at once
+    /// (one per engine thread, one per IO job), each with an async stack, memories up to a
+    /// job's largest memory limit; idle slots keep 2 MiB resident each, 64 MiB together.
+    fn default() -> Self {
+        let scheduler = crate::scheduler::SchedulerSettings::default();
+        let slots = u32::try_from(scheduler.workers + scheduler.max_io_running).unwrap_or(u32::MAX);
+        Self {
+            instances: slots,
+            async_stacks: slots,
+            max_memory_bytes: crate::config::LimitPolicy::DEFAULT.max_memory_bytes,
+            keep_resident_bytes: 2 << 20,
+            max_resident_bytes: 64 << 20,
+        }
+    }
+}
+
 /// Host pages are this size (and wasmtime rounds what slots keep to them).
 const PAGE_BYTES: usize = 4096;
 

@@ -20,12 +20,17 @@ pub struct LogLimits {
     pub max_bytes: usize,
 }
 
+impl LogLimits {
+    /// The limits of `taskhost serve` without flags: 1000 lines, 64 KiB.
+    pub const DEFAULT: Self = Self {
+        max_lines: 1000,
+        max_bytes: 64 << 10,
+    };
+}
+
 impl Default for LogLimits {
     fn default() -> Self {
-        Self {
-            max_lines: 1000,
-            max_bytes: 64 << 10,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -92,6 +92,21 @@ impl EngineSettings {
     }
 }
 
+impl Default for EngineSettings {
+    /// The settings of `taskhost serve` without flags: fuel metered, a 512 KiB wasm stack,
+    /// the instance pool, no outgoing HTTP, the Mozilla roots, [`LogLimits::DEFAULT`].
+    fn default() -> Self {
+        Self {
+            fuel_metering: true,
+            max_wasm_stack: 512 << 10,
+            pool: Some(PoolSettings::default()),
+            http_allowed: HttpAllowList::default(),
+            http_trust: HttpTrust::default(),
+            log: LogLimits::DEFAULT,
+        }
+    }
+}
+
 /// Limits applied to one job's store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -588,15 +603,11 @@ impl TaskEngine {
 
 #[cfg(test)]
 impl TaskEngine {
-    /// An engine with the CLI's default settings.
+    /// An engine with the CLI's default settings, but no instance pool.
     pub(crate) fn for_tests() -> Self {
         Self::new(EngineSettings {
-            fuel_metering: true,
-            max_wasm_stack: 512 << 10,
             pool: None,
-            http_allowed: HttpAllowList::default(),
-            http_trust: HttpTrust::default(),
-            log: LogLimits::default(),
+            ..EngineSettings::default()
         })
         .expect("creating an engine")
     }

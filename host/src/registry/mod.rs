@@ -40,6 +40,20 @@ pub struct TasksSettings {
     pub wait_until_loaded: bool,
 }
 
+impl Default for TasksSettings {
+    /// The settings of `taskhost serve` without flags: `target/tasks` (where `tasks/build.sh`
+    /// puts the example tasks), watched, reloaded after 50 ms of quiet, loaded in the
+    /// background.
+    fn default() -> Self {
+        Self {
+            dir: "target/tasks".into(),
+            watch: true,
+            debounce: Duration::from_millis(50),
+            wait_until_loaded: false,
+        }
+    }
+}
+
 /// One compiled version of a task.
 pub struct TaskVersion {
     /// The task's name.

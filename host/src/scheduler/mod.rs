@@ -55,6 +55,55 @@ pub struct SchedulerSettings {
     pub long_job_threads: usize,
 }
 
+impl Default for SchedulerSettings {
+    /// The settings of `taskhost serve` without flags: one engine thread per core, pinned;
+    /// a queue of 10,000 jobs; 2 IO threads running at most 4,096 IO jobs; three quarters of
+    /// the machine's memory for running jobs; a task may hold all threads but one; jobs past
+    /// 30 s are long and hold at most half of the threads.
+    fn default() -> Self {
+        let workers = default_workers();
+        Self {
+            workers,
+            pin_workers: true,
+            max_queued: 10_000,
+            io_threads: 2,
+            max_io_running: 4096,
+            max_jobs_memory_bytes: (default_jobs_memory_mib() as u64) << 20,
+            pool_memories: None,
+            max_task_threads: default_max_task_threads(workers),
+            long_job: Duration::from_secs(30),
+            long_job_threads: default_long_job_threads(workers),
+        }
+    }
+}
+
+/// Engine threads by default: one per core.
+pub(crate) fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Memory for running jobs by default, in MiB: three quarters of the machine's, 4 GiB where
+/// it cannot be read.
+pub(crate) fn default_jobs_memory_mib() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| {
+            let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<usize>().ok()
+        });
+    total_kib.map_or(4096, |kib| kib / 1024 * 3 / 4)
+}
+
+/// Engine threads one task may hold by default, of `workers`: all but one, at least one.
+pub(crate) fn default_max_task_threads(workers: usize) -> usize {
+    workers.saturating_sub(1).max(1)
+}
+
+/// Engine threads long jobs may hold by default, of `workers`: half, at least one.
+pub(crate) fn default_long_job_threads(workers: usize) -> usize {
+    workers.div_ceil(2)
+}
+
 /// The queue is full: try again after the given delay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the job queue is full ({capacity} jobs waiting); retry after {} s", retry_after.as_secs())]
@@ -415,10 +464,9 @@ mod tests {
                 io_threads: 1,
                 max_io_running: 100,
                 max_jobs_memory_bytes: 1 << 30,
-                pool_memories: None,
                 max_task_threads: workers,
-                long_job: Duration::from_secs(30),
                 long_job_threads: workers,
+                ..SchedulerSettings::default()
             })
             .unwrap(),
         )
