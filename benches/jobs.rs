@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
-use taskhost::engine::Limits;
+use taskhost::internals::Limits;
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
 

@@ -19,10 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use taskhost::Host;
-use taskhost::cache::{ComponentCache, HashedWasm};
-use taskhost::compile::CompileSettings;
-use taskhost::engine::Limits;
-use taskhost::registry::TasksSettings;
+use taskhost::config::{CompileSettings, TasksSettings};
+use taskhost::internals::{ComponentCache, HashedWasm, Limits};
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
 
@@ -256,7 +254,7 @@ fn deadline_precision() {
         late[late.len() / 2],
         late[(late.len() * 99) / 100],
         late[late.len() - 1],
-        taskhost::engine::EPOCH_TICK.as_millis()
+        taskhost::internals::EPOCH_TICK.as_millis()
     );
 }
 
@@ -330,14 +328,14 @@ fn reload() {
         let host = Host::start(&config).unwrap();
         let runtime = runtime();
         let save = |version: u8| {
-            let hash_before = host.task("work").unwrap().compiled.hash;
+            let hash_before = host.task("work").unwrap().hash();
             let revision = host.tasks().revision;
             let temporary = tasks.path().join(".work.wasm.tmp");
             std::fs::write(&temporary, with_custom_section(&original, version)).unwrap();
             let started = Instant::now();
             std::fs::rename(&temporary, &file).unwrap();
             let mut revision = revision;
-            while host.task("work").unwrap().compiled.hash == hash_before {
+            while host.task("work").unwrap().hash() == hash_before {
                 revision = runtime
                     .block_on(host.tasks_after(revision, Duration::from_secs(60)))
                     .revision;

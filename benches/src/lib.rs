@@ -6,10 +6,10 @@ pub mod bare;
 use std::sync::Arc;
 use std::time::Duration;
 
-use taskhost::config::{Config, LimitPolicy};
-use taskhost::engine::{EngineSettings, PoolSettings, TaskEngine};
-use taskhost::registry::TasksSettings;
-use taskhost::scheduler::SchedulerSettings;
+use taskhost::config::{
+    Config, EngineSettings, LimitPolicy, PoolSettings, SchedulerSettings, TasksSettings,
+};
+use taskhost::internals::TaskEngine;
 use taskhost::{Host, JobRequest};
 use taskhost_tests::fixtures;
 

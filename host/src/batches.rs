@@ -140,7 +140,7 @@ fn is_zero(count: &usize) -> bool {
 
 impl BatchRecord {
     /// The record of `batch`, from its jobs' records (`None` for a forgotten one), in order.
-    pub fn new(batch: &Batch, jobs: impl IntoIterator<Item = Option<JobRecord>>) -> Self {
+    pub(crate) fn new(batch: &Batch, jobs: impl IntoIterator<Item = Option<JobRecord>>) -> Self {
         let mut counts = BatchCounts::default();
         let mut records = Vec::with_capacity(batch.jobs.len());
         for record in jobs.into_iter().flatten() {

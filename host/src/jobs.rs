@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
-use crate::batches::BatchId;
-use crate::engine::{
-    ErrorCode, JobControl, JobError, JobLog, Kind, LiveLog, Outcome, Progress, RawJson,
+pub use crate::batches::{BatchCounts, BatchId, BatchRecord, BatchStatus};
+pub use crate::engine::{
+    ErrorCode, JobError, JobLog, Kind, KindSource, LogLevel, LogLine, LogStream, Progress, RawJson,
 };
+use crate::engine::{JobControl, LiveLog, Outcome};
 use crate::memo::Memo;
-use crate::timestamp::Timestamp;
+pub use crate::timestamp::Timestamp;
 
 crate::id::uuid_id!(
     /// A job's id: a UUIDv7, so ids sort by submission time.
@@ -144,7 +145,7 @@ pub struct JobRecord {
 
 impl JobRecord {
     /// The record of a job just accepted.
-    pub fn queued(id: JobId, task: &str, hash: &str, kind: Kind) -> Self {
+    pub(crate) fn queued(id: JobId, task: &str, hash: &str, kind: Kind) -> Self {
         Self {
             id,
             task: task.to_owned(),
@@ -260,7 +261,7 @@ impl RecordFields {
 
 /// What asking a job to stop did.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Cancelled {
+pub(crate) enum Cancelled {
     /// The job had not started: it is now failed with `cancelled`.
     BeforeStart(JobRecord),
     /// The job is running: it stops at its next epoch tick.
@@ -271,7 +272,7 @@ pub enum Cancelled {
 
 /// All jobs this host knows, in memory: every job not yet finished, and the most recent
 /// finished ones (the oldest are forgotten past a bound, so memory stays bounded).
-pub struct JobStore {
+pub(crate) struct JobStore {
     /// By id, so by submission time (ids are UUIDv7).
     jobs: RwLock<BTreeMap<JobId, Entry>>,
     /// Finished jobs, oldest first, with the size of each record.
@@ -397,17 +398,17 @@ impl Entry {
 
 /// What a watcher of one job follows: its record, and its log and progress as they are
 /// written.
-pub struct JobWatch {
+pub(crate) struct JobWatch {
     /// The record, changing at each step of the job's life.
-    pub record: watch::Receiver<JobRecord>,
+    pub(crate) record: watch::Receiver<JobRecord>,
     /// The job's live log and progress.
-    pub log: LiveLog,
+    pub(crate) log: LiveLog,
 }
 
 impl JobStore {
     /// An empty store that keeps the records of at most `max_finished` finished jobs, taking
     /// at most about `max_bytes` together.
-    pub fn new(max_finished: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(max_finished: usize, max_bytes: usize) -> Self {
         Self {
             jobs: RwLock::default(),
             finished: Mutex::default(),
@@ -418,7 +419,7 @@ impl JobStore {
     }
 
     /// Adds a new job's record, with the control that stops it and carries its live log.
-    pub fn insert(&self, record: JobRecord, control: JobControl) {
+    pub(crate) fn insert(&self, record: JobRecord, control: JobControl) {
         let id = record.id;
         self.counts.add(record.status);
         let (record, _) = watch::channel(record);
@@ -429,12 +430,12 @@ impl JobStore {
     }
 
     /// The current record of a job.
-    pub fn get(&self, id: JobId) -> Option<JobRecord> {
+    pub(crate) fn get(&self, id: JobId) -> Option<JobRecord> {
         self.with_entry(id, Entry::record)
     }
 
     /// Follows a job as it changes; `None` if there is no such job.
-    pub fn watch(&self, id: JobId) -> Option<JobWatch> {
+    pub(crate) fn watch(&self, id: JobId) -> Option<JobWatch> {
         self.with_entry(id, |entry| JobWatch {
             record: entry.record.subscribe(),
             log: entry.control.log.clone(),
@@ -443,7 +444,7 @@ impl JobStore {
 
     /// Up to `limit` records matching `filter`, newest first, submitted before `before` (a
     /// job id: the last of the previous page) if given, with the large `fields` asked for.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         filter: &JobFilter,
         before: Option<JobId>,
@@ -464,7 +465,7 @@ impl JobStore {
     }
 
     /// Marks a queued job as running; false if it is no longer queued (it was cancelled).
-    pub fn mark_running(&self, id: JobId) -> bool {
+    pub(crate) fn mark_running(&self, id: JobId) -> bool {
         self.with_entry(id, |entry| {
             entry.record.send_if_modified(|record| {
                 let queued = record.status == JobStatus::Queued;
@@ -480,7 +481,7 @@ impl JobStore {
     }
 
     /// Records how a job ended and wakes everyone waiting on it.
-    pub fn finish(&self, id: JobId, outcome: Outcome) {
+    pub(crate) fn finish(&self, id: JobId, outcome: Outcome) {
         self.finish_record(id, |entry, record| {
             record.finish(outcome);
             record.progress = entry.control.log.progress();
@@ -489,7 +490,7 @@ impl JobStore {
 
     /// Records that a job reused the result of an earlier run (`memo`, whose `outcome` it
     /// is) instead of running: it finishes at once, having used no resources.
-    pub fn finish_memoized(&self, id: JobId, outcome: Outcome, memo: &Memo) {
+    pub(crate) fn finish_memoized(&self, id: JobId, outcome: Outcome, memo: &Memo) {
         self.finish_record(id, |_, record| {
             record.finish(outcome);
             record.memoized_from = Some(memo.job);
@@ -526,7 +527,7 @@ impl JobStore {
 
     /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
     /// next epoch tick. `None` if there is no such job.
-    pub fn cancel(&self, id: JobId) -> Option<Cancelled> {
+    pub(crate) fn cancel(&self, id: JobId) -> Option<Cancelled> {
         let cancelled = self.with_entry(id, |entry| cancel_entry(entry, &self.counts))?;
         if let Cancelled::BeforeStart(record) = &cancelled {
             self.retire(id, record.size_bytes());
@@ -535,7 +536,7 @@ impl JobStore {
     }
 
     /// Cancels every job that has not finished; returns how many there were.
-    pub fn cancel_all(&self) -> usize {
+    pub(crate) fn cancel_all(&self) -> usize {
         let outcomes: Vec<(JobId, Cancelled)> = self
             .jobs
             .read()
@@ -594,7 +595,7 @@ impl JobStore {
     }
 
     /// How many records the store keeps, by status.
-    pub fn status(&self) -> JobStoreStatus {
+    pub(crate) fn status(&self) -> JobStoreStatus {
         let [queued, running, succeeded, failed] = [
             JobStatus::Queued,
             JobStatus::Running,
@@ -618,7 +619,12 @@ impl JobStore {
 
     /// The job's record once it has reached `until`, or as it is after `timeout`; `None` if
     /// there is no such job.
-    pub async fn wait(&self, id: JobId, until: Until, timeout: Duration) -> Option<JobRecord> {
+    pub(crate) async fn wait(
+        &self,
+        id: JobId,
+        until: Until,
+        timeout: Duration,
+    ) -> Option<JobRecord> {
         let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
         let finished = tokio::time::timeout(
             timeout,
@@ -637,7 +643,12 @@ impl JobStore {
     /// Like [`wait`](Self::wait), for a thread outside any async runtime. It watches the
     /// record for a few microseconds before it sleeps: a short job finishes sooner than a
     /// sleeping thread can be woken.
-    pub fn wait_blocking(&self, id: JobId, until: Until, timeout: Duration) -> Option<JobRecord> {
+    pub(crate) fn wait_blocking(
+        &self,
+        id: JobId,
+        until: Until,
+        timeout: Duration,
+    ) -> Option<JobRecord> {
         let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
         let started = Instant::now();
         let (watch_until, deadline) = (started + WATCH_BEFORE_SLEEPING, started + timeout);

@@ -1,5 +1,16 @@
 //! taskhost: run untrusted tasks, compiled to WebAssembly components, in a sandbox, over HTTP.
 //!
+//! # Embedding
+//!
+//! A program starts a [`Host`] from a [`Config`] (every setting's default is its `Default`;
+//! [`ServeArgs::defaults`] gives the settings of `taskhost serve` to change and validate),
+//! then submits [`JobRequest`]s and reads, awaits and cancels the [`jobs::JobRecord`]s they
+//! make; [`api::router`] and [`server::Server`] serve the same host over HTTP. The public
+//! modules hold what those take and return: [`config`] the settings, [`host`] the facade's
+//! requests and errors, [`jobs`] the records, [`status`] the host's status. The rest of the
+//! crate is private to it (the binary, benchmarks and tests reach a few parts through a
+//! hidden `internals` module, which is no part of the API).
+//!
 //! # Layout
 //!
 //! The path of a job, and where each step lives:
@@ -19,50 +30,66 @@
 //!   resource; one error type turns every failure into a JSON response.
 //! - [`host`]: the embedding facade the API (or a Rust program) drives.
 //! - [`jobs`]: job ids, records, status transitions and waiting.
-//! - [`batches`]: many jobs submitted at once, kept in order, with a bound on how many run.
-//! - [`idempotency`]: `Idempotency-Key`s, so a retried submission returns the first job.
-//! - [`memo`]: memoized results of deterministic tasks, by component hash and input.
-//! - [`scheduler`]: the bounded queue, and engine threads (pinned to cores) fed by
+//! - `batches`: many jobs submitted at once, kept in order, with a bound on how many run.
+//! - `idempotency`: `Idempotency-Key`s, so a retried submission returns the first job.
+//! - `memo`: memoized results of deterministic tasks, by component hash and input.
+//! - `scheduler`: the bounded queue, and engine threads (pinned to cores) fed by
 //!   crossbeam-deque work stealing; drain on shutdown.
-//! - [`engine`]: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
+//! - `engine`: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
 //!   ticks), and running one job.
-//! - [`egress`]: outgoing HTTP from tasks: the allow-list, address checks, TLS roots; the
+//! - `egress`: outgoing HTTP from tasks: the allow-list, address checks, TLS roots; the
 //!   engine's `wasi:http` hooks.
-//! - [`registry`]: task names → versions, loaded from the tasks directory and reloaded as its
+//! - `registry`: task names → versions, loaded from the tasks directory and reloaded as its
 //!   files change.
-//! - [`cache`]: compiled components by blake3 content hash, bounded, single-flight.
-//! - [`compile`]: compiling within bounds: components checked before they compile, a
+//! - `cache`: compiled components by blake3 content hash, bounded, single-flight.
+//! - `compile`: compiling within bounds: components checked before they compile, a
 //!   bounded pool in two lanes by size, each compile in a child process (`taskhost compile`)
 //!   with a deadline and a memory limit.
-//! - [`metrics`]: counters and histograms of events (jobs finishing, components loading),
+//! - `metrics`: counters and histograms of events (jobs finishing, components loading),
 //!   recorded where they happen, without a lock on a job's path.
 //! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status, each
 //!   part's health, and the Prometheus export of `GET /metrics`.
-//! - [`timestamp`]: wall-clock times as the API writes them.
+//! - `timestamp`: wall-clock times as the API writes them.
 //!
 //! Dependencies point one way: `server` → `api` → `host` → (`registry` → `cache` → `compile`,
 //! `jobs`, `scheduler`) → `engine`.
 
+// Every public item is documented, and every type the API returns can be named.
+#![warn(missing_docs, unnameable_types)]
+
 pub mod api;
-pub mod batches;
-pub mod cache;
-pub mod compile;
+pub(crate) mod batches;
+pub(crate) mod cache;
+pub(crate) mod compile;
 pub mod config;
 mod echo;
-pub mod egress;
-pub mod engine;
+pub(crate) mod egress;
+pub(crate) mod engine;
 mod heap;
 pub mod host;
 mod id;
-pub mod idempotency;
+pub(crate) mod idempotency;
 pub mod jobs;
-pub mod memo;
-pub mod metrics;
-pub mod registry;
-pub mod scheduler;
+pub(crate) mod memo;
+pub(crate) mod metrics;
+pub(crate) mod registry;
+pub(crate) mod scheduler;
 pub mod server;
 pub mod status;
-pub mod timestamp;
+pub(crate) mod timestamp;
 
 pub use config::{Config, ServeArgs};
+
+/// What taskhost's own binary, benchmarks and tests use of its internals: the `taskhost
+/// compile` child, the engine and the component cache measured on their own. No part of the
+/// API: it may change at any time.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::cache::{Compiled, ComponentCache, HashedWasm, Source};
+    pub use crate::compile::{CompileArgs, SMALL_COMPONENT_BYTES, run_child};
+    pub use crate::engine::{
+        CompiledTask, EPOCH_TICK, JobControl, Limits, Outcome, Receipt, TaskEngine,
+    };
+    pub use crate::metrics::Metrics;
+}
 pub use host::{Host, JobRequest};

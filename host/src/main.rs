@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use taskhost::Host;
 use taskhost::config::{Config, ConfigCommand, ServeOptions};
+use taskhost::internals::{CompileArgs, run_child};
 use taskhost::server::Server;
 use tracing_subscriber::EnvFilter;
 
@@ -33,7 +34,7 @@ enum Command {
     Client(cli::Command),
     /// Compile one component, for a server that runs this as its child.
     #[command(hide = true)]
-    Compile(taskhost::compile::CompileArgs),
+    Compile(CompileArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -58,7 +59,7 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(command) => Ok(cli::run(command)),
-        Command::Compile(args) => Ok(taskhost::compile::run_child(args)),
+        Command::Compile(args) => Ok(run_child(args)),
     }
 }
 

@@ -172,7 +172,7 @@ fn a_small_upload_completes_while_a_big_component_compiles() {
     let fixture = fixture(&["--compile-jobs", "1"]);
     let server = &fixture.server;
     let big = CoreModule::functions(20_000, 60).component();
-    assert!(big.len() > taskhost::compile::SMALL_COMPONENT_BYTES);
+    assert!(big.len() > taskhost::internals::SMALL_COMPONENT_BYTES);
     let small = std::fs::read(fixtures::NOOP).unwrap();
     let compiling = |status: &Value| status["cache"]["compiling"].as_u64().unwrap();
     std::thread::scope(|scope| {

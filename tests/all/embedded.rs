@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use taskhost::config::RequestedLimits;
-use taskhost::engine::{ErrorCode, Kind};
-use taskhost::jobs::{JobStatus, Until};
+use taskhost::jobs::{ErrorCode, JobStatus, Kind, Until};
 use taskhost::{Host, JobRequest, ServeArgs};
 use taskhost_tests::{Exposition, fixtures};
 

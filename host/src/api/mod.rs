@@ -61,7 +61,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-pub use error::{ApiError, ApiErrorCode};
+pub(crate) use error::ApiError;
 
 use crate::host::Host;
 

@@ -177,7 +177,7 @@ impl ComponentCache {
     }
 
     /// The compiler this cache compiles with.
-    pub fn compiler(&self) -> &Compiler {
+    pub(crate) fn compiler(&self) -> &Compiler {
         &self.compiler
     }
 
@@ -253,7 +253,7 @@ impl ComponentCache {
     }
 
     /// The cache's counters.
-    pub fn status(&self) -> CacheStatus {
+    pub(crate) fn status(&self) -> CacheStatus {
         let compiles = self.compiler.status();
         CacheStatus {
             entries: self.entries.lock().expect("cache poisoned").len(),

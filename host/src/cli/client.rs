@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use taskhost::engine::{Kind, KindSource};
-use taskhost::jobs::{JobId, JobRecord, JobStatus};
+use taskhost::jobs::{JobId, JobRecord, JobStatus, Kind, KindSource};
 
 /// The longest one long poll asks the server to wait (the server may cap it lower, with
 /// `--max-wait-ms`); waiting longer takes several.

@@ -17,9 +17,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use taskhost::engine::Kind;
-use taskhost::jobs::{JobId, JobStatus};
-use taskhost::registry::is_valid_task_name;
+use taskhost::host::is_valid_task_name;
+use taskhost::jobs::{JobId, JobStatus, Kind};
 
 use client::Client;
 

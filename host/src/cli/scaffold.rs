@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
-use taskhost::registry::is_valid_task_name;
+use taskhost::host::is_valid_task_name;
 
 use super::NewArgs;
 use super::checkout::Checkout;

@@ -81,7 +81,7 @@ pub enum LimitError {
 
 impl LimitPolicy {
     /// The limits of a job that asked for `requested`.
-    pub fn resolve(&self, requested: RequestedLimits) -> Result<Limits, LimitError> {
+    pub(crate) fn resolve(&self, requested: RequestedLimits) -> Result<Limits, LimitError> {
         let timeout_ms = in_range(
             "timeout_ms",
             requested.timeout_ms,

@@ -30,11 +30,12 @@ pub use limits::{LimitError, LimitPolicy, RequestedLimits};
 pub use resolved::Resolved;
 pub use sources::{Origin, ServeOptions};
 
-use crate::compile::CompileSettings;
-use crate::engine::EngineSettings;
-use crate::registry::TasksSettings;
-use crate::scheduler::SchedulerSettings;
-use crate::server::ServerSettings;
+pub use crate::compile::CompileSettings;
+pub use crate::egress::{HttpAllowList, HttpTrust, InvalidHostPattern, TrustError};
+pub use crate::engine::{ComponentLimits, EngineSettings, LogLimits, PoolSettings};
+pub use crate::registry::TasksSettings;
+pub use crate::scheduler::SchedulerSettings;
+pub use crate::server::ServerSettings;
 
 /// Validated configuration of a host.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -30,11 +30,9 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use allocation::{Allocation, POOL_SLOT_BYTES, PoolSettings, PoolStatus};
 pub use json::RawJson;
-pub use log::{
-    JobLog, LiveCursor, LiveLog, LiveUpdate, LogLevel, LogLimits, LogLine, LogStream, Progress,
-};
+pub use log::{JobLog, LiveCursor, LiveLog, LogLevel, LogLimits, LogLine, LogStream, Progress};
 pub use manifest::{Manifest, ManifestError};
-pub use outcome::{ErrorCode, JobError, MAX_ERROR_MESSAGE, Outcome, Receipt};
+pub use outcome::{ErrorCode, JobError, Outcome, Receipt};
 pub use tokio_util::sync::CancellationToken as CancelToken;
 pub use validate::{ComponentLimits, Limit, OverLimit};
 
@@ -84,7 +82,7 @@ pub struct EngineSettings {
 
 impl EngineSettings {
     /// The settings that shape compiled code.
-    pub fn code(&self) -> CodeSettings {
+    pub(crate) fn code(&self) -> CodeSettings {
         CodeSettings {
             fuel_metering: self.fuel_metering,
             max_wasm_stack: self.max_wasm_stack,
@@ -351,9 +349,9 @@ fn check_resources(component: &Component) -> Result<u32, CompileError> {
 #[derive(Clone, Debug)]
 pub struct JobControl {
     /// Cancelling it stops the job at its next epoch tick, or in the middle of a wait.
-    pub cancel: CancelToken,
+    pub(crate) cancel: CancelToken,
     /// The job's log and progress, as it writes them.
-    pub log: LiveLog,
+    pub(crate) log: LiveLog,
 }
 
 /// The one wasmtime engine of the host, with its linkers and epoch ticker.
@@ -400,24 +398,24 @@ impl TaskEngine {
     }
 
     /// The settings this engine was created with.
-    pub fn settings(&self) -> &EngineSettings {
+    pub(crate) fn settings(&self) -> &EngineSettings {
         &self.settings
     }
 
     /// How this engine allocates instances (the pool may have fallen back to on demand).
-    pub fn allocation(&self) -> &Allocation {
+    pub(crate) fn allocation(&self) -> &Allocation {
         &self.allocation
     }
 
     /// What the instance pool holds now; `None` without a pool.
-    pub fn pool_status(&self) -> Option<PoolStatus> {
+    pub(crate) fn pool_status(&self) -> Option<PoolStatus> {
         allocation::pool_status(&self.engine, &self.allocation)
     }
 
     /// Compiles a component with Cranelift, on the calling thread, with no bound on its time
     /// or memory: for bytes that passed [`ComponentLimits::check`], where no compiler process
     /// is at hand.
-    pub fn compile_here(&self, bytes: &[u8]) -> Result<Component, CompileError> {
+    pub(crate) fn compile_here(&self, bytes: &[u8]) -> Result<Component, CompileError> {
         Component::new(&self.engine, bytes).map_err(CompileError::Invalid)
     }
 
@@ -435,7 +433,7 @@ impl TaskEngine {
 
     /// Checks a compiled component against the `task` world and links it for both paths;
     /// `manifest` is what the component's bytes declare ([`Manifest::read`]).
-    pub fn link(
+    pub(crate) fn link(
         &self,
         component: Component,
         manifest: Manifest,
@@ -504,7 +502,7 @@ impl TaskEngine {
     /// Runs one IO-bound job on the async executor. It yields at every epoch tick while it
     /// computes, and while it waits (on a clock, say) its deadline and cancellation still
     /// stop it at once.
-    pub async fn run_async(
+    pub(crate) async fn run_async(
         &self,
         task: &CompiledTask,
         input: &str,

@@ -12,20 +12,23 @@ use std::time::{Duration, Instant};
 use crate::batches::{BatchId, BatchStore};
 use crate::cache::ComponentCache;
 use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
-use crate::engine::{EngineError, Kind, TaskEngine};
-use crate::idempotency::{Claim, IdempotencyKeys, KeyReused};
+use crate::engine::{Kind, TaskEngine};
+use crate::idempotency::{Claim, IdempotencyKeys};
 use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, RecordFields, Until};
 use crate::memo::{MemoCache, MemoKey};
 use crate::metrics::Metrics;
-use crate::registry::{
-    Lookup, Problem, Registry, Snapshot, TaskLoader, TaskVersion, TaskWatcher, UploadError,
-    WatchError,
-};
-use crate::scheduler::{QueueFull, Scheduler, SchedulerSettings};
+use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
+use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
+use crate::status::{EngineStatus, Parts, Status, TasksStatus};
 use run::{Admitted, Memoized, RunJob};
 
-use crate::status::{EngineStatus, Parts, Status, TasksStatus};
+pub use crate::engine::{CompileError, EngineError, Limit, ManifestError, OverLimit};
+pub use crate::idempotency::KeyReused;
+pub use crate::registry::{
+    Problem, Snapshot, TaskVersion, UploadError, WatchError, is_valid_task_name,
+};
+pub use crate::scheduler::QueueFull;
 pub use batch::{BatchError, BatchRequest};
 pub use events::{EventPosition, InvalidPosition, JobEvent, JobEvents};
 

@@ -203,7 +203,7 @@ impl Metrics {
 
     /// The handles of the task called `name` (created, every outcome at zero, the first
     /// time): called when a version is installed, never on a job's path.
-    pub fn task(&self, name: &str) -> Arc<TaskMetrics> {
+    pub(crate) fn task(&self, name: &str) -> Arc<TaskMetrics> {
         let mut tasks = self.tasks.lock().expect("metrics poisoned");
         if let Some(handles) = tasks.get(name) {
             return handles.clone();
@@ -234,7 +234,7 @@ impl Metrics {
     }
 
     /// Records that a job of `kind` started after waiting `waited` since it was accepted.
-    pub fn job_started(&self, kind: Kind, waited: Duration) {
+    pub(crate) fn job_started(&self, kind: Kind, waited: Duration) {
         let histogram = match kind {
             Kind::Cpu => &self.queued_cpu,
             Kind::Io => &self.queued_io,
@@ -244,7 +244,7 @@ impl Metrics {
 
     /// Records that a component was compiled (or, `from_disk`, loaded from the disk cache)
     /// in `took`.
-    pub fn component_loaded(&self, from_disk: bool, took: Duration) {
+    pub(crate) fn component_loaded(&self, from_disk: bool, took: Duration) {
         let histogram = if from_disk {
             &self.loaded_from_disk
         } else {
@@ -254,14 +254,14 @@ impl Metrics {
     }
 
     /// The registry of these instruments, to encode.
-    pub fn registry(&self) -> &Registry {
+    pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }
 }
 
 impl TaskMetrics {
     /// Records a job of this task that ran for `ran` and ended with `outcome`.
-    pub fn finished(&self, outcome: &Outcome, ran: Duration) {
+    pub(crate) fn finished(&self, outcome: &Outcome, ran: Duration) {
         self.count(outcome.result.as_ref().err().map(|error| error.code));
         let receipt = &outcome.receipt;
         self.run_seconds.observe(ran.as_secs_f64());
@@ -274,7 +274,7 @@ impl TaskMetrics {
     }
 
     /// Counts a job of this task that ended without running, with `code`.
-    pub fn ended_unstarted(&self, code: ErrorCode) {
+    pub(crate) fn ended_unstarted(&self, code: ErrorCode) {
         self.count(Some(code));
     }
 

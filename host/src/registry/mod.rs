@@ -62,17 +62,22 @@ pub struct TaskVersion {
     pub size: usize,
     /// The compiled component, shared with every other name for the same bytes; its
     /// `hash` is the version's identity.
-    pub compiled: Arc<Compiled>,
+    pub(crate) compiled: Arc<Compiled>,
     /// When this version started serving under this name.
     pub serving_since: Timestamp,
     /// What its jobs record into (shared by every version of the name).
-    pub metrics: Arc<TaskMetrics>,
+    pub(crate) metrics: Arc<TaskMetrics>,
 }
 
 impl TaskVersion {
+    /// The blake3 hash of the component's bytes: the version's identity.
+    pub fn hash(&self) -> blake3::Hash {
+        self.compiled.hash
+    }
+
     /// The scheduling group of the task's jobs (they share a ceiling on engine threads): the
     /// same for every version of the name.
-    pub fn group(&self) -> u64 {
+    pub(crate) fn group(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.name.hash(&mut hasher);

@@ -6,10 +6,10 @@
 //!   of the host and for answering past the cap.
 //! - Past the cap, a connection gets one answer and is closed: `503 too_many_connections`
 //!   with `Retry-After`, except `GET /healthz`, which answers as usual, so a health check
-//!   still sees the server up. At most [`REFUSING_AT_ONCE`] are answered at a time, each
-//!   within [`REFUSAL_TIME`]; past that they are closed unanswered.
-//! - An accept that fails for want of descriptors or memory (`EMFILE`) waits
-//!   [`ACCEPT_BACKOFF`] before the next, instead of spinning.
+//!   still sees the server up. At most 64 (`REFUSING_AT_ONCE`) are answered at a time, each
+//!   within 2 s (`REFUSAL_TIME`); past that they are closed unanswered.
+//! - An accept that fails for want of descriptors or memory (`EMFILE`) waits 50 ms
+//!   (`ACCEPT_BACKOFF`) before the next, instead of spinning.
 //! - `conn`: one connection's timeouts (headers, idle) and request count; `body`: request
 //!   bodies that must keep arriving.
 //!
@@ -46,19 +46,19 @@ use crate::api::ApiError;
 
 /// Descriptors kept for everything but client connections (task files, the cache, the
 /// watcher, tasks' outgoing HTTP, ...) when the cap on connections is sized from the limit.
-pub const RESERVED_FDS: u64 = 256;
+pub(crate) const RESERVED_FDS: u64 = 256;
 /// Most connections the cap sized from the open-file limit allows.
-pub const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
+pub(crate) const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
 /// Most connections past the cap answered at once; more are closed unanswered.
-pub const REFUSING_AT_ONCE: usize = 64;
+pub(crate) const REFUSING_AT_ONCE: usize = 64;
 /// Longest a connection past the cap is given to send its request and read the answer.
-pub const REFUSAL_TIME: Duration = Duration::from_secs(2);
+pub(crate) const REFUSAL_TIME: Duration = Duration::from_secs(2);
 /// Most bytes of a request's headers (its start line included); more are answered `431`
 /// and the connection closed. Bounds what a connection can make the server buffer before its
 /// request is even routed.
-pub const MAX_HEADER_BYTES: usize = 64 << 10;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 << 10;
 /// How long the accept loop waits after an accept failed for want of resources.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Settings of the HTTP server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -70,7 +70,7 @@ pub struct Health {
 
 impl Health {
     /// The health of parts whose status is `parts`.
-    pub fn of(parts: &Parts) -> Self {
+    pub(crate) fn of(parts: &Parts) -> Self {
         let tasks = &parts.tasks;
         let mut task_reasons: Vec<String> = tasks
             .problems

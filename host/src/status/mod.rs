@@ -1,7 +1,7 @@
 //! The state of the host's parts, as `GET /v1/status` shows it, each part's health, and the
 //! same read as metrics for `GET /metrics`. Each part reports its own status; this module
 //! only gives the whole its shape, judges health from it (`health`) and writes it out for
-//! Prometheus ([`export`]). It holds no state of its own.
+//! Prometheus (`export`). It holds no state of its own.
 
 mod export;
 mod health;
@@ -10,16 +10,19 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use export::{CONTENT_TYPE, export};
+pub(crate) use export::{CONTENT_TYPE, export};
 pub use health::{ComponentHealth, Health, HealthState};
 
-use crate::batches::BatchStoreStatus;
-use crate::cache::CacheStatus;
-use crate::engine::{Allocation, PoolStatus, TaskEngine};
-use crate::jobs::JobStoreStatus;
-use crate::memo::MemoStatus;
+pub use crate::batches::BatchStoreStatus;
+pub use crate::cache::CacheStatus;
+use crate::engine::TaskEngine;
+pub use crate::engine::{Allocation, PoolStatus};
+pub use crate::jobs::JobStoreStatus;
+pub use crate::memo::MemoStatus;
 use crate::registry::Problem;
-use crate::scheduler::SchedulerStatus;
+pub use crate::scheduler::{
+    GateStatus, IoStatus, LaneUse, PoolUse, SchedulerStatus, Waiting, WorkerStatus,
+};
 use crate::server::HttpStatus;
 
 /// The state of a whole host.
@@ -57,7 +60,7 @@ pub struct Parts {
 
 impl Status {
     /// The status of a host whose parts report `parts`, with their health judged from it.
-    pub fn new(parts: Parts) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
         let health = Health::of(&parts);
         Self { parts, health }
     }
@@ -97,7 +100,7 @@ pub struct EngineStatus {
 
 impl EngineStatus {
     /// The status of `engine`.
-    pub fn of(engine: &TaskEngine) -> Self {
+    pub(crate) fn of(engine: &TaskEngine) -> Self {
         let settings = engine.settings();
         Self {
             fuel_metering: settings.fuel_metering,
