@@ -348,6 +348,8 @@ fn running_out_of_descriptors_neither_spins_the_accept_loop_nor_wedges_it() {
             "60000",
         ],
     );
+    // The tasks load first: compiling them needs descriptors the connections will take.
+    server.loaded_tasks();
     // As many as the limit: more than the server can accept, few enough that the rest fit in
     // the listener's queue (past it, connecting would stall on SYN retries).
     let held: Vec<TcpStream> = (0..300).map(|_| connect(&server)).collect();

@@ -214,7 +214,10 @@ impl JobEvents {
             self.position.lines += 1;
             self.push(JobEvent::Log(line));
         }
-        let progress = update.progress.or_else(|| self.held_progress.take());
+        // A new report supersedes the one held back: kept, the older one would be sent
+        // after it (once due, or with `finished`) as if the job had gone backwards.
+        let held = self.held_progress.take();
+        let progress = update.progress.or(held);
         if status.is_final() {
             self.finish(progress);
         } else if let Some(progress) = progress {
