@@ -106,6 +106,7 @@ fn health_and_task_list() {
             "loop",
             "noop",
             "print",
+            "probe",
             "recurse",
             "sleep",
             "spin",

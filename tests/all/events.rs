@@ -4,17 +4,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use taskhost_tests::{Server, SseEvent};
+use serde_json::json;
+use taskhost_tests::SseEvent;
 
-use crate::{run_job, server};
-
-/// Submits a job without waiting; returns its id.
-fn submit(server: &Server, job: Value) -> String {
-    let response = server.post_json("/v1/jobs", &job);
-    assert_eq!(response.status, 202, "{}", response.text);
-    response.json["id"].as_str().unwrap().to_owned()
-}
+use crate::{run_job, server, submit};
 
 fn names(events: &[SseEvent]) -> Vec<&str> {
     events.iter().map(|event| event.event.as_str()).collect()

@@ -2,84 +2,14 @@
 //! waits its turn) naming the limit, other clients' jobs keep completing, and the host's
 //! memory comes back.
 
-use serde_json::{Value, json};
-use taskhost_tests::{Hostile, Server, fixtures};
+use serde_json::json;
+use taskhost_tests::Hostile;
 
-use crate::upload::server_over;
-use crate::{run_job, server_with};
+use crate::{
+    assert_still_serving, finished, hostiles_with, run_job, server_with, started, submit, upload,
+};
 
 const MIB: u64 = 1 << 20;
-
-/// A server with `flags` over a tasks directory of its own holding the example tasks; the
-/// directory lives as long as the server.
-struct Hostiles {
-    server: Server,
-    _tasks: tempfile::TempDir,
-}
-
-impl std::ops::Deref for Hostiles {
-    type Target = Server;
-
-    fn deref(&self) -> &Server {
-        &self.server
-    }
-}
-
-fn hostiles_with(flags: &[&str]) -> Hostiles {
-    let tasks = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixtures::TASKS_DIR).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, tasks.path().join(path.file_name().unwrap())).unwrap();
-    }
-    let server = server_over(tasks.path(), flags);
-    server.loaded_tasks();
-    Hostiles {
-        server,
-        _tasks: tasks,
-    }
-}
-
-/// Uploads `hostile` as task `name`.
-fn upload(server: &Server, name: &str, hostile: &Hostile) {
-    let response = server.put(
-        &format!("/v1/tasks/{name}"),
-        "application/wasm",
-        &hostile.component(),
-    );
-    assert!(
-        [200, 201].contains(&response.status),
-        "uploading {name}: {}",
-        response.text
-    );
-}
-
-/// The record of job `id` once it has started (or finished).
-fn started(server: &Server, id: &str) -> Value {
-    server
-        .get(&format!("/v1/jobs/{id}?wait_ms=60000&until=started"))
-        .json
-}
-
-/// Submits `job` without waiting; returns its id.
-fn submit(server: &Server, job: Value) -> String {
-    let response = server.post_json("/v1/jobs", &job);
-    assert_eq!(response.status, 202, "{}", response.text);
-    response.json["id"].as_str().unwrap().to_owned()
-}
-
-/// The record of job `id` once it has finished.
-fn finished(server: &Server, id: &str) -> Value {
-    server.get(&format!("/v1/jobs/{id}?wait_ms=60000")).json
-}
-
-fn assert_still_serving(server: &Server) {
-    assert_eq!(server.get("/healthz").status, 200);
-    let job = run_job(
-        server,
-        json!({"task": "uppercase", "input": {"text": "ok"}}),
-    );
-    assert_eq!(job["output"]["upper"], "OK", "{job}");
-}
 
 #[test]
 fn a_job_s_memory_limit_bounds_all_of_its_memories_together() {

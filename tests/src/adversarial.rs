@@ -1,6 +1,7 @@
 //! Hostile tasks, written as component text and assembled here: what no SDK would build, but
 //! any client may upload (a second linear memory, many core instances, outputs and errors of
-//! hundreds of MiB).
+//! hundreds of MiB, outputs that are not JSON, tables and globals by the hundred thousand,
+//! imports no host provides).
 //!
 //! Each is a real component implementing the `taskhost:task` world: its `run` export takes the
 //! input and returns `ok("null")` unless told to misbehave.
@@ -26,6 +27,23 @@ pub struct Hostile {
     /// Hold this many pollables (`wasi:clocks/monotonic-clock.subscribe-duration`), each a
     /// resource in the job's table, none dropped.
     pub pollables: Option<u32>,
+    /// Return exactly these bytes as the output (JSON or not, UTF-8 or not).
+    pub output_text: Option<Vec<u8>>,
+    /// The main memory's initial size in 64 KiB pages, when more than the text needs.
+    pub initial_pages: Option<u32>,
+    /// A function table of this many elements from the start.
+    pub initial_table: u32,
+    /// Grow the function table by this many elements, trapping if the growth is refused.
+    pub table_grow: Option<u32>,
+    /// Mutable globals defined in the main module.
+    pub globals: u32,
+    /// Recurse this many levels deep, calling the host at every level (`wasi:random`, which
+    /// calls back into the guest's `realloc`).
+    pub recurse_with_host_calls: Option<u32>,
+    /// Report progress (`taskhost:task/host.progress`) this many times.
+    pub progress_calls: Option<u32>,
+    /// Import a function `call` from this interface, which the host does not provide.
+    pub unknown_import: Option<String>,
 }
 
 /// `wasi:clocks/monotonic-clock`'s `subscribe-duration`, with the `pollable` resource it
@@ -39,6 +57,11 @@ const CLOCK_IMPORT: &str = r#"(import "wasi:io/poll@0.2.0" (instance $poll (expo
     (export "subscribe-duration" (func (param "when" u64) (result $own-pollable)))))
   (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock (type $clock)))"#;
 
+/// `taskhost:task/host`'s `progress`, as a component imports it.
+const PROGRESS_IMPORT: &str = r#"(import "taskhost:task/host@0.1.0" (instance $taskhost
+    (export "progress" (func (param "done" u64) (param "total" (option u64))
+      (param "message" (option string))))))"#;
+
 /// Where `run` builds its output or message.
 const TEXT_AT: u32 = 1024;
 
@@ -50,10 +73,22 @@ impl Hostile {
 
     /// The component, as text.
     pub fn text(&self) -> String {
-        let text_bytes = self.output_bytes.or(self.error_bytes).unwrap_or(4);
+        let text_bytes = (self.output_text.as_ref().map(|text| text.len() as u32))
+            .or(self.output_bytes)
+            .or(self.error_bytes)
+            .unwrap_or(4);
         // The initial memory holds the text after TEXT_AT.
-        let pages = (TEXT_AT + text_bytes).div_ceil(65536) + 1;
+        let pages =
+            ((TEXT_AT + text_bytes).div_ceil(65536) + 1).max(self.initial_pages.unwrap_or(0));
         let mut body = String::new();
+        if let Some(grow) = self.table_grow {
+            body.push_str(&format!(
+                "(if (i32.eq (table.grow $table (ref.null func) (i32.const {grow})) (i32.const -1)) (then unreachable))\n"
+            ));
+        }
+        if let Some(depth) = self.recurse_with_host_calls {
+            body.push_str(&format!("(call $descend (i32.const {depth}))\n"));
+        }
         if let Some(grow) = self.grow_pages {
             body.push_str(&format!(
                 "(if (i32.eq (memory.grow (i32.const {grow})) (i32.const -1)) (then unreachable))\n"
@@ -77,6 +112,16 @@ impl Hostile {
                    (br_if $hold (i32.gt_s (local.get $n) (i32.const 0))))\n"
             ));
         }
+        if let Some(calls) = self.progress_calls {
+            body.push_str(&format!(
+                "(local.set $n (i32.const {calls}))
+                 (loop $report
+                   (call $progress (i64.extend_i32_u (local.get $n)) (i32.const 0) (i64.const 0)
+                     (i32.const 0) (i32.const 0) (i32.const 0))
+                   (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                   (br_if $report (i32.gt_s (local.get $n) (i32.const 0))))\n"
+            ));
+        }
         if let Some(spin) = self.spin {
             body.push_str(&format!(
                 "(local.set $n (i32.const {spin}))
@@ -85,6 +130,11 @@ impl Hostile {
             ));
         }
         let result = match (self.output_bytes, self.error_bytes) {
+            _ if self.output_text.is_some() => format!(
+                "(i32.store8 (i32.const 0) (i32.const 0))
+                 (i32.store (i32.const 4) (i32.const {TEXT_AT}))
+                 (i32.store (i32.const 8) (i32.const {text_bytes}))"
+            ),
             (_, Some(bytes)) => format!(
                 "(memory.fill (i32.const {TEXT_AT}) (i32.const 120) (i32.const {bytes}))
                  (i32.store8 (i32.const 0) (i32.const 1))
@@ -146,8 +196,36 @@ impl Hostile {
         } else {
             ""
         };
+        // Likewise the taskhost host interface, for a component that reports progress.
+        let reports = self.progress_calls.is_some();
+        let progress_import = if reports { PROGRESS_IMPORT } else { "" };
+        let progress_lower = if reports {
+            r#"(core func $progress (canon lower (func $taskhost "progress") (memory $libc "memory")))"#
+        } else {
+            ""
+        };
+        let progress_core_import = if reports {
+            r#"(import "host" "progress" (func $progress (param i64 i32 i64 i32 i32 i32)))"#
+        } else {
+            ""
+        };
+        let progress_export = if reports {
+            r#"(export "progress" (func $progress))"#
+        } else {
+            ""
+        };
+        let data = self.output_text.as_ref().map_or(String::new(), |text| {
+            let escaped: String = text.iter().map(|byte| format!("\\{byte:02x}")).collect();
+            format!(r#"(data (i32.const {TEXT_AT}) "{escaped}")"#)
+        });
+        let globals = "(global (mut i32) (i32.const 0))\n".repeat(self.globals as usize);
+        let unknown_import = self.unknown_import.as_ref().map_or(String::new(), |name| {
+            format!(r#"(import "{name}" (instance (export "call" (func))))"#)
+        });
         format!(
             r#"(component $hostile
+  {unknown_import}
+  {progress_import}
   (import "wasi:random/random@0.2.0" (instance $random
     (export "get-random-bytes" (func (param "len" u64) (result (list u8))))))
   {clock_import}
@@ -161,16 +239,25 @@ impl Hostile {
       (local $at i32)
       (local.set $at (global.get $heap))
       (global.set $heap (i32.add (global.get $heap) (local.get 3)))
-      (local.get $at)))
+      (local.get $at))
+    {data})
   (core instance $libc (instantiate $libc))
   (core func $get-random (canon lower (func $random "get-random-bytes")
     (memory $libc "memory") (realloc (func $libc "realloc"))))
   {subscribe_lower}
+  {progress_lower}
   (core module $main
     {second_import}
     (import "libc" "memory" (memory 1))
     (import "host" "get-random" (func $get_random (param i64 i32)))
     {subscribe_import}
+    {progress_core_import}
+    (table $table {table} funcref)
+    {globals}
+    (func $descend (param $depth i32)
+      (call $get_random (i64.const 1) (i32.const 16))
+      (if (local.get $depth)
+        (then (call $descend (i32.sub (local.get $depth) (i32.const 1))))))
     (func (export "run") (param i32 i32) (result i32)
       (local $n i32)
       {body}
@@ -178,13 +265,14 @@ impl Hostile {
       (i32.const 0)))
   (core instance $main (instantiate $main {with_second}
     (with "libc" (instance $libc))
-    (with "host" (instance (export "get-random" (func $get-random)) {subscribe_export}))))
+    (with "host" (instance (export "get-random" (func $get-random)) {subscribe_export} {progress_export}))))
   (type $task-error (variant (case "invalid-input" string) (case "failed" string)))
   (export $exported-error "task-error" (type $task-error))
   (func (export "run") (param "input" string) (result (result string (error $exported-error)))
     (canon lift (core func $main "run") (memory $libc "memory") (realloc (func $libc "realloc")))))
 "#,
-            heap = pages * 65536 - 65536 + 1024,
+            heap = u64::from(pages) * 65536 - 65536 + 1024,
+            table = self.initial_table,
         )
     }
 }

@@ -21,7 +21,7 @@ use serde::Serialize;
 use wasmtime::component::Component;
 
 use crate::compile::{Artifact, CompileSettings, Compiler};
-use crate::engine::{CompileError, CompiledTask, Manifest, TaskEngine};
+use crate::engine::{CompileError, CompiledTask, Manifest, TaskEngine, compiling_engine};
 use crate::metrics::Metrics;
 use disk::{DiskCache, Lookup};
 
@@ -229,15 +229,30 @@ impl ComponentCache {
             None => self
                 .disk
                 .verify(&serialized, self.engine.wasmtime())
-                .map_err(|error| {
-                    tracing::error!(%hash, error = %format!("{error:#}"), "a compiled artifact does not load");
-                    CompileError::CompilerUnavailable(std::io::Error::other(format!(
-                        "the compiler's artifact does not load: {error:#}"
-                    )))
-                })?,
+                .map_err(|error| self.unloadable(hash, &serialized, error))?,
         };
         self.write_to_disk(hash, &serialized);
         Ok(component)
+    }
+
+    /// Why a fresh artifact does not load here: the component does not fit this host's
+    /// instance pool if the artifact loads in an engine of the same code without one, else
+    /// the artifact loads nowhere, a problem of the host (a compiler of another version).
+    fn unloadable(
+        &self,
+        hash: &blake3::Hash,
+        artifact: &[u8],
+        error: wasmtime::Error,
+    ) -> CompileError {
+        let loads_without_pool = compiling_engine(self.engine.settings().code())
+            .is_ok_and(|engine| self.disk.verify(artifact, &engine).is_ok());
+        if loads_without_pool {
+            return CompileError::DoesNotFit(format!("{error:#}"));
+        }
+        tracing::error!(%hash, error = %format!("{error:#}"), "a compiled artifact does not load");
+        CompileError::CompilerUnavailable(std::io::Error::other(format!(
+            "the compiler's artifact does not load: {error:#}"
+        )))
     }
 
     /// Best effort: a host that cannot write its cache still serves, it just compiles again

@@ -27,6 +27,8 @@ pub(crate) struct JobLimiter {
     pub(crate) peak_memory: usize,
     /// What the job's memories and tables would have taken together after a refused growth.
     pub(crate) refused_memory: Option<usize>,
+    /// The elements a table was refused to grow to, past [`MAX_TABLE_ELEMENTS`].
+    pub(crate) refused_table_elements: Option<usize>,
 }
 
 impl JobLimiter {
@@ -36,6 +38,7 @@ impl JobLimiter {
             used: 0,
             peak_memory: 0,
             refused_memory: None,
+            refused_table_elements: None,
         }
     }
 
@@ -74,6 +77,7 @@ impl ResourceLimiter for JobLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
+            self.refused_table_elements = Some(desired);
             return Ok(false);
         }
         Ok(self.grow(current * TABLE_ELEMENT_BYTES, desired * TABLE_ELEMENT_BYTES))
@@ -110,5 +114,17 @@ mod tests {
         assert!(!limiter.table_growing(1, 2, None).unwrap());
         assert!(limiter.memory_growing(30, 32, None).unwrap());
         assert_eq!(limiter.peak_memory, 60 + 32 + TABLE_ELEMENT_BYTES);
+    }
+
+    #[test]
+    fn a_table_past_its_element_cap_is_refused_and_remembered() {
+        let mut limiter = JobLimiter::new(usize::MAX);
+        assert!(limiter.table_growing(0, MAX_TABLE_ELEMENTS, None).unwrap());
+        assert!(
+            !limiter
+                .table_growing(0, MAX_TABLE_ELEMENTS + 1, None)
+                .unwrap()
+        );
+        assert_eq!(limiter.refused_table_elements, Some(MAX_TABLE_ELEMENTS + 1));
     }
 }

@@ -210,6 +210,11 @@ pub enum CompileError {
         .0 >> 20
     )]
     OutOfMemory(u64),
+    /// The component compiles, but an instance of it does not fit this host's instance pool
+    /// (a table too large from the start, more state in one core instance than a slot holds):
+    /// wasmtime's reason, which names what.
+    #[error("the component does not fit this host's instance pool: {0}")]
+    DoesNotFit(String),
     /// The compiled code is larger than this host keeps (bytes).
     #[error("the compiled component is larger than {} MiB (--max-artifact-mib)", .0 >> 20)]
     ArtifactTooLarge(u64),

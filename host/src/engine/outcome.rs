@@ -8,6 +8,7 @@ use wasmtime::{Trap, WasmBacktrace};
 use super::Limits;
 use super::bindings::sync::TaskError;
 use super::json::RawJson;
+use super::limiter::MAX_TABLE_ELEMENTS;
 use super::log::JobLog;
 use super::state::HostState;
 use super::stop::Stopped;
@@ -234,6 +235,15 @@ fn classify_abort(
                 "the task tried to grow its memory to {} MiB; its limit is {} MiB",
                 desired.div_ceil(1 << 20),
                 limits.memory_bytes >> 20
+            ),
+        );
+    }
+    if let Some(elements) = state.limiter.refused_table_elements {
+        return error_with(
+            ErrorCode::MemoryLimit,
+            format!(
+                "the task tried to grow a table to {elements} elements; a table holds at most \
+                 {MAX_TABLE_ELEMENTS}"
             ),
         );
     }
