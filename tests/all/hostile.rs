@@ -212,6 +212,12 @@ fn outputs_that_are_not_one_json_document_fail_as_task_errors() {
         job["output"],
         serde_json::from_slice::<Value>(&nested(100)).unwrap()
     );
+    // Deeper than a record holding it could be read back (by serde_json, the CLI, most
+    // clients): refused, the depth named.
+    upload(&server, "deep", &returning(&nested(100_000)));
+    let job = run_job(&server, json!({"task": "deep"}));
+    assert_eq!(job["error"]["code"], "task_error", "{job}");
+    assert!(message(&job).contains("more than 124"), "{}", message(&job));
     assert_still_serving(&server);
 }
 

@@ -12,10 +12,35 @@ use serde_json::value::RawValue;
 #[derive(Clone)]
 pub struct RawJson(Arc<RawValue>);
 
+/// Most arrays and objects a document may nest. A listing of records holding it adds three
+/// levels (`{"jobs": [{"output": …}]}`), which makes 127: the most serde_json, and so most
+/// JSON clients (this host's CLI among them), read by default. Deeper, the records holding it
+/// could not be read back.
+pub(crate) const MAX_DEPTH: usize = 124;
+
+/// Why text is not an output the host keeps.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InvalidJson {
+    /// It is not one JSON document.
+    #[error("malformed JSON: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// It nests deeper than [`MAX_DEPTH`].
+    #[error(
+        "JSON nested more than {MAX_DEPTH} arrays and objects deep (JSON clients read no \
+         deeper once it is in a record)"
+    )]
+    TooDeep,
+}
+
 impl RawJson {
-    /// `text`, if it is one JSON document (surrounding whitespace allowed).
-    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text).map(|raw| Self(raw.into()))
+    /// `text`, if it is one JSON document (surrounding whitespace allowed) no deeper than
+    /// [`MAX_DEPTH`].
+    pub(crate) fn parse(text: String) -> Result<Self, InvalidJson> {
+        let raw = RawValue::from_string(text)?;
+        if nests_deeper_than(raw.get(), MAX_DEPTH) {
+            return Err(InvalidJson::TooDeep);
+        }
+        Ok(Self(raw.into()))
     }
 
     /// `value` as JSON text.
@@ -43,6 +68,34 @@ impl RawJson {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_str(self.get()).expect("RawJson holds valid JSON")
     }
+}
+
+/// Whether the arrays and objects of `json`, a valid JSON document, nest deeper than `max`.
+fn nests_deeper_than(json: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    false
 }
 
 impl PartialEq for RawJson {
@@ -95,6 +148,24 @@ mod tests {
         for bad in ["", "{", "1 2", "nul", "\"unterminated"] {
             assert!(RawJson::parse(bad.into()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_document_nests_at_most_as_deep_as_a_listing_of_it_can_be_read() {
+        let nested = |depth: usize| "[".repeat(depth) + &"]".repeat(depth);
+        let deepest = RawJson::parse(nested(MAX_DEPTH)).unwrap();
+        let listing = serde_json::json!({"jobs": [{"output": deepest.to_value()}]}).to_string();
+        assert!(serde_json::from_str::<serde_json::Value>(&listing).is_ok());
+        assert!(matches!(
+            RawJson::parse(nested(MAX_DEPTH + 1)),
+            Err(InvalidJson::TooDeep)
+        ));
+        // Brackets in strings, escaped quotes included, are text, not nesting.
+        let text = format!(r#"[{{"a": "{}\"]]"}}]"#, "[".repeat(1000));
+        assert!(RawJson::parse(text).is_ok());
+        let depth = serde_json::json!({"a": [{"b": [1]}], "c": "}}}"}).to_string();
+        assert!(!nests_deeper_than(&depth, 4));
+        assert!(nests_deeper_than(&depth, 3));
     }
 
     #[test]

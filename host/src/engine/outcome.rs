@@ -200,7 +200,7 @@ fn checked_output(output: String, max_bytes: usize) -> Result<RawJson, JobError>
     }
     RawJson::parse(output).map_err(|error| JobError {
         code: ErrorCode::TaskError,
-        message: format!("the task returned malformed JSON: {error}"),
+        message: format!("the task returned {error}"),
     })
 }
 
