@@ -3,7 +3,7 @@
 //! memory comes back.
 
 use serde_json::json;
-use taskhost_tests::Hostile;
+use taskhost_tests::{Hostile, Server};
 
 use crate::{
     assert_still_serving, finished, hostiles_with, run_job, server_with, started, submit, upload,
@@ -203,22 +203,27 @@ fn listings_leave_outputs_and_logs_out_unless_asked() {
     assert_eq!(bad.json["error"]["code"], "invalid_query");
 }
 
-#[test]
-fn listings_of_large_outputs_stream_and_cost_the_server_little_memory() {
-    let server = hostiles_with(&[]);
+/// Uploads task `mib-output`, whose output is 1000 KiB, and runs `jobs` jobs of it.
+fn mib_outputs(server: &Server, jobs: usize) {
     upload(
-        &server,
+        server,
         "mib-output",
         &Hostile {
             output_bytes: Some(1000 << 10),
             ..Hostile::default()
         },
     );
-    let jobs = 60;
     for _ in 0..jobs {
-        let job = run_job(&server, json!({"task": "mib-output"}));
+        let job = run_job(server, json!({"task": "mib-output"}));
         assert_eq!(job["status"], "succeeded", "{}", job["error"]);
     }
+}
+
+#[test]
+fn listings_of_large_outputs_stream_and_cost_the_server_little_memory() {
+    let server = hostiles_with(&[]);
+    let jobs = 60;
+    mib_outputs(&server, jobs);
     let peak_before = server.peak_rss_bytes();
     // Four listings at once, each of 60 MB of outputs: answered whole, each would cost the
     // server its size (and more while serialized).
@@ -260,18 +265,8 @@ fn listings_of_large_outputs_stream_and_cost_the_server_little_memory() {
 fn a_client_that_stops_reading_its_response_is_closed_after_the_write_timeout() {
     use std::io::{Read, Write};
     let server = hostiles_with(&["--http-write-timeout-ms", "500"]);
-    upload(
-        &server,
-        "mib-output",
-        &Hostile {
-            output_bytes: Some(1000 << 10),
-            ..Hostile::default()
-        },
-    );
     let jobs = 40;
-    for _ in 0..jobs {
-        run_job(&server, json!({"task": "mib-output"}));
-    }
+    mib_outputs(&server, jobs);
     // A 40 MB listing, far more than the sockets' buffers hold, and a client that asks for
     // it and then reads nothing.
     let address = server.url().strip_prefix("http://").unwrap();

@@ -154,43 +154,30 @@ impl Server {
 
     /// The server's resident memory now, in bytes (`VmRSS` of its process).
     pub fn rss_bytes(&self) -> u64 {
-        let pid = self.child.as_ref().expect("server running").id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .expect("VmRSS in /proc/PID/status");
-        kib << 10
+        self.proc_kib("status", "VmRSS:") << 10
     }
 
     /// The most memory the server has had resident since it started (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
-        let pid = self.child.as_ref().expect("server running").id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| value.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .expect("VmHWM in /proc/PID/status");
-        kib << 10
+        self.proc_kib("status", "VmHWM:") << 10
     }
 
     /// The server's proportional set size, in bytes: its resident memory with each page
     /// counted once however many times it is mapped. (RSS counts an instance pool's memory
     /// image once per slot that maps it: thousands of times the same few physical pages.)
     pub fn pss_bytes(&self) -> u64 {
+        self.proc_kib("smaps_rollup", "Pss:") << 10
+    }
+
+    /// The value, in KiB, of the `field` line of the server process's `/proc/PID/file`.
+    fn proc_kib(&self, file: &str, field: &str) -> u64 {
         let pid = self.child.as_ref().expect("server running").id();
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
-        let kib: u64 = rollup
-            .lines()
-            .find_map(|line| line.strip_prefix("Pss:"))
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|value| value.split_whitespace().next())
             .and_then(|kib| kib.parse().ok())
-            .expect("Pss in /proc/PID/smaps_rollup");
-        kib << 10
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/{file}"))
     }
 
     /// What the server wrote to stderr so far.
