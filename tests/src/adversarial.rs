@@ -46,21 +46,42 @@ pub struct Hostile {
     pub unknown_import: Option<String>,
 }
 
+/// A host function `run` may call, as every part of the component that brings it there:
+/// the component's import, its lowering to a core function, the core module's import and the
+/// host instance's export of it. A component imports it only when a knob uses it (importing
+/// the clock would make every hostile task IO-bound by default).
+struct HostCall {
+    import: &'static str,
+    lower: &'static str,
+    core_import: &'static str,
+    export: &'static str,
+}
+
 /// `wasi:clocks/monotonic-clock`'s `subscribe-duration`, with the `pollable` resource it
-/// returns, as a component imports them.
-const CLOCK_IMPORT: &str = r#"(import "wasi:io/poll@0.2.0" (instance $poll (export "pollable" (type (sub resource)))))
+/// returns: `$subscribe (param i64) (result i32)`.
+const SUBSCRIBE: HostCall = HostCall {
+    import: r#"(import "wasi:io/poll@0.2.0" (instance $poll (export "pollable" (type (sub resource)))))
   (alias export $poll "pollable" (type $pollable))
   (type $clock (instance
     (alias outer $hostile $pollable (type $outer-pollable))
     (export "pollable" (type $exported-pollable (eq $outer-pollable)))
     (type $own-pollable (own $exported-pollable))
     (export "subscribe-duration" (func (param "when" u64) (result $own-pollable)))))
-  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock (type $clock)))"#;
+  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock (type $clock)))"#,
+    lower: r#"(core func $subscribe (canon lower (func $clock "subscribe-duration")))"#,
+    core_import: r#"(import "host" "subscribe" (func $subscribe (param i64) (result i32)))"#,
+    export: r#"(export "subscribe" (func $subscribe))"#,
+};
 
-/// `taskhost:task/host`'s `progress`, as a component imports it.
-const PROGRESS_IMPORT: &str = r#"(import "taskhost:task/host@0.1.0" (instance $taskhost
+/// `taskhost:task/host`'s `progress`: `$progress (param i64 i32 i64 i32 i32 i32)`.
+const PROGRESS: HostCall = HostCall {
+    import: r#"(import "taskhost:task/host@0.1.0" (instance $taskhost
     (export "progress" (func (param "done" u64) (param "total" (option u64))
-      (param "message" (option string))))))"#;
+      (param "message" (option string))))))"#,
+    lower: r#"(core func $progress (canon lower (func $taskhost "progress") (memory $libc "memory")))"#,
+    core_import: r#"(import "host" "progress" (func $progress (param i64 i32 i64 i32 i32 i32)))"#,
+    export: r#"(export "progress" (func $progress))"#,
+};
 
 /// Where `run` builds its output or message.
 const TEXT_AT: u32 = 1024;
@@ -177,43 +198,23 @@ impl Hostile {
             ""
         };
         let extra = "(core instance (instantiate $empty))\n".repeat(self.extra_instances);
-        // Only a component that holds pollables imports the clock: importing it makes a
-        // task IO-bound by default.
-        let holds = self.pollables.is_some();
-        let clock_import = if holds { CLOCK_IMPORT } else { "" };
-        let subscribe_lower = if holds {
-            r#"(core func $subscribe (canon lower (func $clock "subscribe-duration")))"#
-        } else {
-            ""
+        let calls: Vec<&HostCall> = [
+            (self.pollables.is_some(), &SUBSCRIBE),
+            (self.progress_calls.is_some(), &PROGRESS),
+        ]
+        .into_iter()
+        .filter_map(|(used, call)| used.then_some(call))
+        .collect();
+        let parts = |part: fn(&HostCall) -> &'static str| {
+            calls
+                .iter()
+                .map(|call| part(call))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
-        let subscribe_import = if holds {
-            r#"(import "host" "subscribe" (func $subscribe (param i64) (result i32)))"#
-        } else {
-            ""
-        };
-        let subscribe_export = if holds {
-            r#"(export "subscribe" (func $subscribe))"#
-        } else {
-            ""
-        };
-        // Likewise the taskhost host interface, for a component that reports progress.
-        let reports = self.progress_calls.is_some();
-        let progress_import = if reports { PROGRESS_IMPORT } else { "" };
-        let progress_lower = if reports {
-            r#"(core func $progress (canon lower (func $taskhost "progress") (memory $libc "memory")))"#
-        } else {
-            ""
-        };
-        let progress_core_import = if reports {
-            r#"(import "host" "progress" (func $progress (param i64 i32 i64 i32 i32 i32)))"#
-        } else {
-            ""
-        };
-        let progress_export = if reports {
-            r#"(export "progress" (func $progress))"#
-        } else {
-            ""
-        };
+        let (call_imports, call_lowers) = (parts(|call| call.import), parts(|call| call.lower));
+        let (call_core_imports, call_exports) =
+            (parts(|call| call.core_import), parts(|call| call.export));
         let data = self.output_text.as_ref().map_or(String::new(), |text| {
             let escaped: String = text.iter().map(|byte| format!("\\{byte:02x}")).collect();
             format!(r#"(data (i32.const {TEXT_AT}) "{escaped}")"#)
@@ -225,10 +226,9 @@ impl Hostile {
         format!(
             r#"(component $hostile
   {unknown_import}
-  {progress_import}
   (import "wasi:random/random@0.2.0" (instance $random
     (export "get-random-bytes" (func (param "len" u64) (result (list u8))))))
-  {clock_import}
+  {call_imports}
   (core module $empty)
   {extra}
   {second_module}
@@ -244,14 +244,12 @@ impl Hostile {
   (core instance $libc (instantiate $libc))
   (core func $get-random (canon lower (func $random "get-random-bytes")
     (memory $libc "memory") (realloc (func $libc "realloc"))))
-  {subscribe_lower}
-  {progress_lower}
+  {call_lowers}
   (core module $main
     {second_import}
     (import "libc" "memory" (memory 1))
     (import "host" "get-random" (func $get_random (param i64 i32)))
-    {subscribe_import}
-    {progress_core_import}
+    {call_core_imports}
     (table $table {table} funcref)
     {globals}
     (func $descend (param $depth i32)
@@ -265,7 +263,7 @@ impl Hostile {
       (i32.const 0)))
   (core instance $main (instantiate $main {with_second}
     (with "libc" (instance $libc))
-    (with "host" (instance (export "get-random" (func $get-random)) {subscribe_export} {progress_export}))))
+    (with "host" (instance (export "get-random" (func $get-random)) {call_exports}))))
   (type $task-error (variant (case "invalid-input" string) (case "failed" string)))
   (export $exported-error "task-error" (type $task-error))
   (func (export "run") (param "input" string) (result (result string (error $exported-error)))
