@@ -6,10 +6,9 @@ use serde_json::json;
 use taskhost_tests::{Hostile, Server};
 
 use crate::{
-    assert_still_serving, finished, hostiles_with, run_job, server_with, started, submit, upload,
+    MIB, assert_memory_came_back, assert_still_serving, finished, hostiles_with, run_job,
+    server_with, started, submit, upload,
 };
-
-const MIB: u64 = 1 << 20;
 
 #[test]
 fn a_job_s_memory_limit_bounds_all_of_its_memories_together() {
@@ -62,13 +61,7 @@ fn an_output_over_the_limit_fails_its_job_with_the_size_named_and_costs_nothing_
         assert!(message.contains("67108864 bytes"), "{message}");
         assert!(message.contains("1024 KiB"), "{message}");
     }
-    let after = server.rss_bytes();
-    assert!(
-        after < baseline + 100 * MIB,
-        "RSS grew from {} to {} MiB",
-        baseline / MIB,
-        after / MIB
-    );
+    assert_memory_came_back("RSS", baseline, server.rss_bytes());
 
     // A job may ask for less than the host's ceiling, never more.
     let small = run_job(&server, json!({"task": "small-output"}));
@@ -251,13 +244,7 @@ fn listings_of_large_outputs_stream_and_cost_the_server_little_memory() {
             );
         }
     });
-    let peak_after = server.peak_rss_bytes();
-    assert!(
-        peak_after < peak_before + 100 * MIB,
-        "the server's peak memory grew from {} to {} MiB",
-        peak_before / MIB,
-        peak_after / MIB
-    );
+    assert_memory_came_back("peak RSS", peak_before, server.peak_rss_bytes());
     assert_still_serving(&server);
 }
 

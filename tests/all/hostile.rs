@@ -14,9 +14,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use taskhost_tests::{Hostile, Server};
 
-use crate::{assert_still_serving, hostiles_with, run_job, server, server_with, upload};
-
-const MIB: u64 = 1 << 20;
+use crate::{
+    MIB, assert_memory_came_back, assert_still_serving, hostiles_with, run_job, server,
+    server_with, upload,
+};
 
 /// The job's error message.
 fn message(job: &Value) -> &str {
@@ -417,13 +418,7 @@ fn huge_logs_and_log_lines_are_cut_at_the_default_bounds() {
     assert_eq!(job["status"], "succeeded", "{}", job["error"]);
     assert_eq!(job["log"]["truncated"], true);
     assert_eq!(job["log"]["lines"].as_array().unwrap().len(), 1000);
-    let after = server.rss_bytes();
-    assert!(
-        after < baseline + 100 * MIB,
-        "RSS grew from {} to {} MiB",
-        baseline / MIB,
-        after / MIB
-    );
+    assert_memory_came_back("RSS", baseline, server.rss_bytes());
     assert_still_serving(&server);
 }
 
@@ -527,12 +522,6 @@ fn a_thousand_panicking_jobs_fail_with_the_panic_s_message_and_leave_no_memory_b
     panics(100);
     let baseline = server.pss_bytes();
     panics(1000);
-    let after = server.pss_bytes();
-    assert!(
-        after < baseline + 100 * MIB,
-        "memory grew from {} to {} MiB",
-        baseline / MIB,
-        after / MIB
-    );
+    assert_memory_came_back("PSS", baseline, server.pss_bytes());
     assert_still_serving(&server);
 }

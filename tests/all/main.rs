@@ -132,6 +132,20 @@ fn finished(server: &Server, id: &str) -> Value {
 }
 
 /// Asserts that the server answers `/healthz` and runs a real job.
+/// A mebibyte.
+const MIB: u64 = 1 << 20;
+
+/// Asserts that the server's memory by `measure` (RSS, peak RSS, PSS), `before` and `after`
+/// an attack in bytes, grew by less than the 100 MiB the hardening issue allows.
+fn assert_memory_came_back(measure: &str, before: u64, after: u64) {
+    assert!(
+        after < before + 100 * MIB,
+        "{measure} grew from {} to {} MiB",
+        before / MIB,
+        after / MIB
+    );
+}
+
 fn assert_still_serving(server: &Server) {
     assert_eq!(server.get("/healthz").status, 200);
     let job = run_job(
