@@ -105,9 +105,10 @@ fn a_burst_of_io_jobs_gives_its_memory_back_once_they_end() {
     );
 
     // Idle slots keep no more than their bounded share resident ...
-    let pool = server.get("/v1/status").json["engine"]["pool"].clone();
-    let max = pool["max_idle_resident_bytes"].as_u64().unwrap();
-    assert_eq!(max, 64 * MIB, "{pool}");
+    let engine = server.get("/v1/status").json["engine"].clone();
+    let (pool, allocation) = (&engine["pool"], &engine["allocation"]);
+    let max = allocation["max_resident_bytes"].as_u64().unwrap();
+    assert_eq!(max, 64 * MIB, "{allocation}");
     assert!(
         pool["warm_idle_memories"].as_u64().unwrap() >= 100,
         "{pool}"

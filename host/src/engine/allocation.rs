@@ -122,20 +122,13 @@ pub struct PoolStatus {
     pub stacks_in_use: usize,
     /// Idle memory slots a job has used: each keeps up to its share of pages resident.
     pub warm_idle_memories: u32,
-    /// Bytes the idle slots keep resident: their memories, tables and async stacks.
+    /// Bytes the idle slots keep resident: their memories, tables and async stacks (at most
+    /// the allocation's `max_resident_bytes`).
     pub idle_resident_bytes: usize,
-    /// Most bytes the idle slots keep resident together.
-    pub max_idle_resident_bytes: usize,
 }
 
 /// What `engine`'s instance pool holds now; `None` without a pool.
-pub(crate) fn pool_status(engine: &Engine, allocation: &Allocation) -> Option<PoolStatus> {
-    let Allocation::Pooling {
-        max_resident_bytes, ..
-    } = allocation
-    else {
-        return None;
-    };
+pub(crate) fn pool_status(engine: &Engine) -> Option<PoolStatus> {
     let metrics = engine.pooling_allocator_metrics()?;
     Some(PoolStatus {
         memories_in_use: metrics.memories(),
@@ -144,7 +137,6 @@ pub(crate) fn pool_status(engine: &Engine, allocation: &Allocation) -> Option<Po
         idle_resident_bytes: metrics.unused_memory_bytes_resident()
             + metrics.unused_table_bytes_resident()
             + metrics.unused_stack_bytes_resident().unwrap_or(0),
-        max_idle_resident_bytes: *max_resident_bytes,
     })
 }
 

@@ -414,7 +414,7 @@ impl TaskEngine {
 
     /// What the instance pool holds now; `None` without a pool.
     pub(crate) fn pool_status(&self) -> Option<PoolStatus> {
-        allocation::pool_status(&self.engine, &self.allocation)
+        allocation::pool_status(&self.engine)
     }
 
     /// Compiles a component with Cranelift, on the calling thread, with no bound on its time
