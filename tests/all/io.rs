@@ -6,7 +6,14 @@ use crate::{run_job, server, server_with};
 
 #[test]
 fn many_sleeping_io_jobs_do_not_stop_cpu_jobs() {
-    let server = server_with(&["--workers", "1", "--io-threads", "1"]);
+    let server = server_with(&[
+        "--workers",
+        "1",
+        "--io-threads",
+        "1",
+        "--max-io-jobs",
+        "500",
+    ]);
     let sleepers = 500;
     let ids: Vec<String> = (0..sleepers)
         .map(|_| {

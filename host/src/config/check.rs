@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(config.scheduler.workers, 2);
         assert_eq!(config.limits.default_memory_bytes, 256 << 20);
         assert!(config.engine.fuel_metering);
-        assert_eq!(config.engine.pool.unwrap().instances, 2 + 4096);
+        assert_eq!(config.engine.pool.unwrap().instances, 2 + 256);
     }
 
     #[test]

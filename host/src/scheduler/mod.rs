@@ -57,7 +57,7 @@ pub struct SchedulerSettings {
 
 impl Default for SchedulerSettings {
     /// The settings of `taskhost serve` without flags: one engine thread per core, pinned;
-    /// a queue of 10,000 jobs; 2 IO threads running at most 4,096 IO jobs; three quarters of
+    /// a queue of 10,000 jobs; 2 IO threads running at most 256 IO jobs; three quarters of
     /// the machine's memory for running jobs; a task may hold all threads but one; jobs past
     /// 30 s are long and hold at most half of the threads.
     fn default() -> Self {
@@ -67,7 +67,7 @@ impl Default for SchedulerSettings {
             pin_workers: true,
             max_queued: 10_000,
             io_threads: 2,
-            max_io_running: 4096,
+            max_io_running: 256,
             max_jobs_memory_bytes: (default_jobs_memory_mib() as u64) << 20,
             pool_memories: None,
             max_task_threads: default_max_task_threads(workers),
