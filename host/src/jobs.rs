@@ -580,18 +580,22 @@ impl JobStore {
         forgotten
     }
 
-    /// Drops the records of `forgotten` jobs.
+    /// Drops the records of `forgotten` jobs: takes them out under the lock, and frees them
+    /// after it is released, so that no reader or writer of the store waits on the freeing.
     fn forget(&self, forgotten: Vec<JobId>) {
         if forgotten.is_empty() {
             return;
         }
-        let mut jobs = self.jobs.write().expect("job store poisoned");
-        for id in forgotten {
-            if let Some(removed) = jobs.remove(&id) {
-                self.counts.remove(removed.record.borrow().status);
-                self.counts.forgotten.fetch_add(1, Ordering::Relaxed);
-            }
+        let mut removed = Vec::with_capacity(forgotten.len());
+        {
+            let mut jobs = self.jobs.write().expect("job store poisoned");
+            removed.extend(forgotten.iter().filter_map(|id| jobs.remove(id)));
         }
+        for entry in &removed {
+            self.counts.remove(entry.record.borrow().status);
+        }
+        let count = removed.len() as u64;
+        self.counts.forgotten.fetch_add(count, Ordering::Relaxed);
     }
 
     /// How many records the store keeps, by status.
