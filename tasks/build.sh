@@ -4,6 +4,8 @@
 #   tasks/build.sh            build every task (installing the Debian toolchain first if needed)
 #   tasks/build.sh NAME...    build only these tasks (NAME is the crate's directory)
 #   tasks/build.sh --setup    only make sure a toolchain that can build tasks is installed
+#   tasks/build.sh --component CRATE_DIR OUT.wasm
+#                             build one other guest crate (a workspace of its own) to OUT.wasm
 #
 # Toolchain, in order of preference:
 #   1. rustup with the wasm32-wasip2 target installed: the ordinary `cargo build`.
@@ -90,12 +92,13 @@ select_tasks() {
   fi
 }
 
-build() {
-  local manifest=$root/tasks/Cargo.toml
+# Builds the crates of the workspace at manifest $1 (those in "${packages[@]}", every one if
+# none) for wasm32-wasip2, into $wasm_target_dir.
+cargo_wasm() {
+  local manifest=$1
   # Not --locked: a newly added task crate must be able to join tasks/Cargo.lock.
   local args=(build --release --target wasm32-wasip2 --manifest-path "$manifest"
     --target-dir "$wasm_target_dir" "${packages[@]}")
-  log "building tasks with the $toolchain toolchain"
   if [ "$toolchain" = rustup ]; then
     cargo "${args[@]}"
   else
@@ -103,6 +106,11 @@ build() {
       RUSTFLAGS="-C link-self-contained=no -L $debian_wasi_libc" \
       /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
   fi
+}
+
+build() {
+  log "building tasks with the $toolchain toolchain"
+  cargo_wasm "$root/tasks/Cargo.toml"
 
   mkdir -p "$out"
   local name
@@ -116,6 +124,17 @@ build() {
 
 if [ "${1:-}" = --setup ]; then
   ensure_toolchain
+elif [ "${1:-}" = --component ]; then
+  # --component CRATE_DIR OUT: builds the one crate in CRATE_DIR (a workspace of its own, such
+  # as a benchmark's peer component) with the same toolchain, and copies it to OUT.
+  [ $# -eq 3 ] || { log "usage: tasks/build.sh --component CRATE_DIR OUT.wasm"; exit 1; }
+  ensure_toolchain
+  packages=()
+  crate=$(cd "$2" && pwd)
+  name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$crate/Cargo.toml" | head -1)
+  log "building $name with the $toolchain toolchain"
+  cargo_wasm "$crate/Cargo.toml"
+  cp "$wasm_target_dir/wasm32-wasip2/release/${name//-/_}.wasm" "$3"
 else
   select_tasks "$@"
   ensure_toolchain

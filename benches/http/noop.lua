@@ -1,0 +1,23 @@
+-- wrk script: submit a `noop` job and wait for its result in the same request.
+wrk.method = "POST"
+wrk.path = "/v1/jobs"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"task": "noop", "input": null, "wait_ms": 10000}'
+
+-- Answers that are not a succeeded job must be none. Each wrk thread counts in its own Lua
+-- state; `done` adds the threads' counts up.
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+
+failures = 0
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"status":"succeeded"', 1, true) then
+    failures = failures + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("failures") end
+  io.write(string.format("non-200 or failed jobs: %d\n", total))
+end
