@@ -42,9 +42,12 @@ struct Shared {
     stopping: AtomicBool,
 }
 
-/// How long an idle thread watches the queues before parking: a few times what waking a
-/// parked thread costs (measured in `benches/report.rs`, section `threads`).
-const WATCH_BEFORE_PARKING: Duration = Duration::from_micros(300);
+/// How long an idle thread watches the queues before parking: about what waking a parked
+/// thread costs. Longer costs more than it saves where the engine threads share the cores
+/// with the HTTP workers: at 300 µs, sync no-op jobs over HTTP (`benches/http/compare.sh`, 2
+/// cores) ran 3-23% slower at 64 connections, and at one connection took 1.7x the CPU per job
+/// with a higher p50.
+const WATCH_BEFORE_PARKING: Duration = Duration::from_micros(50);
 
 /// Counters of one engine thread, updated as it works.
 #[derive(Default)]
