@@ -3,8 +3,8 @@
 //! A global [`Injector`] takes new work; each engine thread keeps a local deque, refills it in
 //! batches from the injector, and steals from its siblings when both are empty, so no thread
 //! sits idle while another has a queue. A thread that runs out of work watches the queues for
-//! a few microseconds (waking a parked thread costs tens of microseconds, far more than a
-//! short job), then parks on a condition variable until new work wakes it; parked threads use
+//! a few hundred microseconds, yielding its core to any other thread that wants it (waking a
+//! parked thread costs tens of microseconds, far more than a short job), then parks on a condition variable until new work wakes it; parked threads use
 //! no CPU, and submitting costs no system call while no thread is parked.
 
 use std::iter;
@@ -42,12 +42,13 @@ struct Shared {
     stopping: AtomicBool,
 }
 
-/// How long an idle thread watches the queues before parking: about what waking a parked
-/// thread costs. Longer costs more than it saves where the engine threads share the cores
-/// with the HTTP workers: at 300 µs, sync no-op jobs over HTTP (`benches/http/compare.sh`, 2
-/// cores) ran 3-23% slower at 64 connections, and at one connection took 1.7x the CPU per job
-/// with a higher p50.
-const WATCH_BEFORE_PARKING: Duration = Duration::from_micros(50);
+/// How long an idle thread watches the queues before parking: a few times what waking a
+/// parked thread costs. While it watches it yields its core to any thread that wants it: the
+/// engine threads share the cores with the HTTP workers that make their next jobs, and a
+/// watch that held the core took 3-23% of the sync no-op throughput over HTTP at 64
+/// connections (`benches/http/compare.sh`, 2 cores), while parking after 50 µs instead
+/// doubled the p50 at one connection (yielding: p50 135-168 µs, vs 252-301 µs parking early).
+const WATCH_BEFORE_PARKING: Duration = Duration::from_micros(300);
 
 /// Counters of one engine thread, updated as it works.
 #[derive(Default)]
@@ -221,6 +222,8 @@ impl Shared {
             for _ in 0..64 {
                 std::hint::spin_loop();
             }
+            // A thread that wants this core (an HTTP worker making the next job) gets it.
+            thread::yield_now();
         }
         false
     }
