@@ -30,14 +30,8 @@ tools=$root/target/bench-tools
 wasmtime_version=48.0.8
 wasmtime=$tools/wasmtime-$wasmtime_version/bin/wasmtime
 
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
-  else
-    echo "compare.sh needs wrk: apt-get install wrk" >&2
-    exit 1
-  fi
-fi
+# shellcheck source=benches/http/wrk.sh
+source "$root/benches/http/wrk.sh"
 
 tasks/build.sh
 cargo build --release --locked --bin taskhost
@@ -89,16 +83,17 @@ echo "$(nproc) cores; taskhost $taskhost_url, axum $hello_url, wasmtime serve $w
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# The scenarios: label, server pid, connections, wrk arguments.
+# The scenarios: label, server pid, connections, environment of wrk's script, wrk arguments.
+noop="JOB_TASK=noop JOB_INPUT=null"
 scenarios=(
-  "axum hello-world|$hello_pid|$connections|$hello_url/"
-  "taskhost GET /healthz|$taskhost_pid|$connections|$taskhost_url/healthz"
-  "wasmtime serve no-op|$wasmtime_pid|$connections|$wasmtime_url/"
-  "taskhost sync noop|$taskhost_pid|$connections|-s $here/noop.lua $taskhost_url"
-  "taskhost sync uppercase|$taskhost_pid|$connections|-s $here/submit.lua $taskhost_url"
-  "taskhost async noop (202)|$taskhost_pid|$connections|-s $here/async.lua $taskhost_url"
-  "wasmtime serve no-op c=1|$wasmtime_pid|1|$wasmtime_url/"
-  "taskhost sync noop c=1|$taskhost_pid|1|-s $here/noop.lua $taskhost_url"
+  "axum hello-world|$hello_pid|$connections||$hello_url/"
+  "taskhost GET /healthz|$taskhost_pid|$connections||$taskhost_url/healthz"
+  "wasmtime serve no-op|$wasmtime_pid|$connections||$wasmtime_url/"
+  "taskhost sync noop|$taskhost_pid|$connections|$noop|-s $here/submit.lua $taskhost_url"
+  "taskhost sync uppercase|$taskhost_pid|$connections||-s $here/submit.lua $taskhost_url"
+  "taskhost async noop (202)|$taskhost_pid|$connections||-s $here/async.lua $taskhost_url"
+  "wasmtime serve no-op c=1|$wasmtime_pid|1||$wasmtime_url/"
+  "taskhost sync noop c=1|$taskhost_pid|1|$noop|-s $here/submit.lua $taskhost_url"
 )
 
 # Waits until every job the host accepted has finished; prints accepted and completed.
@@ -119,19 +114,19 @@ s = json.load(sys.stdin)["scheduler"]; print(s["accepted"], s["completed"])' <<<
 
 # Warm-up: every path once, briefly.
 for scenario in "${scenarios[@]}"; do
-  IFS='|' read -r _ _ _ args <<<"$scenario"
+  IFS='|' read -r _ _ _ vars args <<<"$scenario"
   # shellcheck disable=SC2086
-  wrk -t1 -c8 -d1s $args >/dev/null
+  env $vars wrk -t1 -c8 -d1s $args >/dev/null
 done
 drained >/dev/null
 
 results=$work/results
 for round in $(seq "$rounds"); do
   for scenario in "${scenarios[@]}"; do
-    IFS='|' read -r label pid conns args <<<"$scenario"
+    IFS='|' read -r label pid conns vars args <<<"$scenario"
     before=$(cpu_ticks "$pid")
     # shellcheck disable=SC2086
-    out=$(wrk -t1 -c"$conns" -d"${duration}s" --latency $args)
+    out=$(env $vars wrk -t1 -c"$conns" -d"${duration}s" --latency $args)
     after=$(cpu_ticks "$pid")
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

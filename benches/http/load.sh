@@ -11,14 +11,8 @@ duration=${1:-10}
 connections=${2:-16}
 cd "$root"
 
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
-  else
-    echo "load.sh needs wrk: apt-get install wrk" >&2
-    exit 1
-  fi
-fi
+# shellcheck source=benches/http/wrk.sh
+source "$root/benches/http/wrk.sh"
 
 tasks/build.sh
 cargo build --release --locked --bin taskhost

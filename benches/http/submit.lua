@@ -1,8 +1,11 @@
--- wrk script: submit an `uppercase` job and wait for its result in the same request.
+-- wrk script: submit a job and wait for its result in the same request. The job is
+-- `uppercase` unless JOB_TASK (and JOB_INPUT, its input as JSON) say otherwise.
+local task = os.getenv("JOB_TASK") or "uppercase"
+local input = os.getenv("JOB_INPUT") or '{"text": "the quick brown fox jumps over the lazy dog"}'
 wrk.method = "POST"
 wrk.path = "/v1/jobs"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"task": "uppercase", "input": {"text": "the quick brown fox jumps over the lazy dog"}, "wait_ms": 10000}'
+wrk.body = string.format('{"task": "%s", "input": %s, "wait_ms": 10000}', task, input)
 
 -- Answers that are not a succeeded job must be none. Each wrk thread counts in its own Lua
 -- state; `done` adds the threads' counts up.
