@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 /// mimalloc, not glibc's malloc: the server allocates a job's record and response on one
 /// thread and frees them on another, which glibc serialises on the allocating thread's arena
 /// lock (a quarter of the server's CPU under load, much of it futex waits); mimalloc frees to
-/// per-thread pages without a lock, and returns freed memory to the OS on its own.
+/// per-thread pages without a lock (and the host has it hand back what is free once idle).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -4,8 +4,9 @@
 //! batches from the injector, and steals from its siblings when both are empty, so no thread
 //! sits idle while another has a queue. A thread that runs out of work watches the queues for
 //! a few hundred microseconds, yielding its core to any other thread that wants it (waking a
-//! parked thread costs tens of microseconds, far more than a short job), then parks on a condition variable until new work wakes it; parked threads use
-//! no CPU, and submitting costs no system call while no thread is parked.
+//! parked thread costs tens of microseconds, far more than a short job), then parks on a
+//! condition variable until new work wakes it; parked threads use no CPU, and submitting
+//! costs no system call while no thread is parked.
 
 use std::iter;
 use std::panic::{AssertUnwindSafe, catch_unwind};
