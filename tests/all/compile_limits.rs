@@ -10,20 +10,7 @@ use taskhost_tests::components::CoreModule;
 use taskhost_tests::{Exposition, Server, fixtures};
 
 use crate::upload::server_over;
-
-/// How far the server's resident memory may rise over a refused or stopped compile.
-const RSS_SLACK: u64 = 100 << 20;
-
-/// The resident memory of process `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib << 10
-}
+use crate::{assert_memory_came_back, wait_for_memory_to_come_back};
 
 /// The processes whose parent is `pid`.
 fn children(pid: u32) -> Vec<u32> {
@@ -107,7 +94,7 @@ impl Fixture {
 #[test]
 fn a_million_functions_are_refused_before_compiling_with_the_limit_named() {
     let fixture = fixture(&[]);
-    let baseline = rss(fixture.server.pid());
+    let baseline = fixture.server.rss_bytes();
     // About 6 MB: the component that once took six minutes and 5.8 GB to compile.
     let component = CoreModule::functions(1_000_000, 0).component();
     let started = Instant::now();
@@ -118,7 +105,7 @@ fn a_million_functions_are_refused_before_compiling_with_the_limit_named() {
         &["1000000 functions", "100000", "--max-functions"],
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert!(rss(fixture.server.pid()) < baseline + RSS_SLACK);
+    assert_memory_came_back("RSS", baseline, fixture.server.rss_bytes());
     let compiles = &fixture.server.get("/v1/status").json["cache"]["compiles"];
     assert_eq!(compiles, 0, "nothing compiled");
     fixture.assert_serving();
@@ -128,14 +115,14 @@ fn a_million_functions_are_refused_before_compiling_with_the_limit_named() {
 #[test]
 fn a_compile_past_its_deadline_is_stopped_and_the_server_serves_on() {
     let fixture = fixture(&["--compile-timeout-ms", "300"]);
-    let baseline = rss(fixture.server.pid());
+    let baseline = fixture.server.rss_bytes();
     // Within every limit, but seconds of work for Cranelift.
     let component = CoreModule::functions(5_000, 100).component();
     let started = Instant::now();
     let refused = upload(&fixture.server, "slow", &component);
     assert_refused(&refused, &["300 ms", "--compile-timeout-ms"]);
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(rss(fixture.server.pid()) < baseline + RSS_SLACK);
+    assert_memory_came_back("RSS", baseline, fixture.server.rss_bytes());
     fixture.assert_serving();
     fixture.assert_no_compile_left();
     assert!(!fixture.server.get("/v1/tasks").text.contains("slow"));
@@ -144,7 +131,7 @@ fn a_compile_past_its_deadline_is_stopped_and_the_server_serves_on() {
 #[test]
 fn a_compile_past_its_memory_is_stopped_with_the_limit_named() {
     let fixture = fixture(&["--compile-memory-mib", "256"]);
-    let baseline = rss(fixture.server.pid());
+    let baseline = fixture.server.rss_bytes();
     // Within every validation limit (54 MB, 60,000 functions of 100 additions), but more
     // than 256 MiB of memory for Cranelift (the wasm, the code compiled so far, a context
     // per compiling thread). A single huge body compiles in less: bodies are capped.
@@ -152,16 +139,9 @@ fn a_compile_past_its_memory_is_stopped_with_the_limit_named() {
     let refused = upload(&fixture.server, "hungry", &component);
     assert_refused(&refused, &["256 MiB", "--compile-memory-mib"]);
     // The 54 MB upload's buffers go back to the OS once the host is idle.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while rss(fixture.server.pid()) >= baseline + RSS_SLACK {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "RSS stayed at {} MiB, from {} MiB",
-            rss(fixture.server.pid()) >> 20,
-            baseline >> 20
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_memory_to_come_back("RSS", baseline, Duration::from_secs(30), || {
+        fixture.server.rss_bytes()
+    });
     fixture.assert_serving();
     fixture.assert_no_compile_left();
 }

@@ -7,7 +7,7 @@ use taskhost_tests::{Hostile, Server};
 
 use crate::{
     MIB, assert_memory_came_back, assert_still_serving, finished, hostiles_with, run_job,
-    server_with, started, submit, upload,
+    server_with, started, submit, upload, wait_for_memory_to_come_back,
 };
 
 #[test]
@@ -119,20 +119,9 @@ fn a_burst_of_io_jobs_gives_its_memory_back_once_they_end() {
     );
     // ... and once the host is idle the rest of the burst's memory goes back too (polled:
     // the allocator gives freed memory back a second after the last job).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let now = server.pss_bytes();
-        if now < baseline + 100 * MIB {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "memory stayed at {} MiB, from {} MiB before the burst",
-            now / MIB,
-            baseline / MIB
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_for_memory_to_come_back("PSS", baseline, std::time::Duration::from_secs(60), || {
+        server.pss_bytes()
+    });
     assert_still_serving(&server);
 }
 
