@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use taskhost::config::RequestedLimits;
+use taskhost::host::{CompileError, UploadError};
 use taskhost::jobs::{ErrorCode, JobStatus, Kind, Until};
 use taskhost::{Host, JobRequest, ServeArgs};
-use taskhost_tests::{Exposition, fixtures};
+use taskhost_tests::{Exposition, Hostile, fixtures};
 
 /// An IO job sleeping far longer than any test runs.
 fn long_sleep() -> JobRequest {
@@ -68,4 +69,38 @@ fn shutdown_past_the_drain_timeout_leaves_every_io_job_failed_cancelled_and_coun
     );
     assert_eq!(cancelled, 4.0, "running and waiting jobs alike");
     assert_eq!(metrics.value("taskhost_jobs_running", &[]), 0.0);
+}
+
+#[test]
+fn an_embedder_compiling_in_process_is_told_a_component_does_not_fit_the_pool() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = ServeArgs::defaults(fixtures::TASKS_DIR, data_dir.path());
+    settings.workers = Some(1);
+    let config = settings.validate().unwrap();
+    assert!(
+        config.compile.compiler.is_none(),
+        "an embedder compiles in process"
+    );
+    let host = Host::start(&config).unwrap();
+
+    let huge_table = Hostile {
+        initial_table: 10_000_000,
+        ..Hostile::default()
+    };
+    let Err(UploadError::Compile(error)) = host.upload_task("huge-table", &huge_table.component())
+    else {
+        panic!("a 10M-element table was accepted");
+    };
+    assert!(
+        matches!(*error, CompileError::DoesNotFit(_)),
+        "{error:?} should be DoesNotFit"
+    );
+    assert!(error.to_string().contains("exceeds the limit"), "{error}");
+
+    let broken = [b"\0asm\x0d\0\x01\0".as_slice(), &[0xff; 16]].concat();
+    let Err(UploadError::Compile(error)) = host.upload_task("broken", &broken) else {
+        panic!("a malformed component was accepted");
+    };
+    assert!(!matches!(*error, CompileError::DoesNotFit(_)), "{error:?}");
+    host.shutdown();
 }

@@ -419,9 +419,20 @@ impl TaskEngine {
 
     /// Compiles a component with Cranelift, on the calling thread, with no bound on its time
     /// or memory: for bytes that passed [`ComponentLimits::check`], where no compiler process
-    /// is at hand.
+    /// is at hand. A component that compiles but whose instances do not fit the instance pool
+    /// is [`CompileError::DoesNotFit`], as it is from a compiler process.
     pub(crate) fn compile_here(&self, bytes: &[u8]) -> Result<Component, CompileError> {
-        Component::new(&self.engine, bytes).map_err(CompileError::Invalid)
+        Component::new(&self.engine, bytes).map_err(|error| {
+            // The pool refuses such a component only once it is compiled; telling it from an
+            // invalid one takes a compile without the pool (on this failure path only).
+            let fits_nowhere = compiling_engine(self.settings.code())
+                .map_or(true, |engine| Component::new(&engine, bytes).is_err());
+            if fits_nowhere {
+                CompileError::Invalid(error)
+            } else {
+                CompileError::DoesNotFit(format!("{error:#}"))
+            }
+        })
     }
 
     /// [`compile_here`](TaskEngine::compile_here)s a component and [`link`](TaskEngine::link)s
