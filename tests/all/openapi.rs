@@ -223,6 +223,22 @@ fn the_document_states_the_bounds_the_server_enforces() {
     assert_eq!(event_id["pattern"], "^[qrf][0-9]{1,19}$");
     assert_eq!(event_id["type"], "string");
 
+    // An upload is binary, a component.
+    let upload = &document["paths"]["/v1/tasks/{name}"]["put"]["requestBody"]["content"];
+    let upload = resolve(&document, &upload["application/wasm"]["schema"]);
+    assert_eq!(
+        (
+            &upload["type"],
+            &upload["format"],
+            &upload["contentMediaType"]
+        ),
+        (
+            &"string".into(),
+            &"binary".into(),
+            &"application/wasm".into()
+        )
+    );
+
     // Task names: one schema, wherever a name is taken or given.
     assert_eq!(schemas["TaskName"]["pattern"], "^[A-Za-z0-9_-]{1,64}$");
     let task_name = "#/components/schemas/TaskName";
@@ -262,6 +278,28 @@ fn the_document_states_the_bounds_the_server_enforces() {
     assert_eq!(spec["timeout_ms"]["format"], "uint64");
     assert_eq!(spec["memory_mib"]["format"], "uint64");
     assert_eq!(spec["timeout_ms"]["maximum"], u64::MAX);
+}
+
+/// Whether `body` holds to `schema`, a schema of only `required`, `not` and `anyOf` (the
+/// batch body's alternatives).
+fn matches_shape(schema: &Value, body: &Value) -> bool {
+    let object = schema.as_object().unwrap();
+    object
+        .iter()
+        .all(|(keyword, value)| match keyword.as_str() {
+            "required" => value
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|field| body.get(field.as_str().unwrap()).is_some()),
+            "not" => !matches_shape(value, body),
+            "anyOf" => value
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| matches_shape(s, body)),
+            other => panic!("no test for the keyword {other}"),
+        })
 }
 
 /// An integer schema's format ("" when none), minimum and maximum.
@@ -328,6 +366,50 @@ fn the_server_holds_to_the_documented_bounds_at_their_edges() {
     }
     let smallest = batch(serde_json::json!({"jobs": [job], "max_concurrent": 1, "wait_ms": 60000}));
     assert_eq!(smallest.status, 200, "{}", smallest.text);
+
+    // A batch names its jobs in exactly one way: the document's `oneOf` takes the bodies the
+    // server takes, and no other.
+    let document = server.get("/openapi.json").json;
+    let alternatives = document["components"]["schemas"]["BatchBody"]["oneOf"]
+        .as_array()
+        .expect("BatchBody has a oneOf");
+    let jobs = serde_json::json!([job]);
+    let inputs = serde_json::json!([{}]);
+    for fields in [
+        &["jobs"][..],
+        &["task", "inputs"],
+        &["jobs", "task"],
+        &["jobs", "inputs"],
+        &["jobs", "task", "inputs"],
+        &["task"],
+        &["inputs"],
+        &[],
+    ] {
+        let mut body = serde_json::json!({"wait_ms": 60000});
+        for &field in fields {
+            body[field] = match field {
+                "jobs" => jobs.clone(),
+                "task" => "noop".into(),
+                _ => inputs.clone(),
+            };
+        }
+        let matching = alternatives
+            .iter()
+            .filter(|a| matches_shape(a, &body))
+            .count();
+        let response = batch(body.clone());
+        let taken = response.status == 200;
+        assert!(
+            taken || code(&response) == "invalid_request",
+            "{body}: {}",
+            response.text
+        );
+        assert_eq!(
+            matching == 1,
+            taken,
+            "{fields:?}: the document and the server disagree"
+        );
+    }
 
     let submit = |key: &str| {
         let body = r#"{"task": "noop", "wait_ms": 60000}"#;

@@ -57,6 +57,18 @@ pub(super) struct BatchBody {
     memoize: Option<bool>,
 }
 
+/// What the document says of [`BatchBody`] beyond its fields (utoipa has no `not`): it names
+/// its jobs in exactly one way, `jobs`, or `task` with `inputs`.
+pub(super) fn batch_body_alternatives() -> serde_json::Value {
+    serde_json::json!([
+        {
+            "required": ["jobs"],
+            "not": {"anyOf": [{"required": ["task"]}, {"required": ["inputs"]}]},
+        },
+        {"required": ["task", "inputs"], "not": {"required": ["jobs"]}},
+    ])
+}
+
 impl BatchBody {
     /// The jobs this body asks for, with the batch's limits filled in.
     pub(super) fn into_request(self) -> Result<BatchRequest, ApiError> {

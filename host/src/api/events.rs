@@ -36,7 +36,7 @@ const LAST_EVENT_ID: &str = "last-event-id";
             description = "The id of the last event seen (`q0`, `r12`, `f40`: a phase and a count of log lines): only later events are sent"),
     ),
     responses(
-        (status = OK, description = "Server-Sent Events: `queued` {queued_at}, `started` {started_at}, `log` (a log line), `progress` {done, total?, message?}, `finished` (the final job record); the stream ends after `finished`", body = String, content_type = "text/event-stream"),
+        (status = OK, description = "Server-Sent Events, each with an `id` (for `Last-Event-ID`) and JSON `data` whose schema the event's name chooses: `queued` {queued_at}, `started` {started_at}, `log` a `LogLine`, `progress` a `Progress`, `finished` a `JobRecord` (the final record; the stream ends after it)", body = String, content_type = "text/event-stream"),
         (status = NO_CONTENT, description = "`Last-Event-ID` was the `finished` event: nothing follows"),
         (status = BAD_REQUEST, description = "`invalid_job_id`, `invalid_path`, `invalid_event_id`", body = ErrorBody),
         (status = NOT_FOUND, description = "`job_not_found`", body = ErrorBody),

@@ -26,10 +26,12 @@ pub(super) struct ApiDoc;
 pub(super) struct Document(Bytes);
 
 impl Document {
-    /// `document` serialized, its integers' formats made exact.
+    /// `document` serialized, its integers' formats and the batch body made exact.
     pub(super) fn new(document: &utoipa::openapi::OpenApi) -> Self {
         let mut json = serde_json::to_value(document).expect("an OpenAPI document is JSON");
         unsigned_formats(&mut json);
+        json["components"]["schemas"]["BatchBody"]["oneOf"] =
+            super::batches::batch_body_alternatives();
         let json = serde_json::to_vec(&json).expect("an OpenAPI document serializes to JSON");
         Self(json.into())
     }

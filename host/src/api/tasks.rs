@@ -35,6 +35,13 @@ pub(super) struct TaskList {
     problems: BTreeMap<String, Problem>,
 }
 
+/// The body of `PUT /v1/tasks/{name}`, in the document only: the handler reads the bytes as
+/// they come, to refuse an oversized upload before it is whole.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/wasm")]
+#[expect(dead_code, reason = "a schema only")]
+struct ComponentBytes(Vec<u8>);
+
 /// A task as it serves.
 #[derive(Serialize, ToSchema)]
 pub(super) struct TaskSummary {
@@ -135,7 +142,7 @@ pub(super) async fn list_tasks(
     path = "/v1/tasks/{name}",
     tag = "tasks",
     params(("name" = TaskName, Path, description = "The task's name")),
-    request_body(description = "A WebAssembly component of the task world", content_type = "application/wasm"),
+    request_body(description = "A WebAssembly component of the task world (binary, at most `--max-upload-mib`)", content = ComponentBytes, content_type = "application/wasm"),
     responses(
         (status = OK, description = "It replaced the task's previous version", body = TaskSummary),
         (status = CREATED, description = "A new task", body = TaskSummary),
