@@ -5,6 +5,7 @@
 //!   host's scheduler (waited for from async code and from a plain thread), on-demand and
 //!   pooled, one thread and all threads (p50/p99, jobs/s);
 //! - `fib(25)` with no interruption, epoch only, and epoch + fuel;
+//! - what compiling a fuel-metered variant beside the epoch-only one costs;
 //! - CPU-heavy jobs on one engine thread vs all of them;
 //! - how long after its deadline an infinite loop is stopped;
 //! - getting a compiled component: Cranelift compile vs disk-cache load vs memory hit, for a
@@ -12,7 +13,7 @@
 //! - from saving a task file to its new version serving.
 //!
 //! `cargo bench -p taskhost-benches --bench report [-- SECTION...]`, sections: noop, threads,
-//! metering, scaling, deadline, cache, reload (all by default).
+//! metering, fuel-variant, scaling, deadline, cache, reload (all by default).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -217,6 +218,51 @@ fn metering() {
     println!();
 }
 
+/// What a fuel-metered variant of each component, beside the plain (epoch-only) one, would
+/// cost: a second Cranelift compile and a second artifact, on disk and in memory.
+fn fuel_variant() {
+    println!(
+        "## A fuel-metered variant beside the epoch-only one (median of 5 interleaved compiles)\n"
+    );
+    println!("| task | size | compile, epoch | + fuel | artifact, epoch | + fuel |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let compilers = [Metering::Epoch, Metering::EpochAndFuel].map(Bare::compiler);
+    let (mut compile_total, mut artifact_total) = ([0.0; 2], [0usize; 2]);
+    for task in ["noop", "fib", "uppercase", "wordcount", "fetch", "grep"] {
+        let bytes = std::fs::read(task_path(task)).unwrap();
+        let mut times: [Vec<Duration>; 2] = Default::default();
+        let mut artifacts = [0; 2];
+        for _ in 0..5 {
+            for ((engine, times), artifact) in compilers.iter().zip(&mut times).zip(&mut artifacts)
+            {
+                let started = Instant::now();
+                let component = wasmtime::component::Component::new(engine, &bytes).unwrap();
+                times.push(started.elapsed());
+                *artifact = component.serialize().unwrap().len();
+            }
+        }
+        let [epoch, fuel] = times.map(median);
+        for (i, time) in [epoch, fuel].into_iter().enumerate() {
+            compile_total[i] += time.as_secs_f64();
+            artifact_total[i] += artifacts[i];
+        }
+        let percent = |more: f64, base: f64| (more / base - 1.0) * 100.0;
+        println!(
+            "| {task} | {} KiB | {:.1} ms | {:+.0}% | {} KiB | {:+.0}% |",
+            bytes.len() >> 10,
+            epoch.as_secs_f64() * 1e3,
+            percent(fuel.as_secs_f64(), epoch.as_secs_f64()),
+            artifacts[0] >> 10,
+            percent(artifacts[1] as f64, artifacts[0] as f64),
+        );
+    }
+    println!(
+        "\nBoth variants of all six: compile {:.2}x the epoch-only one alone, artifacts {:.2}x.\n",
+        compile_total.iter().sum::<f64>() / compile_total[0],
+        artifact_total.iter().sum::<usize>() as f64 / artifact_total[0] as f64,
+    );
+}
+
 fn scaling() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("## Scaling: 32 fib(27) jobs\n");
@@ -378,10 +424,11 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with('-'))
         .collect();
-    let sections: [(&str, fn()); 7] = [
+    let sections: [(&str, fn()); 8] = [
         ("noop", noop_one_thread),
         ("threads", noop_all_threads),
         ("metering", metering),
+        ("fuel-variant", fuel_variant),
         ("scaling", scaling),
         ("deadline", deadline_precision),
         ("cache", component_cache),

@@ -22,6 +22,14 @@ pub enum Metering {
     EpochAndFuel,
 }
 
+/// The configuration of an engine compiling code with `metering`'s interruption.
+fn metered_config(metering: Metering) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(metering != Metering::None);
+    config.consume_fuel(metering == Metering::EpochAndFuel);
+    config
+}
+
 /// A compiled task on a bare engine.
 pub struct Bare {
     engine: Engine,
@@ -53,11 +61,14 @@ impl taskhost::task::host::Host for State {
 impl taskhost::task::types::Host for State {}
 
 impl Bare {
+    /// An engine that compiles code with `metering`'s interruption (on-demand allocation).
+    pub fn compiler(metering: Metering) -> Engine {
+        Engine::new(&metered_config(metering)).unwrap()
+    }
+
     /// Compiles the component at `path`.
     pub fn new(path: &str, metering: Metering, pooling: bool) -> Self {
-        let mut config = Config::new();
-        config.epoch_interruption(metering != Metering::None);
-        config.consume_fuel(metering == Metering::EpochAndFuel);
+        let mut config = metered_config(metering);
         if pooling {
             let mut pool = PoolingAllocationConfig::new();
             pool.total_component_instances(64)
