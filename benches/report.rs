@@ -136,47 +136,61 @@ fn noop_all_threads() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("## No-op jobs, all {cores} threads (throughput)\n");
     let jobs = 20_000;
-    let on_every_core = |run: &(dyn Fn() + Sync)| {
+    let on_threads = |threads: usize, run: &(dyn Fn() + Sync)| {
         let started = Instant::now();
         std::thread::scope(|scope| {
-            for _ in 0..cores {
-                scope.spawn(|| (0..jobs / cores).for_each(|_| run()));
+            for _ in 0..threads {
+                scope.spawn(|| (0..jobs / threads).for_each(|_| run()));
             }
         });
         jobs as f64 / started.elapsed().as_secs_f64()
     };
     let bare = Bare::new(&task_path("noop"), Metering::EpochAndFuel, true);
-    let bare_rate = on_every_core(&|| {
+    let bare_run = || {
         bare.run("null");
-    });
+    };
     let engine = engine(true);
     let task = engine
         .compile(&std::fs::read(task_path("noop")).unwrap())
         .unwrap();
-    let engine_rate = on_every_core(&|| {
+    let engine_run = || {
         engine.run(&task, "null", LIMITS, engine.job_control());
-    });
+    };
+    // One thread and all of them, interleaved, best of three each (scaling is a ratio of two
+    // rates, so both should see the same machine).
+    let (mut bare_rates, mut engine_rates) = ([0.0f64; 2], [0.0f64; 2]);
+    for _ in 0..3 {
+        for (i, threads) in [1, cores].into_iter().enumerate() {
+            bare_rates[i] = bare_rates[i].max(on_threads(threads, &bare_run));
+            engine_rates[i] = engine_rates[i].max(on_threads(threads, &engine_run));
+        }
+    }
+    let (bare_rate, engine_rate) = (bare_rates[1], engine_rates[1]);
     let host = host(cores, true, true);
     batch(&host, "noop", json!(null), 1000); // warm-up
     let host_rate = jobs as f64 / batch(&host, "noop", json!(null), jobs).as_secs_f64();
-    println!("| path | jobs/s | vs bare | vs engine loop |");
-    println!("| --- | ---: | ---: | ---: |");
-    for (path, rate) in [
+    println!("| path | jobs/s | vs bare | vs engine loop | vs 1 thread |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (path, rate, one_thread) in [
         (
             format!("bare wasmtime loop (stock pool), {cores} threads"),
             bare_rate,
+            Some(bare_rates[0]),
         ),
         (
             format!("taskhost engine::run loop, {cores} threads"),
             engine_rate,
+            Some(engine_rates[0]),
         ),
         (
             format!("taskhost Host (scheduler), {cores} engine threads, 1 submitter"),
             host_rate,
+            None,
         ),
     ] {
+        let scaling = one_thread.map_or("".into(), |one| format!("{:.2}x", rate / one));
         println!(
-            "| {path} | {rate:.0} | {:.2} | {:.2} |",
+            "| {path} | {rate:.0} | {:.2} | {:.2} | {scaling} |",
             rate / bare_rate,
             rate / engine_rate
         );
