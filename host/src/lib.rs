@@ -33,7 +33,7 @@
 //! - `batches`: many jobs submitted at once, kept in order, with a bound on how many run.
 //! - `idempotency`: `Idempotency-Key`s, so a retried submission returns the first job.
 //! - `memo`: memoized results of deterministic tasks, by component hash and input.
-//! - `scheduler`: the bounded queue, and engine threads (pinned to cores) fed by
+//! - `scheduler`: the bounded queue, and engine threads (pinned to cores if asked) fed by
 //!   crossbeam-deque work stealing; drain on shutdown.
 //! - `engine`: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
 //!   ticks), and running one job.

@@ -62,7 +62,7 @@ fn config_check_prints_each_setting_with_where_it_came_from() {
             ("TASKHOST_MAX_QUEUED", "7"),
             ("TASKHOST_MAX_WAIT_MS", "7"),
             ("TASKHOST_WAIT_FOR_TASKS", "1"),
-            ("TASKHOST_PIN_WORKERS", "no"),
+            ("TASKHOST_PIN_WORKERS", "on"),
         ],
     );
     let stdout = text(&output.stdout);
@@ -87,7 +87,7 @@ fn config_check_prints_each_setting_with_where_it_came_from() {
     from("max_upload_mib", "64", "default");
     // Switches take the usual spellings from the environment: 1/0, yes/no, on/off.
     from("wait_for_tasks", "true", "env TASKHOST_WAIT_FOR_TASKS");
-    from("pin_workers", "false", "env TASKHOST_PIN_WORKERS");
+    from("pin_workers", "true", "env TASKHOST_PIN_WORKERS");
     assert!(
         !data_dir.exists(),
         "config check created the data directory"

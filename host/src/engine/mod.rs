@@ -135,7 +135,7 @@ pub struct Limits {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// CPU-bound: runs to completion on a pinned engine thread.
+    /// CPU-bound: runs to completion on an engine thread.
     Cpu,
     /// IO-bound: runs on the async executor and yields while it waits.
     Io,

@@ -1,4 +1,4 @@
-//! A pool of engine threads, pinned to cores, fed by work stealing.
+//! A pool of engine threads, pinned to cores if asked, fed by work stealing.
 //!
 //! A global [`Injector`] takes new work; each engine thread keeps a local deque, refills it in
 //! batches from the injector, and steals from its siblings when both are empty, so no thread
