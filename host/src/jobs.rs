@@ -1,7 +1,8 @@
 //! Job records: ids, status transitions, and waiting for a job to finish.
 //!
 //! The store keeps every record behind a `watch` channel, so any number of waiters (HTTP
-//! long-polls, the `wait_ms` of a submission) wake the moment the job's record changes.
+//! long-polls, the `wait_ms` of a submission) wake the moment the job's record changes; the
+//! start wakes only those who watch for it, so a request waiting for the end wakes once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::pin;
@@ -378,6 +379,37 @@ impl Wake for ThreadWaker {
 struct Entry {
     record: watch::Sender<JobRecord>,
     control: JobControl,
+    /// Watchers that care about the job starting ([`StartWatchers::watch`]): only while there
+    /// are any does the start wake the record's receivers, so a request waiting for the end
+    /// is woken once, at the end.
+    start_watchers: StartWatchers,
+}
+
+/// How many watchers of one job care about its start.
+#[derive(Clone, Default)]
+struct StartWatchers(Arc<AtomicUsize>);
+
+impl StartWatchers {
+    /// Counts a watcher until the returned guard is dropped. Call it before subscribing to
+    /// the record: a start that found no watcher changed the record without waking anyone,
+    /// and a watcher that subscribes afterwards reads the change itself.
+    fn watch(&self) -> StartWatch {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        StartWatch(self.0.clone())
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One watcher of a job's start, counted while it lives.
+pub(crate) struct StartWatch(Arc<AtomicUsize>);
+
+impl Drop for StartWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Entry {
@@ -403,6 +435,8 @@ pub(crate) struct JobWatch {
     pub(crate) record: watch::Receiver<JobRecord>,
     /// The job's live log and progress.
     pub(crate) log: LiveLog,
+    /// This watcher is woken when the job starts.
+    _start: StartWatch,
 }
 
 impl JobStore {
@@ -423,10 +457,14 @@ impl JobStore {
         let id = record.id;
         self.counts.add(record.status);
         let (record, _) = watch::channel(record);
-        self.jobs
-            .write()
-            .expect("job store poisoned")
-            .insert(id, Entry { record, control });
+        self.jobs.write().expect("job store poisoned").insert(
+            id,
+            Entry {
+                record,
+                control,
+                start_watchers: StartWatchers::default(),
+            },
+        );
     }
 
     /// The current record of a job.
@@ -436,9 +474,13 @@ impl JobStore {
 
     /// Follows a job as it changes; `None` if there is no such job.
     pub(crate) fn watch(&self, id: JobId) -> Option<JobWatch> {
-        self.with_entry(id, |entry| JobWatch {
-            record: entry.record.subscribe(),
-            log: entry.control.log.clone(),
+        self.with_entry(id, |entry| {
+            let start = entry.start_watchers.watch();
+            JobWatch {
+                record: entry.record.subscribe(),
+                log: entry.control.log.clone(),
+                _start: start,
+            }
         })
     }
 
@@ -464,18 +506,21 @@ impl JobStore {
             .collect()
     }
 
-    /// Marks a queued job as running; false if it is no longer queued (it was cancelled).
+    /// Marks a queued job as running, waking those who watch for its start; false if it is
+    /// no longer queued (it was cancelled).
     pub(crate) fn mark_running(&self, id: JobId) -> bool {
         self.with_entry(id, |entry| {
+            let mut started = false;
             entry.record.send_if_modified(|record| {
-                let queued = record.status == JobStatus::Queued;
-                if queued {
+                started = record.status == JobStatus::Queued;
+                if started {
                     record.status = JobStatus::Running;
                     record.started_at = Some(Timestamp::now());
                     self.counts.moved(JobStatus::Queued, JobStatus::Running);
                 }
-                queued
-            })
+                started && entry.start_watchers.any()
+            });
+            started
         })
         .unwrap_or(false)
     }
@@ -629,7 +674,7 @@ impl JobStore {
         until: Until,
         timeout: Duration,
     ) -> Option<JobRecord> {
-        let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
+        let (mut updates, _start) = self.subscribe(id, until)?;
         let finished = tokio::time::timeout(
             timeout,
             updates.wait_for(|record| until.reached(record.status)),
@@ -653,7 +698,7 @@ impl JobStore {
         until: Until,
         timeout: Duration,
     ) -> Option<JobRecord> {
-        let mut updates = self.with_entry(id, |entry| entry.record.subscribe())?;
+        let (mut updates, _start) = self.subscribe(id, until)?;
         let started = Instant::now();
         let (watch_until, deadline) = (started + WATCH_BEFORE_SLEEPING, started + timeout);
         while !until.reached(updates.borrow_and_update().status) {
@@ -673,6 +718,19 @@ impl JobStore {
             }
         }
         Some(self.get(id).unwrap_or_else(|| updates.borrow().clone()))
+    }
+
+    /// A receiver of the job's record for a waiter until `until`, counted as a watcher of
+    /// the start if it waits for that.
+    fn subscribe(
+        &self,
+        id: JobId,
+        until: Until,
+    ) -> Option<(watch::Receiver<JobRecord>, Option<StartWatch>)> {
+        self.with_entry(id, |entry| {
+            let start = (until == Until::Started).then(|| entry.start_watchers.watch());
+            (entry.record.subscribe(), start)
+        })
     }
 
     fn with_entry<T>(&self, id: JobId, f: impl FnOnce(&Entry) -> T) -> Option<T> {
@@ -897,6 +955,61 @@ mod tests {
         store.mark_running(id);
         let record = woken(waiter).await;
         assert_eq!(record.status, JobStatus::Running);
+    }
+
+    /// Counts how often it is woken.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_start_wakes_only_those_who_wait_for_it() {
+        for (until, woken_by_start) in [(Until::Finished, 0), (Until::Started, 1)] {
+            let (store, id) = store_with_queued_job();
+            let counter = Arc::new(CountingWaker::default());
+            let waker = Waker::from(counter.clone());
+            let mut context = Context::from_waker(&waker);
+            let mut wait = pin!(store.wait(id, until, Duration::from_secs(60)));
+            assert!(wait.as_mut().poll(&mut context).is_pending());
+
+            assert!(store.mark_running(id));
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                woken_by_start,
+                "{until:?}"
+            );
+            if until == Until::Finished {
+                store.finish(id, succeeded());
+                assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken at the end");
+            }
+            let Poll::Ready(Some(record)) = wait.as_mut().poll(&mut context) else {
+                panic!("{until:?}: the wait did not end");
+            };
+            assert!(
+                until.reached(record.status),
+                "{until:?}: {:?}",
+                record.status
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_sees_the_start_whether_it_came_before_or_after() {
+        let (store, id) = store_with_queued_job();
+        let mut early = store.watch(id).unwrap();
+        store.mark_running(id);
+        assert!(
+            early.record.has_changed().unwrap(),
+            "the start woke the watcher"
+        );
+        let late = store.watch(id).unwrap();
+        assert_eq!(late.record.borrow().status, JobStatus::Running);
+        assert_eq!(early.record.borrow_and_update().status, JobStatus::Running);
     }
 
     #[tokio::test(start_paused = true)]
