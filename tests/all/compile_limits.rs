@@ -132,13 +132,13 @@ fn a_compile_past_its_deadline_is_stopped_and_the_server_serves_on() {
 fn a_compile_past_its_memory_is_stopped_with_the_limit_named() {
     let fixture = fixture(&["--compile-memory-mib", "256"]);
     let baseline = fixture.server.rss_bytes();
-    // Within every validation limit (54 MB, 60,000 functions of 100 additions), but more
+    // Within every validation limit (63 MB, 70,000 functions of 100 additions), but more
     // than 256 MiB of memory for Cranelift (the wasm, the code compiled so far, a context
     // per compiling thread). A single huge body compiles in less: bodies are capped.
-    let component = CoreModule::functions(60_000, 100).component();
+    let component = CoreModule::functions(70_000, 100).component();
     let refused = upload(&fixture.server, "hungry", &component);
     assert_refused(&refused, &["256 MiB", "--compile-memory-mib"]);
-    // The 54 MB upload's buffers go back to the OS once the host is idle.
+    // The 63 MB upload's buffers go back to the OS once the host is idle.
     wait_for_memory_to_come_back("RSS", baseline, Duration::from_secs(30), || {
         fixture.server.rss_bytes()
     });
