@@ -221,7 +221,7 @@ fn metering() {
             }
         }
         let [none, epoch, fuel] = times.map(median);
-        let overhead = |time: Duration| (time.as_secs_f64() / none.as_secs_f64() - 1.0) * 100.0;
+        let overhead = |time: Duration| percent_over(time.as_secs_f64(), none.as_secs_f64());
         println!(
             "| {workload} | {:.2} | {:+.1}% | {:+.1}% |",
             none.as_secs_f64() * 1e3,
@@ -256,18 +256,19 @@ fn fuel_variant() {
             }
         }
         let [epoch, fuel] = times.map(median);
-        for (i, time) in [epoch, fuel].into_iter().enumerate() {
-            compile_total[i] += time.as_secs_f64();
-            artifact_total[i] += artifacts[i];
+        for (total, time) in compile_total.iter_mut().zip([epoch, fuel]) {
+            *total += time.as_secs_f64();
         }
-        let percent = |more: f64, base: f64| (more / base - 1.0) * 100.0;
+        for (total, artifact) in artifact_total.iter_mut().zip(artifacts) {
+            *total += artifact;
+        }
         println!(
             "| {task} | {} KiB | {:.1} ms | {:+.0}% | {} KiB | {:+.0}% |",
             bytes.len() >> 10,
             epoch.as_secs_f64() * 1e3,
-            percent(fuel.as_secs_f64(), epoch.as_secs_f64()),
+            percent_over(fuel.as_secs_f64(), epoch.as_secs_f64()),
             artifacts[0] >> 10,
-            percent(artifacts[1] as f64, artifacts[0] as f64),
+            percent_over(artifacts[1] as f64, artifacts[0] as f64),
         );
     }
     println!(
@@ -275,6 +276,11 @@ fn fuel_variant() {
         compile_total.iter().sum::<f64>() / compile_total[0],
         artifact_total.iter().sum::<usize>() as f64 / artifact_total[0] as f64,
     );
+}
+
+/// How much more `value` is than `base`, in percent.
+fn percent_over(value: f64, base: f64) -> f64 {
+    (value / base - 1.0) * 100.0
 }
 
 fn scaling() {
