@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
+use taskhost::config::FuelMetering;
 use taskhost::internals::Limits;
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
@@ -23,7 +24,7 @@ fn noop(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for pooling in [false, true] {
         let allocation = if pooling { "pooling" } else { "on-demand" };
-        let bare = Bare::new(&task_path("noop"), Metering::EpochAndFuel, pooling);
+        let bare = Bare::new(&task_path("noop"), Metering::Epoch, pooling);
         group.bench_function(format!("bare wasmtime, {allocation}"), |b| {
             b.iter(|| bare.run("null"))
         });
@@ -36,7 +37,7 @@ fn noop(c: &mut Criterion) {
             b.iter(|| engine.run(&task, "null", LIMITS, engine.job_control()))
         });
 
-        let host = host(1, true, pooling);
+        let host = host(1, FuelMetering::OnDemand, pooling);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -72,7 +73,7 @@ fn scaling(c: &mut Criterion) {
         .build()
         .unwrap();
     for workers in [1, cores] {
-        let host = host(workers, true, true);
+        let host = host(workers, FuelMetering::OnDemand, true);
         group.bench_function(format!("{workers} engine threads"), |b| {
             b.iter_custom(|iterations| {
                 let started = Instant::now();

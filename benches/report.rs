@@ -5,7 +5,8 @@
 //!   host's scheduler (waited for from async code and from a plain thread), on-demand and
 //!   pooled, one thread and all threads (p50/p99, jobs/s);
 //! - `fib(25)` with no interruption, epoch only, and epoch + fuel;
-//! - what compiling a fuel-metered variant beside the epoch-only one costs;
+//! - what compiling a fuel-metered variant beside the epoch-only one costs, and what on-demand
+//!   metering saves jobs without a budget through the host;
 //! - CPU-heavy jobs on one engine thread vs all of them;
 //! - how long after its deadline an infinite loop is stopped;
 //! - getting a compiled component: Cranelift compile vs disk-cache load vs memory hit, for a
@@ -13,15 +14,15 @@
 //! - from saving a task file to its new version serving.
 //!
 //! `cargo bench -p taskhost-benches --bench report [-- SECTION...]`, sections: noop, threads,
-//! metering, fuel-variant, scaling, deadline, cache, reload (all by default).
+//! metering, fuel-variant, fuel-on-demand, scaling, deadline, cache, reload (all by default).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use taskhost::Host;
-use taskhost::config::{CompileSettings, TasksSettings};
+use taskhost::config::{CompileSettings, FuelMetering, TasksSettings};
 use taskhost::internals::{ComponentCache, HashedWasm, Limits};
+use taskhost::{Host, JobRequest};
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
 
@@ -74,10 +75,15 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Submits `count` jobs and waits for all of them; returns the time taken.
 fn batch(host: &Arc<Host>, task: &str, input: serde_json::Value, count: usize) -> Duration {
+    batch_of(host, &request(task, input), count)
+}
+
+/// How long `count` jobs of `job`, all submitted at once, take to finish.
+fn batch_of(host: &Arc<Host>, job: &JobRequest, count: usize) -> Duration {
     let runtime = runtime();
     let started = Instant::now();
     let ids: Vec<_> = (0..count)
-        .map(|_| host.submit(request(task, input.clone())).unwrap().id)
+        .map(|_| host.submit(job.clone()).unwrap().id)
         .collect();
     for id in ids {
         runtime.block_on(host.wait(id, Duration::from_secs(120)));
@@ -92,7 +98,7 @@ fn noop_one_thread() {
     let iterations = 5000;
     for pooling in [true, false] {
         let allocation = if pooling { "pooling" } else { "on-demand" };
-        let bare = Bare::new(&task_path("noop"), Metering::EpochAndFuel, pooling);
+        let bare = Bare::new(&task_path("noop"), Metering::Epoch, pooling);
         let bare_sample = Sample::measure(iterations, || {
             bare.run("null");
         });
@@ -103,7 +109,7 @@ fn noop_one_thread() {
         let engine_sample = Sample::measure(iterations, || {
             engine.run(&task, "null", LIMITS, engine.job_control());
         });
-        let host = host(1, true, pooling);
+        let host = host(1, FuelMetering::OnDemand, pooling);
         let runtime = runtime();
         let host_sample = Sample::measure(iterations, || {
             let record = host.submit(request("noop", json!(null))).unwrap();
@@ -145,7 +151,7 @@ fn noop_all_threads() {
         });
         jobs as f64 / started.elapsed().as_secs_f64()
     };
-    let bare = Bare::new(&task_path("noop"), Metering::EpochAndFuel, true);
+    let bare = Bare::new(&task_path("noop"), Metering::Epoch, true);
     let bare_run = || {
         bare.run("null");
     };
@@ -166,7 +172,7 @@ fn noop_all_threads() {
         }
     }
     let (bare_rate, engine_rate) = (bare_rates[1], engine_rates[1]);
-    let host = host(cores, true, true);
+    let host = host(cores, FuelMetering::OnDemand, true);
     batch(&host, "noop", json!(null), 1000); // warm-up
     let host_rate = jobs as f64 / batch(&host, "noop", json!(null), jobs).as_secs_f64();
     println!("| path | jobs/s | vs bare | vs engine loop | vs 1 thread |");
@@ -278,6 +284,59 @@ fn fuel_variant() {
     );
 }
 
+/// What on-demand fuel metering (the default) saves the jobs without a fuel budget, against a
+/// host that meters every job, and what the first job with a budget waits for its task's
+/// metered variant.
+fn fuel_on_demand() {
+    println!(
+        "## Fuel on demand: jobs through the host, 1 engine thread (best of 3 interleaved rounds)\n"
+    );
+    println!("| task | host | jobs | jobs/s | vs always metered |");
+    println!("| --- | --- | --- | ---: | ---: |");
+    // Caches of their own: the metered variant is compiled here, not found on disk.
+    let cache = tempfile::tempdir().unwrap();
+    let fresh_host = |metering| {
+        let mut config = taskhost_benches::config(1, metering, true);
+        config.cache_dir = cache.path().join(format!("{metering:?}"));
+        Arc::new(Host::start(&config).expect("starting a host"))
+    };
+    let (on_demand, always) = (
+        fresh_host(FuelMetering::OnDemand),
+        fresh_host(FuelMetering::Always),
+    );
+    let mut first_budgeted = Vec::new();
+    for (task, input, round) in [("fib", json!({"n": 25}), 300), ("noop", json!(null), 5000)] {
+        let plain = request(task, input);
+        let mut budgeted = plain.clone();
+        budgeted.limits.fuel = Some(1 << 40);
+        first_budgeted.push((task, batch_of(&on_demand, &budgeted, 1)));
+        let cases = [
+            ("always", "no budget", &always, &plain),
+            ("on-demand", "no budget", &on_demand, &plain),
+            ("on-demand", "with a budget", &on_demand, &budgeted),
+        ];
+        let mut best = [0.0f64; 3];
+        for _ in 0..3 {
+            for ((_, _, host, job), best) in cases.iter().zip(&mut best) {
+                *best = best.max(round as f64 / batch_of(host, job, round).as_secs_f64());
+            }
+        }
+        for ((mode, jobs, ..), rate) in cases.iter().zip(best) {
+            println!(
+                "| {task} | {mode} | {jobs} | {rate:.0} | {:.2}x |",
+                rate / best[0]
+            );
+        }
+    }
+    for (task, took) in first_budgeted {
+        println!(
+            "\nThe first {task} job with a budget took {:.0} ms, compiling the metered variant in process.",
+            took.as_secs_f64() * 1e3
+        );
+    }
+    println!();
+}
+
 /// How much more `value` is than `base`, in percent.
 fn percent_over(value: f64, base: f64) -> f64 {
     (value / base - 1.0) * 100.0
@@ -290,7 +349,7 @@ fn scaling() {
     println!("| ---: | ---: | ---: |");
     let mut base = None;
     for workers in [1, cores] {
-        let host = host(workers, true, true);
+        let host = host(workers, FuelMetering::OnDemand, true);
         batch(&host, "fib", json!({"n": 27}), 4); // warm-up
         let seconds = batch(&host, "fib", json!({"n": 27}), 32).as_secs_f64();
         let base = *base.get_or_insert(seconds);
@@ -301,7 +360,7 @@ fn scaling() {
 
 fn deadline_precision() {
     println!("## Deadline precision: `loop` with timeout_ms = 20, 50 runs\n");
-    let host = host(1, true, true);
+    let host = host(1, FuelMetering::OnDemand, true);
     let runtime = runtime();
     let mut late: Vec<f64> = (0..50)
         .map(|_| {
@@ -382,7 +441,7 @@ fn reload() {
         let tasks = tempfile::tempdir().unwrap();
         let file = tasks.path().join("work.wasm");
         std::fs::write(&file, &original).unwrap();
-        let mut config = taskhost_benches::config(1, true, true);
+        let mut config = taskhost_benches::config(1, FuelMetering::OnDemand, true);
         config.tasks = TasksSettings {
             dir: tasks.path().into(),
             debounce: Duration::from_millis(debounce_ms),
@@ -444,11 +503,12 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with('-'))
         .collect();
-    let sections: [(&str, fn()); 8] = [
+    let sections: [(&str, fn()); 9] = [
         ("noop", noop_one_thread),
         ("threads", noop_all_threads),
         ("metering", metering),
         ("fuel-variant", fuel_variant),
+        ("fuel-on-demand", fuel_on_demand),
         ("scaling", scaling),
         ("deadline", deadline_precision),
         ("cache", component_cache),

@@ -1,11 +1,14 @@
 -- wrk script: submit a job and wait for its result in the same request. The job is
--- `uppercase` unless JOB_TASK (and JOB_INPUT, its input as JSON) say otherwise.
+-- `uppercase` unless JOB_TASK (and JOB_INPUT, its input as JSON) say otherwise; JOB_FUEL
+-- gives it a fuel budget.
 local task = os.getenv("JOB_TASK") or "uppercase"
 local input = os.getenv("JOB_INPUT") or '{"text": "the quick brown fox jumps over the lazy dog"}'
+local fuel = os.getenv("JOB_FUEL")
+local budget = (fuel and fuel ~= "") and string.format(', "fuel": %s', fuel) or ""
 wrk.method = "POST"
 wrk.path = "/v1/jobs"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = string.format('{"task": "%s", "input": %s, "wait_ms": 10000}', task, input)
+wrk.body = string.format('{"task": "%s", "input": %s%s, "wait_ms": 10000}', task, input, budget)
 
 -- Answers that are not a succeeded job must be none. Each wrk thread counts in its own Lua
 -- state; `done` adds the threads' counts up.

@@ -16,9 +16,10 @@ wasmtime::component::bindgen!({
 pub enum Metering {
     /// Neither: the fastest code, and no way to stop a runaway task.
     None,
-    /// Epoch interruption only (wall-clock deadlines).
+    /// Epoch interruption only (wall-clock deadlines): what taskhost runs for jobs with no
+    /// fuel budget.
     Epoch,
-    /// Epoch interruption and fuel (what taskhost runs by default).
+    /// Epoch interruption and fuel: what taskhost runs for jobs with a fuel budget.
     EpochAndFuel,
 }
 

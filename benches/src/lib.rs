@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use taskhost::config::{
-    Config, EngineSettings, LimitPolicy, PoolSettings, SchedulerSettings, TasksSettings,
+    Config, EngineSettings, FuelMetering, LimitPolicy, PoolSettings, SchedulerSettings,
+    TasksSettings,
 };
 use taskhost::internals::TaskEngine;
 use taskhost::{Host, JobRequest};
@@ -18,7 +19,8 @@ pub fn task_path(name: &str) -> String {
     format!("{}/{name}.wasm", fixtures::TASKS_DIR)
 }
 
-/// An engine as the server sets one up, with fuel metering, with the instance pool or not.
+/// An engine as the server sets one up (fuel metered for jobs with a budget), with the
+/// instance pool or not.
 pub fn engine(pooling: bool) -> TaskEngine {
     TaskEngine::new(EngineSettings {
         pool: pooling.then_some(pool(64)),
@@ -41,14 +43,14 @@ fn pool(instances: u32) -> PoolSettings {
 
 /// A host over the example tasks with `workers` engine threads, fuel metering as given, and
 /// the instance pool or not.
-pub fn host(workers: usize, fuel_metering: bool, pooling: bool) -> Arc<Host> {
+pub fn host(workers: usize, fuel_metering: FuelMetering, pooling: bool) -> Arc<Host> {
     let config = config(workers, fuel_metering, pooling);
     Arc::new(Host::start(&config).expect("starting a host"))
 }
 
 /// The configuration of [`host`]: every task compiled before it starts, no watching; limits
 /// and bounds large enough that no benchmark meets them.
-pub fn config(workers: usize, fuel_metering: bool, pooling: bool) -> Config {
+pub fn config(workers: usize, fuel_metering: FuelMetering, pooling: bool) -> Config {
     let data_dir = std::env::temp_dir().join("taskhost-bench");
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),

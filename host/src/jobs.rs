@@ -133,7 +133,8 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, minimum = 0)]
     pub host_call_ms: Option<f64>,
-    /// Fuel the task consumed, once finished, when the host meters fuel.
+    /// Fuel the task consumed, once finished, when it ran fuel-metered code (it had a `fuel`
+    /// budget, or the host meters every job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub fuel_consumed: Option<u64>,

@@ -28,20 +28,22 @@
 //!   from the open-file limit, header, idle and body-rate timeouts, graceful shutdown.
 //! - [`api`]: the axum router and its OpenAPI document (`/openapi.json`), one handler module per
 //!   resource; one error type turns every failure into a JSON response.
-//! - [`host`]: the embedding facade the API (or a Rust program) drives.
+//! - [`host`]: the embedding facade the API (or a Rust program) drives; it hands accepted
+//!   jobs to the scheduler once the code they run is compiled.
 //! - [`jobs`]: job ids, records, status transitions and waiting.
 //! - `batches`: many jobs submitted at once, kept in order, with a bound on how many run.
 //! - `idempotency`: `Idempotency-Key`s, so a retried submission returns the first job.
 //! - `memo`: memoized results of deterministic tasks, by component hash and input.
 //! - `scheduler`: the bounded queue, and engine threads (pinned to cores if asked) fed by
 //!   crossbeam-deque work stealing; drain on shutdown.
-//! - `engine`: the wasmtime engine, store limits, fuel, deadlines and cancellation (epoch
-//!   ticks), and running one job.
+//! - `engine`: the wasmtime engines (code that counts fuel, and code that does not), store
+//!   limits, fuel, deadlines and cancellation (epoch ticks), and running one job.
 //! - `egress`: outgoing HTTP from tasks: the allow-list, address checks, TLS roots; the
 //!   engine's `wasi:http` hooks.
 //! - `registry`: task names → versions, loaded from the tasks directory and reloaded as its
 //!   files change.
-//! - `cache`: compiled components by blake3 content hash, bounded, single-flight.
+//! - `cache`: compiled components by blake3 content hash and kind of code, bounded,
+//!   single-flight.
 //! - `compile`: compiling within bounds: components checked before they compile, a
 //!   bounded pool in two lanes by size, each compile in a child process (`taskhost compile`)
 //!   with a deadline and a memory limit.
@@ -88,7 +90,7 @@ pub mod internals {
     pub use crate::cache::{Compiled, ComponentCache, HashedWasm, Source};
     pub use crate::compile::{CompileArgs, SMALL_COMPONENT_BYTES, run_child};
     pub use crate::engine::{
-        CompiledTask, EPOCH_TICK, JobControl, Limits, Outcome, Receipt, TaskEngine,
+        CompiledTask, EPOCH_TICK, JobControl, Limits, Metering, Outcome, Receipt, TaskEngine,
     };
     pub use crate::metrics::Metrics;
 }

@@ -67,7 +67,9 @@ impl Memo {
     fn fits(&self, limits: &Limits) -> bool {
         let fuel_enough = match (self.fuel_consumed, limits.fuel) {
             (Some(consumed), Some(fuel)) => consumed <= fuel,
-            _ => true,
+            // Run by code that counted no fuel: nothing says it would have fit the budget.
+            (None, Some(_)) => false,
+            (_, None) => true,
         };
         let output_fits =
             !matches!(&self.result, Ok(output) if output.len() > limits.max_output_bytes);
@@ -249,6 +251,18 @@ mod tests {
         assert!(cache.get(&key, &less_memory).is_none());
         assert!(cache.get(&key, &smaller_output).is_none());
         assert!(cache.get(&key, &LIMITS).is_some());
+
+        // A run of code that counted no fuel says nothing of what a budget would have done.
+        let unmetered = MemoKey::new(&blake3::hash(b"c"), "1");
+        let mut outcome = outcome(Ok(serde_json::json!(1)), 0);
+        outcome.receipt.fuel_consumed = None;
+        cache.remember(unmetered, JobId::new(), &outcome, None);
+        assert!(cache.get(&unmetered, &LIMITS).is_none());
+        let no_budget = Limits {
+            fuel: None,
+            ..LIMITS
+        };
+        assert!(cache.get(&unmetered, &no_budget).is_some());
     }
 
     #[test]

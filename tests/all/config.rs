@@ -180,7 +180,7 @@ fn serve_runs_with_the_files_settings_under_its_flags() {
     );
     let status = server.get("/v1/status");
     assert_eq!(
-        status.json["engine"]["fuel_metering"], false,
+        status.json["engine"]["fuel_metering"], "never",
         "{}",
         status.text
     );

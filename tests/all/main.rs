@@ -13,6 +13,7 @@ mod config;
 mod embedded;
 mod events;
 mod flow;
+mod fuel;
 mod hardening;
 mod hardening_http;
 mod hostile;

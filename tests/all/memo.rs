@@ -14,7 +14,8 @@ fn memo_status(server: &Server) -> Value {
 #[test]
 fn a_memoized_job_reuses_the_first_result_without_running() {
     let server = server();
-    let job = json!({"task": "fib", "input": {"n": 27}, "memoize": true});
+    // With a fuel budget, so the job runs metered code and reports its cost.
+    let job = json!({"task": "fib", "input": {"n": 27}, "memoize": true, "fuel": 1_000_000_000});
     let first = run_job(&server, job.clone());
     assert_eq!(first["status"], "succeeded", "{first}");
     assert!(first.get("memoized_from").is_none(), "{first}");

@@ -33,9 +33,6 @@ const KEY_FILE: &str = "mac.key";
 pub struct DiskCache {
     dir: PathBuf,
     key: [u8; 32],
-    /// The engine's compatibility hash: artifacts of other wasmtime versions, configurations
-    /// or targets have other names and are never looked up.
-    engine_tag: String,
     temp_counter: AtomicU64,
 }
 
@@ -51,42 +48,41 @@ pub enum Lookup {
 
 impl DiskCache {
     /// Opens (creating if needed) the cache directory and its MAC key.
-    pub fn open(dir: &Path, engine: &Engine) -> io::Result<Self> {
+    pub fn open(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let mut hasher = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self {
             dir: dir.to_owned(),
             key: load_or_create_key(&dir.join(KEY_FILE))?,
-            engine_tag: format!("{:016x}", hasher.finish()),
             temp_counter: AtomicU64::new(0),
         })
     }
 
-    /// Loads the artifact of the component with content hash `hash`, if a valid one exists.
+    /// Loads the artifact of the component with content hash `hash` compiled for `engine`, if
+    /// a valid one exists.
     pub fn load(&self, hash: &blake3::Hash, engine: &Engine) -> Lookup {
-        let (artifact_path, mac_path) = self.paths(hash);
+        let (artifact_path, mac_path) = self.paths(hash, engine);
         let artifact = match fs::read(&artifact_path) {
             Ok(artifact) => artifact,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
-            Err(error) => return self.reject(hash, format!("unreadable: {error}")),
+            Err(error) => return self.reject(hash, engine, format!("unreadable: {error}")),
         };
         let Ok(mac) = fs::read(&mac_path) else {
-            return self.reject(hash, "its MAC is missing".into());
+            return self.reject(hash, engine, "its MAC is missing".into());
         };
         let Ok(mac) = <[u8; 32]>::try_from(mac.as_slice()) else {
-            return self.reject(hash, "its MAC is malformed".into());
+            return self.reject(hash, engine, "its MAC is malformed".into());
         };
         // blake3::Hash compares in constant time.
         if blake3::keyed_hash(&self.key, &artifact) != blake3::Hash::from(mac) {
             return self.reject(
                 hash,
+                engine,
                 "its MAC does not match: corrupt, truncated or foreign".into(),
             );
         }
         match deserialize(engine, &artifact) {
             Ok(component) => Lookup::Hit(component),
-            Err(error) => self.reject(hash, format!("wasmtime refused it: {error:#}")),
+            Err(error) => self.reject(hash, engine, format!("wasmtime refused it: {error:#}")),
         }
     }
 
@@ -97,26 +93,31 @@ impl DiskCache {
         deserialize(engine, artifact)
     }
 
-    /// Writes the artifact of the component with content hash `hash`: the MAC first, then the
-    /// artifact, each to a temporary file renamed into place, so a reader sees either no
-    /// artifact or a complete one with its MAC.
-    pub fn store(&self, hash: &blake3::Hash, artifact: &[u8]) -> io::Result<()> {
-        let (artifact_path, mac_path) = self.paths(hash);
+    /// Writes the artifact of the component with content hash `hash` compiled for `engine`:
+    /// the MAC first, then the artifact, each to a temporary file renamed into place, so a
+    /// reader sees either no artifact or a complete one with its MAC.
+    pub fn store(&self, hash: &blake3::Hash, engine: &Engine, artifact: &[u8]) -> io::Result<()> {
+        let (artifact_path, mac_path) = self.paths(hash, engine);
         let mac = blake3::keyed_hash(&self.key, artifact);
         self.write_atomically(&mac_path, mac.as_bytes())?;
         self.write_atomically(&artifact_path, artifact)
     }
 
-    fn paths(&self, hash: &blake3::Hash) -> (PathBuf, PathBuf) {
-        let stem = format!("{}-{}", hash.to_hex(), self.engine_tag);
+    /// The artifact's and its MAC's files. Their names carry the engine's compatibility hash:
+    /// artifacts of other wasmtime versions, configurations (metered code or not) or targets
+    /// have other names and are never looked up.
+    fn paths(&self, hash: &blake3::Hash, engine: &Engine) -> (PathBuf, PathBuf) {
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let stem = format!("{}-{:016x}", hash.to_hex(), hasher.finish());
         (
             self.dir.join(format!("{stem}.cwasm")),
             self.dir.join(format!("{stem}.mac")),
         )
     }
 
-    fn reject(&self, hash: &blake3::Hash, reason: String) -> Lookup {
-        let (artifact_path, mac_path) = self.paths(hash);
+    fn reject(&self, hash: &blake3::Hash, engine: &Engine, reason: String) -> Lookup {
+        let (artifact_path, mac_path) = self.paths(hash, engine);
         tracing::warn!(path = %artifact_path.display(), %reason, "deleting a cached artifact");
         let _ = fs::remove_file(artifact_path);
         let _ = fs::remove_file(mac_path);

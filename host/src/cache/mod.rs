@@ -1,5 +1,7 @@
 //! Compiled components, addressed by content: a component's identity is the blake3 hash of
 //! its bytes, so the same bytes under two names (or, later, two tenants) compile once.
+//! Entries are per hash and kind of code ([`Metering`]): a task's fuel-metered variant, when
+//! jobs ask for one, is an entry of its own.
 //!
 //! Two tiers. In memory: a bounded map from hash to compiled component, least recently used
 //! out first; evicting an entry never disturbs a job, which holds its component by `Arc`. On
@@ -21,7 +23,7 @@ use serde::Serialize;
 use wasmtime::component::Component;
 
 use crate::compile::{Artifact, CompileSettings, Compiler};
-use crate::engine::{CompileError, CompiledTask, Manifest, TaskEngine, compiling_engine};
+use crate::engine::{CompileError, CompiledTask, Manifest, Metering, TaskEngine, compiling_engine};
 use crate::metrics::Metrics;
 use disk::{DiskCache, Lookup};
 
@@ -35,6 +37,9 @@ pub struct Compiled {
     pub source: Source,
     /// How long compiling (or loading) took.
     pub load_time: Duration,
+    /// The component's bytes, kept while this host may be asked for code of another kind
+    /// than this (see [`ComponentCache::variant`]).
+    wasm: Option<Arc<[u8]>>,
 }
 
 /// Where a compiled component came from.
@@ -76,7 +81,7 @@ pub struct ComponentCache {
     engine: Arc<TaskEngine>,
     compiler: Compiler,
     disk: DiskCache,
-    entries: Mutex<HashMap<blake3::Hash, Entry>>,
+    entries: Mutex<HashMap<(blake3::Hash, Metering), Entry>>,
     max_entries: usize,
     uses: AtomicU64,
     hits: AtomicU64,
@@ -123,6 +128,9 @@ pub struct CacheStatus {
     pub compiling: usize,
     /// Compiles waiting for a slot (`--compile-jobs`).
     pub compiles_waiting: usize,
+    /// Jobs waiting, queued, for code to compile: their fuel budget needs metered code their
+    /// task does not have yet (`--fuel-metering on-demand`).
+    pub jobs_waiting_for_code: usize,
 }
 
 impl ComponentCache {
@@ -137,7 +145,7 @@ impl ComponentCache {
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         Ok(Self {
-            disk: DiskCache::open(dir, engine.wasmtime())?,
+            disk: DiskCache::open(dir)?,
             compiler: Compiler::new(engine.clone(), compile, dir.to_owned()),
             engine,
             entries: Mutex::default(),
@@ -154,16 +162,57 @@ impl ComponentCache {
         })
     }
 
-    /// The compiled component for `wasm`: from memory if these bytes were compiled before,
-    /// else compiled now (once, however many callers ask at the same time).
+    /// The compiled component for `wasm`, as the code jobs run by default: from memory if
+    /// these bytes were compiled before, else compiled now (once, however many callers ask
+    /// at the same time).
     pub fn get_or_compile(&self, wasm: &HashedWasm<'_>) -> CompileResult {
+        let metering = self.engine.settings().fuel_metering.default_code();
+        self.get_or_compile_as(wasm, metering)
+    }
+
+    /// `compiled`'s component as code of `metering`: `compiled` itself if it is, else its
+    /// variant, from memory, the disk tier or compiled now, like
+    /// [`get_or_compile`](Self::get_or_compile). Blocks for as long as a compile takes.
+    pub fn variant(&self, compiled: &Arc<Compiled>, metering: Metering) -> CompileResult {
+        if compiled.task.metering() == metering {
+            return Ok(compiled.clone());
+        }
+        let Some(bytes) = &compiled.wasm else {
+            let error = std::io::Error::other(format!(
+                "the bytes of {} were not kept for a {metering:?} variant",
+                compiled.hash
+            ));
+            return Err(Arc::new(CompileError::CompilerUnavailable(error)));
+        };
+        let wasm = HashedWasm {
+            bytes,
+            hash: compiled.hash,
+        };
+        self.get_or_compile_as(&wasm, metering)
+    }
+
+    /// The variant of metering `metering` of the component with hash `hash`, if it is in
+    /// memory already (marked as just used): what [`variant`](Self::variant) returns without
+    /// waiting.
+    pub fn cached_variant(&self, hash: blake3::Hash, metering: Metering) -> Option<Arc<Compiled>> {
+        let now = self.uses.fetch_add(1, Ordering::Relaxed);
+        let mut entries = self.entries.lock().expect("cache poisoned");
+        let entry = entries.get_mut(&(hash, metering))?;
+        let compiled = entry.slot.get()?.as_ref().ok()?.clone();
+        entry.last_used = now;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(compiled)
+    }
+
+    fn get_or_compile_as(&self, wasm: &HashedWasm<'_>, metering: Metering) -> CompileResult {
         let HashedWasm { bytes, hash } = *wasm;
-        let slot = self.slot(hash);
+        let key = (hash, metering);
+        let slot = self.slot(key);
         let mut compiled_here = false;
         let result = slot
             .get_or_init(|| {
                 compiled_here = true;
-                self.load_or_compile(hash, bytes)
+                self.load_or_compile(hash, bytes, metering)
             })
             .clone();
         if !compiled_here {
@@ -171,7 +220,7 @@ impl ComponentCache {
         }
         if result.is_err() {
             // Do not keep failures: the next attempt (after a fix on disk, say) compiles again.
-            self.entries.lock().expect("cache poisoned").remove(&hash);
+            self.entries.lock().expect("cache poisoned").remove(&key);
         }
         result
     }
@@ -181,15 +230,21 @@ impl ComponentCache {
         &self.compiler
     }
 
-    /// The component, if it passes validation: from the disk tier if it holds a valid
-    /// artifact, else compiled (and written to the disk tier).
-    fn load_or_compile(&self, hash: blake3::Hash, bytes: &[u8]) -> CompileResult {
+    /// The component as code of `metering`, if it passes validation: from the disk tier if
+    /// it holds a valid artifact, else compiled (and written to the disk tier).
+    fn load_or_compile(
+        &self,
+        hash: blake3::Hash,
+        bytes: &[u8],
+        metering: Metering,
+    ) -> CompileResult {
         let started = Instant::now();
         let loaded = self.compiler.limits().check(bytes).and_then(|()| {
             let manifest = Manifest::read(bytes)?;
-            let (component, source) = match self.load_from_disk(&hash) {
+            let engine = self.engine.wasmtime(metering)?;
+            let (component, source) = match self.load_from_disk(&hash, engine) {
                 Some(component) => (component, Source::Disk),
-                None => (self.compile(&hash, bytes)?, Source::Compiled),
+                None => (self.compile(&hash, bytes, metering)?, Source::Compiled),
             };
             Ok((self.engine.link(component, manifest)?, source))
         });
@@ -197,17 +252,21 @@ impl ComponentCache {
         let (task, source) = loaded.map_err(Arc::new)?;
         self.metrics
             .component_loaded(source == Source::Disk, load_time);
+        // Code of another kind may be asked for later only of the default code.
+        let settings = &self.engine.settings().fuel_metering;
+        let keep_bytes = settings.on_demand_code().is_some() && metering == settings.default_code();
         Ok(Arc::new(Compiled {
             hash,
             task,
             source,
             load_time,
+            wasm: keep_bytes.then(|| bytes.into()),
         }))
     }
 
-    /// The component from the disk tier, if it holds a valid artifact.
-    fn load_from_disk(&self, hash: &blake3::Hash) -> Option<Component> {
-        match self.disk.load(hash, self.engine.wasmtime()) {
+    /// The component from the disk tier, if it holds a valid artifact for `engine`.
+    fn load_from_disk(&self, hash: &blake3::Hash, engine: &wasmtime::Engine) -> Option<Component> {
+        match self.disk.load(hash, engine) {
             Lookup::Hit(component) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(component)
@@ -220,18 +279,25 @@ impl ComponentCache {
         }
     }
 
-    /// Compiles the component, and writes its artifact to the disk tier.
-    fn compile(&self, hash: &blake3::Hash, bytes: &[u8]) -> Result<Component, CompileError> {
+    /// Compiles the component to code of `metering`, and writes its artifact to the disk
+    /// tier.
+    fn compile(
+        &self,
+        hash: &blake3::Hash,
+        bytes: &[u8],
+        metering: Metering,
+    ) -> Result<Component, CompileError> {
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        let Artifact { serialized, loaded } = self.compiler.compile(bytes)?;
+        let engine = self.engine.wasmtime(metering)?;
+        let Artifact { serialized, loaded } = self.compiler.compile(bytes, metering)?;
         let component = match loaded {
             Some(component) => component,
             None => self
                 .disk
-                .verify(&serialized, self.engine.wasmtime())
-                .map_err(|error| self.unloadable(hash, &serialized, error))?,
+                .verify(&serialized, engine)
+                .map_err(|error| self.unloadable(hash, &serialized, metering, error))?,
         };
-        self.write_to_disk(hash, &serialized);
+        self.write_to_disk(hash, engine, &serialized);
         Ok(component)
     }
 
@@ -242,9 +308,10 @@ impl ComponentCache {
         &self,
         hash: &blake3::Hash,
         artifact: &[u8],
+        metering: Metering,
         error: wasmtime::Error,
     ) -> CompileError {
-        let loads_without_pool = compiling_engine(self.engine.settings().code())
+        let loads_without_pool = compiling_engine(self.engine.settings().code(metering))
             .is_ok_and(|engine| self.disk.verify(artifact, &engine).is_ok());
         if loads_without_pool {
             return CompileError::DoesNotFit(format!("{error:#}"));
@@ -257,8 +324,8 @@ impl ComponentCache {
 
     /// Best effort: a host that cannot write its cache still serves, it just compiles again
     /// after a restart.
-    fn write_to_disk(&self, hash: &blake3::Hash, artifact: &[u8]) {
-        let written = self.disk.store(hash, artifact);
+    fn write_to_disk(&self, hash: &blake3::Hash, engine: &wasmtime::Engine, artifact: &[u8]) {
+        let written = self.disk.store(hash, engine, artifact);
         self.disk_write_failing
             .store(written.is_err(), Ordering::Relaxed);
         if let Err(error) = written {
@@ -267,7 +334,7 @@ impl ComponentCache {
         }
     }
 
-    /// The cache's counters.
+    /// The cache's counters (but for `jobs_waiting_for_code`, which the host counts).
     pub(crate) fn status(&self) -> CacheStatus {
         let compiles = self.compiler.status();
         CacheStatus {
@@ -282,15 +349,16 @@ impl ComponentCache {
             disk_write_failing: self.disk_write_failing.load(Ordering::Relaxed),
             compiling: compiles.running,
             compiles_waiting: compiles.waiting,
+            jobs_waiting_for_code: 0,
         }
     }
 
-    /// The slot for `hash`, marked as just used; a new one (evicting the least recently used
+    /// The slot for `key`, marked as just used; a new one (evicting the least recently used
     /// entry if full) if there is none.
-    fn slot(&self, hash: blake3::Hash) -> Arc<OnceLock<CompileResult>> {
+    fn slot(&self, key: (blake3::Hash, Metering)) -> Arc<OnceLock<CompileResult>> {
         let now = self.uses.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.lock().expect("cache poisoned");
-        if let Some(entry) = entries.get_mut(&hash) {
+        if let Some(entry) = entries.get_mut(&key) {
             entry.last_used = now;
             return entry.slot.clone();
         }
@@ -298,7 +366,7 @@ impl ComponentCache {
             let oldest = entries
                 .iter()
                 .min_by_key(|(_, entry)| entry.last_used)
-                .map(|(hash, _)| *hash);
+                .map(|(key, _)| *key);
             if let Some(oldest) = oldest {
                 entries.remove(&oldest);
                 self.evictions.fetch_add(1, Ordering::Relaxed);
@@ -306,7 +374,7 @@ impl ComponentCache {
         }
         let slot = Arc::new(OnceLock::new());
         entries.insert(
-            hash,
+            key,
             Entry {
                 slot: slot.clone(),
                 last_used: now,
@@ -421,6 +489,29 @@ mod tests {
         let status = cache.status();
         assert_eq!((status.entries, status.hits), (0, 0));
         assert_eq!((status.compiles, status.disk_hits), (1, 1));
+    }
+
+    #[test]
+    fn a_metered_variant_compiles_once_beside_the_default_code() {
+        let (cache, _dir) = cache(4);
+        let fib = compile(&cache, &bytes(fixtures::FIB)).unwrap();
+        assert_eq!(fib.task.metering(), Metering::Unmetered);
+        assert!(cache.cached_variant(fib.hash, Metering::Metered).is_none());
+
+        let metered = cache.variant(&fib, Metering::Metered).unwrap();
+        assert_eq!(metered.task.metering(), Metering::Metered);
+        assert_eq!(metered.hash, fib.hash);
+        let again = cache.variant(&fib, Metering::Metered).unwrap();
+        assert!(Arc::ptr_eq(&metered, &again));
+        let cached = cache.cached_variant(fib.hash, Metering::Metered).unwrap();
+        assert!(Arc::ptr_eq(&metered, &cached));
+        // The default code is its own variant.
+        assert!(Arc::ptr_eq(
+            &cache.variant(&fib, Metering::Unmetered).unwrap(),
+            &fib
+        ));
+        let status = cache.status();
+        assert_eq!((status.compiles, status.entries), (2, 2));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use wasmtime::component::Component;
 
-use crate::engine::{CompileError, ComponentLimits, TaskEngine};
+use crate::engine::{CompileError, ComponentLimits, Metering, TaskEngine};
 use child::ChildLimits;
 use lanes::Lanes;
 
@@ -122,8 +122,9 @@ impl Compiler {
         self.lanes.jobs()
     }
 
-    /// Compiles `bytes`, which passed [`ComponentLimits::check`], once a lane has a slot.
-    pub fn compile(&self, bytes: &[u8]) -> Result<Artifact, CompileError> {
+    /// Compiles `bytes`, which passed [`ComponentLimits::check`], to code of `metering`, once
+    /// a lane has a slot.
+    pub fn compile(&self, bytes: &[u8], metering: Metering) -> Result<Artifact, CompileError> {
         let _slot = self.lanes.acquire(bytes.len());
         let settings = &self.settings;
         let artifact = match &settings.compiler {
@@ -133,14 +134,14 @@ impl Compiler {
                     memory_bytes: settings.memory_bytes,
                     max_artifact_bytes: settings.max_artifact_bytes,
                 };
-                let code = self.engine.settings().code();
+                let code = self.engine.settings().code(metering);
                 Artifact {
                     serialized: child::compile(binary, &self.scratch, code, &limits, bytes)?,
                     loaded: None,
                 }
             }
             None => {
-                let component = self.engine.compile_here(bytes)?;
+                let component = self.engine.compile_here(bytes, metering)?;
                 Artifact {
                     serialized: component
                         .serialize()

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use clap::builder::BoolishValueParser;
 
 use super::{Config, LimitPolicy, sources};
-use crate::engine::{LogLimits, PoolSettings};
+use crate::engine::{FuelMetering, LogLimits, PoolSettings};
 use crate::server::ServerSettings;
 
 /// The defaults of the settings, which the flags' defaults are (made once, when the flags
@@ -107,10 +107,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKHOST_MAX_MEMORY_LIMIT_MIB", default_value_t = LIMITS.max_memory_bytes >> 20)]
     pub max_memory_limit_mib: usize,
 
-    /// Meter fuel: jobs can be given deterministic CPU budgets (`fuel`) and report the fuel
-    /// they consumed. Costs some speed (see the benchmarks); `false` turns it off.
-    #[arg(long, env = "TASKHOST_FUEL_METERING", default_value_t = LIMITS.fuel_metering, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
-    pub fuel_metering: bool,
+    /// Which jobs count fuel, for deterministic CPU budgets (`fuel`) and a report of the fuel
+    /// consumed. Metered code is slower (see the benchmarks): `on-demand` runs it only for
+    /// jobs with a budget (every job, under `--max-fuel`), compiling a task's metered variant
+    /// when its first such job arrives; `always` meters every job; `never` allows no budgets.
+    #[arg(long, env = "TASKHOST_FUEL_METERING", value_enum, default_value_t = LIMITS.fuel_metering)]
+    pub fuel_metering: FuelMetering,
 
     /// Largest `fuel` a job may ask for [default: no limit].
     #[arg(long, env = "TASKHOST_MAX_FUEL")]

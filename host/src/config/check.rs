@@ -123,9 +123,9 @@ impl ServeArgs {
                 self.max_memory_limit_mib
             ));
         }
-        if self.max_fuel.is_some() && !self.fuel_metering {
+        if self.max_fuel.is_some() && !self.fuel_metering.allows_budgets() {
             problems.push(format!(
-                "{} needs fuel metering: drop it or set {} to true",
+                "{} needs fuel metering: drop it or set {} to on-demand or always",
                 name!(max_fuel),
                 name!(fuel_metering)
             ));
@@ -522,6 +522,7 @@ pub(super) fn create_data_dir(config: &Config, name: &str) -> Result<(), ConfigE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::FuelMetering;
     use clap::Parser;
 
     #[derive(Parser)]
@@ -581,7 +582,7 @@ mod tests {
         assert!(data_dir.is_dir());
         assert_eq!(config.scheduler.workers, 2);
         assert_eq!(config.limits.default_memory_bytes, 256 << 20);
-        assert!(config.engine.fuel_metering);
+        assert_eq!(config.engine.fuel_metering, FuelMetering::OnDemand);
         assert_eq!(config.engine.pool.unwrap().instances, 2 + 256);
     }
 

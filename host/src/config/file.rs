@@ -80,7 +80,8 @@ fn values(key: &str, value: &Value) -> Result<Vec<OsString>, String> {
     items
         .iter()
         .map(|item| {
-            let text = text(item, kind.scalar).ok_or_else(|| match kind.many {
+            let choices = !arg.get_possible_values().is_empty();
+            let text = text(item, kind.scalar, choices).ok_or_else(|| match kind.many {
                 true => format!("{key} must be {kind}, but {item} is {}", a(item)),
                 false => format!("{key} must be {kind}, not {}", a(item)),
             })?;
@@ -107,10 +108,13 @@ fn why(arg: &Arg, error: &clap::Error) -> String {
     }
 }
 
-/// `value` as the text of a flag taking `scalar`, if it is of that type.
-fn text(value: &Value, scalar: Scalar) -> Option<String> {
+/// `value` as the text of a flag taking `scalar`, if it is of that type. A flag with a
+/// choice of values (`choices`) takes `true` and `false` too, as text: its choices may
+/// include them (`fuel_metering = false`, from when that setting was a boolean).
+fn text(value: &Value, scalar: Scalar, choices: bool) -> Option<String> {
     match (value, scalar) {
         (Value::Boolean(value), Scalar::Boolean) => Some(value.to_string()),
+        (Value::Boolean(value), Scalar::String) if choices => Some(value.to_string()),
         (Value::Integer(value), Scalar::Integer) => Some(value.to_string()),
         (Value::String(value), Scalar::String) => Some(value.clone()),
         _ => None,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::engine::Limits;
+use crate::engine::{FuelMetering, Limits};
 
 /// How request limits become a job's [`Limits`]: defaults for what a request leaves out, and
 /// ceilings it may not pass.
@@ -18,15 +18,15 @@ pub struct LimitPolicy {
     pub max_memory_bytes: usize,
     /// Largest fuel a job may ask for; `None` is no ceiling.
     pub max_fuel: Option<u64>,
-    /// Whether fuel is metered at all.
-    pub fuel_metering: bool,
+    /// Which jobs count fuel; with [`FuelMetering::Never`] none may ask for a budget.
+    pub fuel_metering: FuelMetering,
     /// Largest output a job may return (and the limit of one that asks for none), in bytes.
     pub max_output_bytes: usize,
 }
 
 impl LimitPolicy {
     /// The policy of `taskhost serve` without flags: 30 s by default, at most 5 minutes;
-    /// 256 MiB of memory by default, at most 1 GiB; fuel metered, with no ceiling; outputs of
+    /// 256 MiB of memory by default, at most 1 GiB; fuel budgets allowed, with no ceiling; outputs of
     /// at most 1 MiB.
     pub const DEFAULT: Self = Self {
         default_timeout: Duration::from_secs(30),
@@ -34,7 +34,7 @@ impl LimitPolicy {
         default_memory_bytes: 256 << 20,
         max_memory_bytes: 1024 << 20,
         max_fuel: None,
-        fuel_metering: true,
+        fuel_metering: FuelMetering::OnDemand,
         max_output_bytes: 1 << 20,
     };
 }
@@ -74,7 +74,7 @@ pub enum LimitError {
     },
     /// `fuel` was given but this host does not meter fuel.
     #[error(
-        "this host runs without fuel metering (--fuel-metering false), so `fuel` cannot be set"
+        "this host runs without fuel metering (--fuel-metering never), so `fuel` cannot be set"
     )]
     FuelNotMetered,
 }
@@ -95,7 +95,9 @@ impl LimitPolicy {
             (self.max_memory_bytes >> 20) as u64,
         )?;
         let fuel = match requested.fuel {
-            Some(_) if !self.fuel_metering => return Err(LimitError::FuelNotMetered),
+            Some(_) if !self.fuel_metering.allows_budgets() => {
+                return Err(LimitError::FuelNotMetered);
+            }
             Some(fuel) => Some(in_range(
                 "fuel",
                 Some(fuel),
@@ -221,7 +223,7 @@ mod tests {
     #[test]
     fn fuel_cannot_be_asked_for_without_metering() {
         let policy = LimitPolicy {
-            fuel_metering: false,
+            fuel_metering: FuelMetering::Never,
             max_fuel: None,
             ..POLICY
         };

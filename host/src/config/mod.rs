@@ -32,7 +32,7 @@ pub use sources::{Origin, ServeOptions};
 
 pub use crate::compile::CompileSettings;
 pub use crate::egress::{HttpAllowList, HttpTrust, InvalidHostPattern, TrustError};
-pub use crate::engine::{ComponentLimits, EngineSettings, LogLimits, PoolSettings};
+pub use crate::engine::{ComponentLimits, EngineSettings, FuelMetering, LogLimits, PoolSettings};
 pub use crate::registry::TasksSettings;
 pub use crate::scheduler::SchedulerSettings;
 pub use crate::server::ServerSettings;

@@ -54,19 +54,44 @@ impl Default for PoolSettings {
     }
 }
 
+impl PoolSettings {
+    /// One of two pools sharing this pool's resident budget: the same slots, half of
+    /// [`max_resident_bytes`](Self::max_resident_bytes), so that the idle slots of both
+    /// together keep no more than this pool's would. (The second pool is for fuel-metered
+    /// code, when only jobs with a budget run it: allocating its instances on demand instead
+    /// would map and unmap a memory reservation per job, costing a short job 3x.)
+    pub fn half(self) -> Self {
+        Self {
+            max_resident_bytes: self.max_resident_bytes / 2,
+            ..self
+        }
+    }
+}
+
 /// Host pages are this size (and wasmtime rounds what slots keep to them).
 const PAGE_BYTES: usize = 4096;
+
+/// Memory an idle slot keeps before its tables keep a page each: more than a job of any
+/// example task dirties (a no-op dirties 20 KiB).
+const MIN_MEMORY_KEPT: usize = 32 << 10;
 
 impl PoolSettings {
     /// What each idle slot keeps resident at most, in bytes: its share of the total, half
     /// for its tables (spread over the most it may have) if that comes to whole pages each,
-    /// the rest for its memory. Async stacks keep nothing: a job's stack is a few pages deep
-    /// and faulting them in again is cheap, while thousands of idle stacks keeping a few
-    /// pages each would hold tens of MiB.
+    /// else a page per table if the share holds those and [`MIN_MEMORY_KEPT`] besides; the
+    /// rest for its memory. A table that keeps nothing is decommitted after every job that
+    /// used it: an `madvise`, and a TLB shootdown on every core, per table per job, which
+    /// costs more than faulting in a few pages of memory. Async stacks keep nothing: a job's
+    /// stack is a few pages deep and faulting them in again is cheap, while thousands of idle
+    /// stacks keeping a few pages each would hold tens of MiB.
     fn resident_per_slot(&self) -> Resident {
         let pages = |bytes: usize| bytes / PAGE_BYTES * PAGE_BYTES;
         let share = self.max_resident_bytes / self.instances.max(1) as usize;
-        let table = pages(share / 2 / MAX_TABLES).min(pages(self.keep_resident_bytes));
+        let table = match pages(share / 2 / MAX_TABLES) {
+            0 if share >= MAX_TABLES * PAGE_BYTES + MIN_MEMORY_KEPT => PAGE_BYTES,
+            half => half,
+        }
+        .min(pages(self.keep_resident_bytes));
         Resident {
             memory: pages(share - table * MAX_TABLES).min(pages(self.keep_resident_bytes)),
             table,
@@ -91,7 +116,8 @@ pub enum Allocation {
         instances: u32,
         /// Most bytes an idle slot's memory keeps resident for the next job.
         slot_keep_resident_bytes: usize,
-        /// Most bytes the idle slots keep resident together (`--pool-keep-resident-mib`).
+        /// Most bytes the idle slots keep resident together (`--pool-keep-resident-mib`; each
+        /// of two pools keeps half, when fuel-metered code has a pool of its own).
         max_resident_bytes: usize,
     },
     /// Instances are allocated on demand.
@@ -127,17 +153,25 @@ pub struct PoolStatus {
     pub idle_resident_bytes: usize,
 }
 
-/// What `engine`'s instance pool holds now; `None` without a pool.
-pub(crate) fn pool_status(engine: &Engine) -> Option<PoolStatus> {
-    let metrics = engine.pooling_allocator_metrics()?;
-    Some(PoolStatus {
-        memories_in_use: metrics.memories(),
-        stacks_in_use: metrics.stacks(),
-        warm_idle_memories: metrics.unused_warm_memories(),
-        idle_resident_bytes: metrics.unused_memory_bytes_resident()
-            + metrics.unused_table_bytes_resident()
-            + metrics.unused_stack_bytes_resident().unwrap_or(0),
-    })
+/// What the instance pools of `engines` hold now, together; `None` without a pool.
+pub(crate) fn pool_status<'a>(engines: impl IntoIterator<Item = &'a Engine>) -> Option<PoolStatus> {
+    engines
+        .into_iter()
+        .filter_map(Engine::pooling_allocator_metrics)
+        .map(|metrics| PoolStatus {
+            memories_in_use: metrics.memories(),
+            stacks_in_use: metrics.stacks(),
+            warm_idle_memories: metrics.unused_warm_memories(),
+            idle_resident_bytes: metrics.unused_memory_bytes_resident()
+                + metrics.unused_table_bytes_resident()
+                + metrics.unused_stack_bytes_resident().unwrap_or(0),
+        })
+        .reduce(|one, other| PoolStatus {
+            memories_in_use: one.memories_in_use + other.memories_in_use,
+            stacks_in_use: one.stacks_in_use + other.stacks_in_use,
+            warm_idle_memories: one.warm_idle_memories + other.warm_idle_memories,
+            idle_resident_bytes: one.idle_resident_bytes + other.idle_resident_bytes,
+        })
 }
 
 /// Creates the engine from `config`, with the pool if `pool` is given and its reservation
@@ -232,6 +266,7 @@ mod tests {
     fn idle_slots_together_keep_no_more_than_the_total() {
         for (instances, keep_kib, total_mib) in [
             (4098, 2048, 64),
+            (600, 2048, 64),
             (66, 2048, 64),
             (1, 2048, 64),
             (4098, 0, 64),
@@ -267,6 +302,15 @@ mod tests {
             default,
             Resident {
                 memory: 188 << 10,
+                table: 4 << 10
+            }
+        );
+        // Half of that, for each of two pools: still a page per table, and 60 KiB of memory.
+        let half = pool(258, 2048, 64).half().resident_per_slot();
+        assert_eq!(
+            half,
+            Resident {
+                memory: 60 << 10,
                 table: 4 << 10
             }
         );

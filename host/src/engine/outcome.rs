@@ -44,7 +44,7 @@ pub struct Receipt {
     pub cpu: Duration,
     /// Wall-clock time spent in host calls (WASI, HTTP, logging, waits on clocks).
     pub host_calls: Duration,
-    /// Fuel consumed, when the engine meters fuel.
+    /// Fuel consumed, when the job ran fuel-metered code.
     pub fuel_consumed: Option<u64>,
     /// Largest size the job's linear memories and tables reached together, in bytes.
     pub peak_memory_bytes: usize,
@@ -96,13 +96,17 @@ pub enum ErrorCode {
     StackOverflow,
     /// The job was cancelled before it finished.
     Cancelled,
+    /// The code the job needs could not be compiled: a task's fuel-metered variant, compiled
+    /// when the first job with a fuel budget arrives (`--fuel-metering on-demand`), did not
+    /// compile (too large, too slow): the message says why.
+    CompileFailed,
     /// The job could not be run by the host: the message says why.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::InvalidInput,
         Self::TaskError,
         Self::Panic,
@@ -113,6 +117,7 @@ impl ErrorCode {
         Self::OutputTooLarge,
         Self::StackOverflow,
         Self::Cancelled,
+        Self::CompileFailed,
         Self::Internal,
     ];
 
@@ -129,6 +134,7 @@ impl ErrorCode {
             Self::OutputTooLarge => "output_too_large",
             Self::StackOverflow => "stack_overflow",
             Self::Cancelled => "cancelled",
+            Self::CompileFailed => "compile_failed",
             Self::Internal => "internal",
         }
     }

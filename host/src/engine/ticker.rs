@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Engine;
 
-/// Advances the epoch of an engine every tick and at every alarm until dropped; dropping
+/// Advances the epoch of the host's engines every tick and at every alarm until dropped; dropping
 /// stops and joins its thread.
 pub(crate) struct EpochTicker {
     shared: Arc<Shared>,
@@ -61,10 +61,10 @@ pub(crate) struct Alarm {
 }
 
 impl EpochTicker {
-    /// Starts the ticker thread, advancing `engine`'s epoch every `tick` while jobs run, and
-    /// stopping once none has run for `idle_after`, after running `on_idle`.
+    /// Starts the ticker thread, advancing the epoch of each of `engines` every `tick` while
+    /// jobs run, and stopping once none has run for `idle_after`, after running `on_idle`.
     pub(crate) fn start(
-        engine: Engine,
+        engines: Vec<Engine>,
         tick: Duration,
         idle_after: Duration,
         on_idle: fn(),
@@ -78,7 +78,7 @@ impl EpochTicker {
             let shared = shared.clone();
             thread::Builder::new()
                 .name("taskhost-epoch".into())
-                .spawn(move || shared.run(&engine, tick, idle_after, on_idle))
+                .spawn(move || shared.run(&engines, tick, idle_after, on_idle))
                 .expect("spawning the epoch ticker thread")
         };
         Self {
@@ -116,7 +116,7 @@ impl Shared {
     /// The ticker thread: advances the epoch when a tick or an alarm is due, else sleeps
     /// until one is, or until an alarm is set when no job has run for `idle_after` (having
     /// run `on_idle`, without its lock).
-    fn run(&self, engine: &Engine, tick: Duration, idle_after: Duration, on_idle: fn()) {
+    fn run(&self, engines: &[Engine], tick: Duration, idle_after: Duration, on_idle: fn()) {
         let mut next_tick = Instant::now() + tick;
         let mut busy_at = Instant::now();
         let mut state = self.lock();
@@ -152,7 +152,9 @@ impl Shared {
                 state.sleep = Sleep::Awake;
                 continue;
             }
-            engine.increment_epoch();
+            for engine in engines {
+                engine.increment_epoch();
+            }
             if now >= next_tick {
                 next_tick = now + tick;
             }
@@ -258,7 +260,7 @@ mod tests {
     fn an_alarm_wakes_an_idle_ticker_and_advances_the_epoch_at_its_deadline() {
         let engine = engine();
         // No tick comes during the test: only the alarm can stop the loop.
-        let ticker = EpochTicker::start(engine.clone(), HOUR, Duration::ZERO, || {});
+        let ticker = EpochTicker::start(vec![engine.clone()], HOUR, Duration::ZERO, || {});
         wait_until_idle(&ticker);
         let deadline = Instant::now() + Duration::from_millis(50);
         let mut alarm = None;
@@ -279,7 +281,7 @@ mod tests {
     fn a_job_starting_while_the_ticker_is_idle_gets_its_ticks() {
         let engine = engine();
         let ticker = EpochTicker::start(
-            engine.clone(),
+            vec![engine.clone()],
             Duration::from_millis(5),
             Duration::ZERO,
             || {},
@@ -303,7 +305,7 @@ mod tests {
 
     #[test]
     fn alarms_are_counted_per_millisecond_and_unset_when_dropped() {
-        let ticker = EpochTicker::start(engine(), HOUR, HOUR, || {});
+        let ticker = EpochTicker::start(vec![engine()], HOUR, HOUR, || {});
         let deadline = Instant::now() + Duration::from_secs(600);
         let first = ticker.alarm(deadline);
         let second = ticker.alarm(deadline);

@@ -101,10 +101,10 @@ impl Host {
         let first = request.max_concurrent.unwrap_or(count).min(count);
         let now: Vec<Admitted> = admitted.drain(..first).collect();
         let held =
-            (!admitted.is_empty()).then(|| Arc::new(Held::new(admitted, self.scheduler.clone())));
+            (!admitted.is_empty()).then(|| Arc::new(Held::new(admitted, self.dispatcher.clone())));
         for mut job in now {
             job.run.batch = held.clone();
-            job.dispatch(&self.scheduler);
+            self.dispatcher.dispatch(job);
         }
         Ok(BatchRecord::new(&batch, records.into_iter().map(Some)))
     }

@@ -3,6 +3,7 @@
 //! directly.
 
 mod batch;
+mod dispatch;
 mod events;
 mod run;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batches::{BatchId, BatchStore};
-use crate::cache::ComponentCache;
+use crate::cache::{CacheStatus, ComponentCache};
 use crate::config::{Config, LimitError, LimitPolicy, RequestedLimits};
 use crate::engine::{Kind, TaskEngine};
 use crate::idempotency::{Claim, IdempotencyKeys};
@@ -21,6 +22,7 @@ use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus};
+use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
 
 pub use crate::engine::{CompileError, EngineError, Limit, ManifestError, OverLimit};
@@ -167,6 +169,8 @@ pub struct Host {
     memo: Option<Arc<MemoCache>>,
     batches: BatchStore,
     scheduler: Arc<Scheduler>,
+    /// Hands jobs to the scheduler, compiling first the code some need.
+    dispatcher: Arc<Dispatcher>,
     metrics: Arc<Metrics>,
     limits: LimitPolicy,
     max_wait: Duration,
@@ -210,7 +214,9 @@ impl Host {
         if config.tasks.wait_until_loaded {
             watcher.wait_until_loaded();
         }
+        let scheduler = Arc::new(scheduler);
         Ok(Self {
+            dispatcher: Arc::new(Dispatcher::new(scheduler.clone(), cache.clone())),
             engine,
             cache,
             registry,
@@ -225,7 +231,7 @@ impl Host {
             memo: (config.memo_cache_bytes > 0)
                 .then(|| Arc::new(MemoCache::new(config.memo_cache_bytes))),
             batches: BatchStore::default(),
-            scheduler: Arc::new(scheduler),
+            scheduler,
             metrics,
             limits: config.limits,
             max_wait: config.max_wait,
@@ -310,7 +316,7 @@ impl Host {
         let (record, kind, run) = self.prepare(request, None)?;
         let ticket = self.scheduler.admit()?;
         self.jobs.insert(record.clone(), run.control.clone());
-        Admitted { ticket, kind, run }.dispatch(&self.scheduler);
+        self.dispatcher.dispatch(Admitted { ticket, kind, run });
         Ok(record)
     }
 
@@ -343,6 +349,7 @@ impl Host {
         record.batch = batch;
         let run = RunJob {
             id,
+            code: Ok(version.compiled.clone()),
             version,
             input,
             memo,
@@ -481,7 +488,10 @@ impl Host {
                 problems: tasks.problems,
             },
             engine: EngineStatus::of(&self.engine),
-            cache: self.cache.status(),
+            cache: CacheStatus {
+                jobs_waiting_for_code: self.dispatcher.waiting(),
+                ..self.cache.status()
+            },
             scheduler: self.scheduler.status(),
             jobs: self.jobs.status(),
             batches: self.batches.status(),

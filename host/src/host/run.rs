@@ -9,12 +9,17 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::engine::{ErrorCode, JobControl, JobError, Kind, Limits, Outcome, TaskEngine};
+use crate::cache::Compiled;
+use crate::engine::{
+    CompileError, ErrorCode, JobControl, JobError, Kind, Limits, Metering, Outcome, TaskEngine,
+};
 use crate::jobs::{JobId, JobStore};
 use crate::memo::{Memo, MemoCache, MemoKey};
 use crate::metrics::Metrics;
 use crate::registry::TaskVersion;
 use crate::scheduler::{Demand, Finish, Scheduler, Ticket};
+
+use super::dispatch::Dispatcher;
 
 /// An accepted job with its place in the queue, ready to hand to the scheduler.
 pub(super) struct Admitted {
@@ -25,12 +30,15 @@ pub(super) struct Admitted {
 
 impl Admitted {
     /// Hands the job to an engine thread (`cpu`) or the IO executor (`io`), to start once
-    /// what it may use is free.
+    /// what it may use is free. Its code must be ready: see [`Dispatcher`].
     pub fn dispatch(self, scheduler: &Scheduler) {
         let Self { ticket, kind, run } = self;
         let demand = Demand {
             memory_bytes: run.limits.memory_bytes as u64,
-            pool_memories: run.version.compiled.task.memories(),
+            pool_memories: run
+                .code
+                .as_ref()
+                .map_or(0, |code| code.task.pool_memories()),
             group: run.version.group(),
             long: scheduler.is_long(run.limits.timeout),
         };
@@ -46,14 +54,14 @@ impl Admitted {
 /// is no reference cycle.)
 pub(super) struct Held {
     jobs: Mutex<VecDeque<Admitted>>,
-    scheduler: Arc<Scheduler>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Held {
-    pub fn new(jobs: VecDeque<Admitted>, scheduler: Arc<Scheduler>) -> Self {
+    pub fn new(jobs: VecDeque<Admitted>, dispatcher: Arc<Dispatcher>) -> Self {
         Self {
             jobs: Mutex::new(jobs),
-            scheduler,
+            dispatcher,
         }
     }
 
@@ -62,7 +70,7 @@ impl Held {
         let next = self.jobs.lock().expect("held jobs poisoned").pop_front();
         if let Some(mut next) = next {
             next.run.batch = Some(self.clone());
-            next.dispatch(&self.scheduler);
+            self.dispatcher.dispatch(next);
         }
     }
 }
@@ -77,6 +85,10 @@ pub(super) struct Memoized {
 pub(super) struct RunJob {
     pub id: JobId,
     pub version: Arc<TaskVersion>,
+    /// The code it runs: its version's, or that code's variant its fuel budget needs (see
+    /// [`Dispatcher`]); or why that variant could not be compiled, which the job then fails
+    /// with.
+    pub code: Result<Arc<Compiled>, Arc<CompileError>>,
     pub input: String,
     /// Where its result is memoized, when the job asked for that.
     pub memo: Option<Memoized>,
@@ -92,6 +104,18 @@ pub(super) struct RunJob {
 }
 
 impl RunJob {
+    /// The code the job has and the kind its fuel budget needs, when they differ: the code
+    /// to compile that variant of.
+    pub fn code_to_compile(&self) -> Option<(Arc<Compiled>, Metering)> {
+        let code = self.code.as_ref().ok()?;
+        let needed = self
+            .engine
+            .settings()
+            .fuel_metering
+            .for_budget(self.limits.fuel);
+        (code.task.metering() != needed).then(|| (code.clone(), needed))
+    }
+
     /// Runs the job on this (engine) thread; returns the step that publishes its outcome.
     fn run(self) -> Finish {
         if !self.jobs.mark_running(self.id) {
@@ -101,15 +125,18 @@ impl RunJob {
         if let Some(memo) = self.memoized_result() {
             return self.publish_memoized(memo, started);
         }
+        let code = match &self.code {
+            Ok(code) => code.clone(),
+            Err(error) => {
+                let outcome = uncompiled(error);
+                return self.publish(outcome, started);
+            }
+        };
         let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
         let _entered = span.enter();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.engine.run(
-                &self.version.compiled.task,
-                &self.input,
-                self.limits,
-                self.control.clone(),
-            )
+            self.engine
+                .run(&code.task, &self.input, self.limits, self.control.clone())
         }))
         .unwrap_or_else(|_| internal_failure());
         self.publish(outcome, started)
@@ -124,18 +151,20 @@ impl RunJob {
         if let Some(memo) = self.memoized_result() {
             return self.publish_memoized(memo, started);
         }
+        let code = match &self.code {
+            Ok(code) => code.clone(),
+            Err(error) => {
+                let outcome = uncompiled(error);
+                return self.publish(outcome, started);
+            }
+        };
         let span = tracing::info_span!("job", id = %self.id, task = %self.version.name);
         let engine = self.engine.clone();
-        let version = self.version.clone();
         let (input, limits, control) = (self.input.clone(), self.limits, self.control.clone());
         // A task of its own, so that a panic in the host ends this job, not the executor.
         let run = tokio::spawn(
-            async move {
-                engine
-                    .run_async(&version.compiled.task, &input, limits, control)
-                    .await
-            }
-            .instrument(span),
+            async move { engine.run_async(&code.task, &input, limits, control).await }
+                .instrument(span),
         );
         let outcome = run.await.unwrap_or_else(|_| internal_failure());
         self.publish(outcome, started)
@@ -194,6 +223,14 @@ impl RunJob {
             held.release_next();
         }
     }
+}
+
+/// The outcome of a job whose code could not be compiled.
+fn uncompiled(error: &CompileError) -> Outcome {
+    Outcome::failed(JobError {
+        code: ErrorCode::CompileFailed,
+        message: format!("the fuel-metered code this job's budget needs did not compile: {error}"),
+    })
 }
 
 /// The outcome of a job during which the host itself failed (a bug, logged where it happened).

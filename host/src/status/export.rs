@@ -263,6 +263,12 @@ impl Collector for StatusCollector {
             "Components waiting for a compile slot (--compile-jobs)",
             cache.compiles_waiting,
         )?;
+        gauge(
+            out,
+            "jobs_waiting_for_code",
+            "Jobs waiting for the fuel-metered code their budget needs to compile",
+            cache.jobs_waiting_for_code,
+        )?;
 
         let tasks = &parts.tasks;
         let states = [

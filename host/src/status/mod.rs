@@ -15,8 +15,8 @@ pub use health::{ComponentHealth, Health, HealthState};
 
 pub use crate::batches::BatchStoreStatus;
 pub use crate::cache::CacheStatus;
-use crate::engine::TaskEngine;
 pub use crate::engine::{Allocation, PoolStatus};
+use crate::engine::{FuelMetering, TaskEngine};
 pub use crate::jobs::JobStoreStatus;
 pub use crate::memo::MemoStatus;
 use crate::registry::Problem;
@@ -82,8 +82,8 @@ pub struct TasksStatus {
 /// The engine's settings that matter to users.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EngineStatus {
-    /// Whether fuel is metered.
-    pub fuel_metering: bool,
+    /// Which jobs count fuel (`--fuel-metering`).
+    pub fuel_metering: FuelMetering,
     /// Largest wasm stack of a job, in bytes.
     pub max_wasm_stack: usize,
     /// How instances are allocated.
