@@ -3,6 +3,9 @@
 wrk.method = "POST"
 wrk.path = "/v1/jobs"
 wrk.headers["Content-Type"] = "application/json"
+-- The API key (the server's data dir has the default tenant's in default.key).
+local key = os.getenv("TASKHOST_KEY")
+if key then wrk.headers["Authorization"] = "Bearer " .. key end
 wrk.body = '{"task": "noop", "input": null}'
 
 -- Each wrk thread counts in its own Lua state; `done` adds the threads' counts up.

@@ -24,6 +24,9 @@ coproc SERVER { exec target/release/taskhost serve --listen 127.0.0.1:0 \
 server=$SERVER_PID
 read -r line <&"${SERVER[0]}"
 url=${line#listening on }
+# The default tenant's key, which the server wrote on its first start: wrk's script sends it.
+TASKHOST_KEY=$(cat "$data/default.key")
+export TASKHOST_KEY
 echo "server at $url ($(nproc) cores)"
 
 # Prints "requests/s p50 p99" from wrk's --latency output.

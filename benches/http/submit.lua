@@ -8,6 +8,9 @@ local budget = (fuel and fuel ~= "") and string.format(', "fuel": %s', fuel) or 
 wrk.method = "POST"
 wrk.path = "/v1/jobs"
 wrk.headers["Content-Type"] = "application/json"
+-- The API key (the server's data dir has the default tenant's in default.key).
+local key = os.getenv("TASKHOST_KEY")
+if key then wrk.headers["Authorization"] = "Bearer " .. key end
 wrk.body = string.format('{"task": "%s", "input": %s%s, "wait_ms": 10000}', task, input, budget)
 
 -- Answers that are not a succeeded job must be none. Each wrk thread counts in its own Lua

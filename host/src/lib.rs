@@ -51,7 +51,10 @@
 //!   recorded where they happen, without a lock on a job's path.
 //! - [`status`]: the shape of `GET /v1/status`, gathered from each part's own status, each
 //!   part's health, and the Prometheus export of `GET /metrics`.
+//! - [`tenants`]: who may call the API: tenants and their API keys, the admin key; the
+//!   `default` tenant of a server started without configuration.
 //! - `timestamp`: wall-clock times as the API writes them.
+//! - `atomic_file`: files written whole or not at all (the cache's, the tenants').
 //!
 //! Dependencies point one way: `server` → `api` → `host` → (`registry` → `cache` → `compile`,
 //! `jobs`, `scheduler`) → `engine`.
@@ -60,6 +63,7 @@
 #![warn(missing_docs, unnameable_types)]
 
 pub mod api;
+mod atomic_file;
 pub(crate) mod batches;
 pub(crate) mod cache;
 pub(crate) mod compile;
@@ -78,6 +82,7 @@ pub(crate) mod registry;
 pub(crate) mod scheduler;
 pub mod server;
 pub mod status;
+pub mod tenants;
 pub(crate) mod timestamp;
 
 pub use config::{Config, ServeArgs};

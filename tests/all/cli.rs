@@ -42,9 +42,14 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// Runs `taskhost ARGS` in `dir` with `TASKHOST_URL=url` and `stdin` as its input.
-fn taskhost_in(dir: &Path, url: &str, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskhost"))
+/// Runs `taskhost ARGS` in `dir` with `TASKHOST_URL=url`, `TASKHOST_KEY=key` (unless
+/// empty) and `stdin` as its input.
+fn taskhost_in(dir: &Path, url: &str, key: &str, args: &[&str], stdin: &str) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_taskhost"));
+    if !key.is_empty() {
+        command.env("TASKHOST_KEY", key);
+    }
+    let mut child = command
         .args(args)
         .current_dir(dir)
         .env("TASKHOST_URL", url)
@@ -70,7 +75,7 @@ fn taskhost_in(dir: &Path, url: &str, args: &[&str], stdin: &str) -> Run {
 
 /// Runs `taskhost ARGS` against `server`, with empty stdin.
 fn taskhost(server: &Server, args: &[&str]) -> Run {
-    taskhost_in(Path::new("."), server.url(), args, "")
+    taskhost_in(Path::new("."), server.url(), server.key(), args, "")
 }
 
 /// A URL where nothing listens.
@@ -183,7 +188,7 @@ fn job_submit_waits_for_the_result_and_fails_with_a_failed_job() {
         &["job", "submit", "uppercase", "--wait"][..],
         &["job", "submit", "uppercase", "-", "--wait"],
     ] {
-        let run = taskhost_in(here, url, args, piped);
+        let run = taskhost_in(here, url, server.key(), args, piped);
         assert_eq!(run.json()["output"]["upper"], "FROM STDIN", "{run}");
     }
     let null = taskhost(&server, &["job", "submit", "uppercase", "--wait"]);
@@ -315,7 +320,13 @@ fn a_batch_prints_every_result_in_input_order() {
         })
         .collect();
     let input: String = lines.iter().map(|line| format!("{line}\n")).collect();
-    let run = taskhost_in(Path::new("."), server.url(), &["batch"], &input);
+    let run = taskhost_in(
+        Path::new("."),
+        server.url(),
+        server.key(),
+        &["batch"],
+        &input,
+    );
     assert!(run.success, "{}", run.stderr);
     assert_eq!(run.stderr, "200 jobs succeeded\n");
     let results = run.json_lines();
@@ -358,6 +369,7 @@ fn a_batch_reports_lines_that_cannot_run_by_number_and_fails() {
     let run = taskhost_in(
         Path::new("."),
         server.url(),
+        server.key(),
         &["batch", "--fuel", "100000000", "-"],
         &input,
     );
@@ -393,6 +405,7 @@ fn a_batch_waits_out_a_full_queue() {
     let run = taskhost_in(
         Path::new("."),
         server.url(),
+        server.key(),
         &["batch", "--task", "fib", "--max-concurrent", "8"],
         &input,
     );
@@ -410,7 +423,7 @@ fn an_unreachable_server_is_named_with_how_to_point_elsewhere() {
     let url = nothing_listening();
     let here = Path::new(".");
     for args in [&["job", "list"][..], &["task", "list"], &["batch"]] {
-        let run = taskhost_in(here, &url, args, "{\"task\": \"noop\"}\n");
+        let run = taskhost_in(here, &url, "", args, "{\"task\": \"noop\"}\n");
         assert!(!run.success, "{run}");
         assert!(
             run.stderr
@@ -421,9 +434,15 @@ fn an_unreachable_server_is_named_with_how_to_point_elsewhere() {
     }
     // --server wins over the environment.
     let server = server();
-    let run = taskhost_in(here, &url, &["job", "list", "--server", server.url()], "");
+    let run = taskhost_in(
+        here,
+        &url,
+        server.key(),
+        &["job", "list", "--server", server.url()],
+        "",
+    );
     assert!(run.success, "{run}");
-    let bad = taskhost_in(here, "nonsense", &["job", "list"], "");
+    let bad = taskhost_in(here, "nonsense", "", &["job", "list"], "");
     assert!(bad.stderr.contains("http://127.0.0.1:7070"), "{bad}");
 }
 
@@ -458,7 +477,7 @@ fn new_creates_a_task_crate_that_joins_the_tasks_workspace() {
     let checkout = fake_checkout();
     let root = checkout.path();
     // From anywhere in the checkout.
-    let run = taskhost_in(&root.join("tasks"), "", &["new", "greet"], "");
+    let run = taskhost_in(&root.join("tasks"), "", "", &["new", "greet"], "");
     assert!(run.success, "{run}");
     assert!(run.stdout.contains("taskhost build greet"), "{run}");
     let crate_dir = root.join("tasks/greet");
@@ -481,12 +500,12 @@ fn new_creates_a_task_crate_that_joins_the_tasks_workspace() {
         );
     }
 
-    let twice = taskhost_in(root, "", &["new", "greet"], "");
+    let twice = taskhost_in(root, "", "", &["new", "greet"], "");
     assert!(!twice.success);
     assert!(twice.stderr.contains("already exists"), "{twice}");
     // Cargo names both libraries word_count: tasks/build.sh could not tell them apart.
-    assert!(taskhost_in(root, "", &["new", "word-count"], "").success);
-    let clash = taskhost_in(root, "", &["new", "word_count"], "");
+    assert!(taskhost_in(root, "", "", &["new", "word-count"], "").success);
+    let clash = taskhost_in(root, "", "", &["new", "word_count"], "");
     assert!(!clash.success, "{clash}");
     assert!(
         clash
@@ -499,11 +518,11 @@ fn new_creates_a_task_crate_that_joins_the_tasks_workspace() {
         ("a.b", "cannot name a task"),
         ("fn", "Rust keyword"),
     ] {
-        let run = taskhost_in(root, "", &["new", name], "");
+        let run = taskhost_in(root, "", "", &["new", name], "");
         assert!(!run.success && run.stderr.contains(says), "{name}: {run}");
     }
     let outside = tempfile::tempdir().unwrap();
-    let lost = taskhost_in(outside.path(), "", &["new", "greet"], "");
+    let lost = taskhost_in(outside.path(), "", "", &["new", "greet"], "");
     assert!(lost.stderr.contains("inside a taskhost checkout"), "{lost}");
 }
 
@@ -514,6 +533,7 @@ fn new_with_a_dir_elsewhere_creates_a_crate_of_its_own() {
     let dir = elsewhere.path().join("hello-world");
     let run = taskhost_in(
         checkout.path(),
+        "",
         "",
         &["new", "hello-world", "--dir", dir.to_str().unwrap()],
         "",
@@ -535,10 +555,10 @@ fn new_with_a_dir_elsewhere_creates_a_crate_of_its_own() {
 #[test]
 fn build_runs_the_checkouts_build_script_and_says_what_is_wrong() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let run = taskhost_in(repo, "", &["build", "no-such-task"], "");
+    let run = taskhost_in(repo, "", "", &["build", "no-such-task"], "");
     assert!(!run.success);
     assert!(run.stderr.contains("no task named 'no-such-task'"), "{run}");
     let outside = tempfile::tempdir().unwrap();
-    let run = taskhost_in(outside.path(), "", &["build"], "");
+    let run = taskhost_in(outside.path(), "", "", &["build"], "");
     assert!(run.stderr.contains("no tasks/build.sh in"), "{run}");
 }

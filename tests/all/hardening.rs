@@ -250,7 +250,9 @@ fn a_client_that_stops_reading_its_response_is_closed_after_the_write_timeout() 
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     write!(
         stream,
-        "GET /v1/jobs?task=mib-output&fields=output&limit={jobs} HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET /v1/jobs?task=mib-output&fields=output&limit={jobs} HTTP/1.1\r\nHost: t\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        server.key()
     )
     .unwrap();
     let stalled = std::time::Duration::from_millis(2000);

@@ -77,6 +77,16 @@ fn get(stream: &mut TcpStream, path: &str) -> Raw {
     read_response(stream)
 }
 
+/// `GET path` on `stream` with API key `key`, kept alive.
+fn get_with_key(stream: &mut TcpStream, path: &str, key: &str) -> Raw {
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: taskhost\r\nAuthorization: Bearer {key}\r\n\r\n"
+    )
+    .unwrap();
+    read_response(stream)
+}
+
 /// Waits (up to [`BOUND`]) for the server to close `stream`; returns how long that took. The
 /// server may also reset it, when it closed with bytes of ours unread.
 fn closed(stream: &mut TcpStream) -> Duration {
@@ -231,7 +241,9 @@ fn a_body_that_stops_is_cut_with_408_and_a_slow_live_one_passes() {
     write!(
         stalled,
         "POST /v1/jobs HTTP/1.1\r\nHost: taskhost\r\nContent-Type: application/json\r\n\
-         Content-Length: 1000000\r\n\r\n{{\"task\": \"uppercase\", \"input\": {{\"text\": \""
+         Authorization: Bearer {}\r\nContent-Length: 1000000\r\n\r\n\
+         {{\"task\": \"uppercase\", \"input\": {{\"text\": \"",
+        server.key()
     )
     .unwrap();
     let start = Instant::now();
@@ -254,7 +266,8 @@ fn a_body_that_stops_is_cut_with_408_and_a_slow_live_one_passes() {
     write!(
         slow,
         "POST /v1/jobs HTTP/1.1\r\nHost: taskhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        server.key(),
         body.len()
     )
     .unwrap();
@@ -292,9 +305,9 @@ fn past_the_connection_cap_a_connection_gets_503_and_health_checks_still_answer(
     closed(&mut health);
     // The connections within the cap are served as before, and see themselves counted.
     for stream in &mut held {
-        assert_eq!(get(stream, "/v1/status").status, 200);
+        assert_eq!(get_with_key(stream, "/v1/status", server.key()).status, 200);
     }
-    let http = get(&mut held[0], "/v1/status").json()["http"].clone();
+    let http = get_with_key(&mut held[0], "/v1/status", server.key()).json()["http"].clone();
     assert_eq!(http["connections"], 8, "{http}");
     assert_eq!(http["max_connections"], 8, "{http}");
     assert_eq!(http["refused"], 2, "{http}");

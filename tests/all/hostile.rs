@@ -249,7 +249,8 @@ fn post_declared(server: &Server, path: &str, length: u64) -> (String, String) {
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
-         content-length: {length}\r\n\r\n"
+         authorization: Bearer {}\r\ncontent-length: {length}\r\n\r\n",
+        server.key()
     )
     .unwrap();
     let mut writer = stream.try_clone().unwrap();

@@ -5,6 +5,7 @@
 
 mod api;
 mod api_edges;
+mod auth;
 mod batches;
 mod cache;
 mod cli;

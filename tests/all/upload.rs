@@ -88,7 +88,8 @@ fn uploads_that_cannot_serve_are_refused_with_the_reason() {
     write!(
         stream,
         "PUT /v1/tasks/huge HTTP/1.1\r\nhost: test\r\ncontent-type: application/wasm\r\n\
-         content-length: {}\r\n\r\n",
+         authorization: Bearer {}\r\ncontent-length: {}\r\n\r\n",
+        server.key(),
         2 << 20
     )
     .unwrap();

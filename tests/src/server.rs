@@ -18,7 +18,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Server {
     child: Option<Child>,
     base: String,
+    /// Sends the `default` tenant's key with every request that has no `Authorization`.
     agent: ureq::Agent,
+    /// Sends no key but what a request has.
+    anonymous: ureq::Agent,
+    /// The `default` tenant's key, which the server wrote on its first start.
+    key: String,
     data_dir: tempfile::TempDir,
 }
 
@@ -114,21 +119,46 @@ impl Server {
                 );
             }
         };
-        // A fresh connection per request: a server may close a connection after answering a
-        // request whose body it did not read (a 415, say), and a pooled connection closed
-        // that way fails the next request sent on it, before the server sees it.
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .max_idle_connections(0)
-            .build()
-            .into();
+        let key_file = data_dir.path().join("data").join("default.key");
+        let key = std::fs::read_to_string(&key_file)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", key_file.display()));
         Self {
             child: Some(child),
             base,
-            agent,
+            agent: agent(Some(&key)),
+            anonymous: agent(None),
+            key,
             data_dir,
         }
+    }
+
+    /// The `default` tenant's API key, as `Authorization: Bearer` sends it.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The server's data directory (`--data-dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.path().join("data")
+    }
+
+    /// The admin key, which the server wrote on its first start.
+    pub fn admin_key(&self) -> String {
+        let file = self.data_dir().join("admin.key");
+        std::fs::read_to_string(file).expect("reading the admin key")
+    }
+
+    /// `method path` sent with `Authorization: Bearer key`, or with no `Authorization` at all.
+    pub fn request_with_key(&self, method: &str, path: &str, key: Option<&str>) -> Response {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-length", "0");
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let request = request.body(()).expect("a valid request");
+        self.answer(method, path, self.anonymous.run(request))
     }
 
     /// The server's process id.
@@ -354,6 +384,37 @@ impl Server {
     fn log_path(&self) -> PathBuf {
         self.data_dir.path().join("server.log")
     }
+}
+
+/// An agent for a test server, sending `key` (if any) as `Authorization: Bearer` with every
+/// request that has no `Authorization` of its own. A fresh connection per request: a server
+/// may close a connection after answering a request whose body it did not read (a 415, say),
+/// and a pooled connection closed that way fails the next request sent on it, before the
+/// server sees it.
+fn agent(key: Option<&str>) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .max_idle_connections(0);
+    let config = match key {
+        Some(key) => {
+            let bearer: ureq::http::HeaderValue = format!("Bearer {key}")
+                .parse()
+                .expect("a key is a header value");
+            config.middleware(
+                move |mut request: ureq::http::Request<ureq::SendBody>,
+                      next: ureq::middleware::MiddlewareNext| {
+                    let headers = request.headers_mut();
+                    if !headers.contains_key("authorization") {
+                        headers.insert("authorization", bearer.clone());
+                    }
+                    next.handle(request)
+                },
+            )
+        }
+        None => config,
+    };
+    config.build().into()
 }
 
 impl Drop for Server {

@@ -124,6 +124,9 @@ pub enum ApiError {
          (--http-max-connections); this one is closed: retry after Retry-After"
     )]
     TooManyConnections(usize),
+    /// The request carries no API key, or one nobody holds.
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// No route has this path.
     #[error("no such route; the API lives under /v1")]
     NoRoute,
@@ -191,6 +194,8 @@ pub enum ApiErrorCode {
     BodyTimeout,
     /// The server serves as many connections as it may; retry after `Retry-After`.
     TooManyConnections,
+    /// The request carries no API key (`Authorization: Bearer KEY`), or one nobody holds.
+    Unauthorized,
     /// No route has this path.
     NotFound,
     /// The route exists but not with this method.
@@ -230,6 +235,7 @@ impl ApiError {
             Self::TooManyConnections(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, Code::TooManyConnections)
             }
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, Code::Unauthorized),
             Self::NoRoute => (StatusCode::NOT_FOUND, Code::NotFound),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed),
         }
@@ -280,6 +286,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if matches!(self, Self::Unauthorized(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"taskhost\""),
+            );
         }
         response
     }

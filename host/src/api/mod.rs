@@ -1,6 +1,7 @@
 //! The HTTP API: an axum router over [`Host`], and its OpenAPI 3.1 document at
 //! `GET /openapi.json`, generated from the same registrations that route requests. Handlers
-//! translate between HTTP and the host and nothing more; each resource has its module.
+//! translate between HTTP and the host and nothing more; each resource has its module. Every
+//! route but `/healthz`, `/readyz` and `/openapi.json` takes an API key (`auth`).
 //!
 //! | route | does |
 //! | --- | --- |
@@ -36,6 +37,7 @@
 //!    one). Never `.route(...)`: it would serve a route the document does not show.
 //! 3. Add a row to the table above (a unit test checks the table against the document).
 
+mod auth;
 mod batches;
 mod error;
 mod events;
@@ -76,16 +78,24 @@ pub fn router(host: Arc<Host>) -> Router {
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(openapi::Document::new(&document)))
+        .layer(Extension(host.clone()))
         .with_state(host)
 }
 
 /// Every route with its OpenAPI operation: what is served and what is documented are one
-/// list (see "Adding a route" in the module doc).
+/// list (see "Adding a route" in the module doc). `/healthz`, `/readyz` and `/openapi.json`
+/// are public; every other route takes an API key (`auth`).
 fn routes() -> OpenApiRouter<Arc<Host>> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(status::healthz))
         .routes(routes!(status::readyz))
         .routes(routes!(openapi::openapi_json))
+        .merge(authenticated_routes())
+}
+
+/// The routes that take an API key.
+fn authenticated_routes() -> OpenApiRouter<Arc<Host>> {
+    OpenApiRouter::new()
         .routes(routes!(tasks::list_tasks))
         .routes(routes!(
             tasks::get_task,
@@ -101,6 +111,7 @@ fn routes() -> OpenApiRouter<Arc<Host>> {
             routes!(batches::submit_batch).layer(DefaultBodyLimit::max(batches::MAX_BATCH_BODY)),
         )
         .routes(routes!(batches::get_batch, batches::cancel_batch))
+        .route_layer(axum::middleware::from_fn(auth::authenticate))
 }
 
 /// 200 with `body` if its work is `done`, else 202 with `body` so far and a `Location` to

@@ -26,14 +26,51 @@ pub(super) struct ApiDoc;
 pub(super) struct Document(Bytes);
 
 impl Document {
-    /// `document` serialized, its integers' formats and the batch body made exact.
+    /// `document` serialized, its integers' formats and the batch body made exact, and every
+    /// route but the public ones marked as taking an API key.
     pub(super) fn new(document: &utoipa::openapi::OpenApi) -> Self {
         let mut json = serde_json::to_value(document).expect("an OpenAPI document is JSON");
         unsigned_formats(&mut json);
+        require_keys(&mut json);
         json["components"]["schemas"]["BatchBody"]["oneOf"] =
             super::batches::batch_body_alternatives();
         let json = serde_json::to_vec(&json).expect("an OpenAPI document serializes to JSON");
         Self(json.into())
+    }
+}
+
+/// The routes that take no API key.
+const PUBLIC_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+
+/// Declares the bearer scheme, and that every operation outside [`PUBLIC_PATHS`] takes it and
+/// may answer `401 unauthorized` (what `super::auth` does; utoipa has no per-router
+/// security).
+fn require_keys(document: &mut serde_json::Value) {
+    document["components"]["securitySchemes"]["bearer"] = serde_json::json!({
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key, `th_...`: a tenant's, or the admin key",
+    });
+    let unauthorized = serde_json::json!({
+        "description": "No API key, or one nobody holds (`unauthorized`); the answer has \
+                        `WWW-Authenticate: Bearer`",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    });
+    let paths = document["paths"]
+        .as_object_mut()
+        .expect("a document has paths");
+    for (path, item) in paths {
+        if PUBLIC_PATHS.contains(&path.as_str()) {
+            continue;
+        }
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|item| item.values_mut())
+        {
+            operation["security"] = serde_json::json!([{"bearer": []}]);
+            operation["responses"]["401"] = unauthorized.clone();
+        }
     }
 }
 

@@ -130,16 +130,7 @@ impl DiskCache {
             std::process::id(),
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));
-        let result = fs::File::create(&temp)
-            .and_then(|mut file| {
-                file.write_all(bytes)?;
-                file.sync_all()
-            })
-            .and_then(|()| fs::rename(&temp, path));
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        result
+        crate::atomic_file::write(&temp, path, bytes, 0o644)
     }
 }
 

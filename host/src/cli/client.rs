@@ -123,20 +123,34 @@ pub struct JobPage {
 }
 
 impl Client {
-    /// A client of the server at `url` (e.g. `http://127.0.0.1:7070`).
-    pub fn new(url: &str) -> Self {
-        Self::with_request_timeout(url, REQUEST_TIMEOUT)
+    /// A client of the server at `url` (e.g. `http://127.0.0.1:7070`), sending `key` (if
+    /// any) as `Authorization: Bearer`.
+    pub fn new(url: &str, key: Option<&str>) -> Self {
+        Self::with_request_timeout(url, key, REQUEST_TIMEOUT)
     }
 
     /// A client whose requests each give up after `timeout`.
-    fn with_request_timeout(url: &str, timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder()
+    fn with_request_timeout(url: &str, key: Option<&str>, timeout: Duration) -> Self {
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(timeout))
-            .user_agent(concat!("taskhost/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .user_agent(concat!("taskhost/", env!("CARGO_PKG_VERSION")));
+        let bearer: Option<ureq::http::HeaderValue> =
+            key.and_then(|key| format!("Bearer {key}").parse().ok());
+        let agent = match bearer {
+            Some(bearer) => config.middleware(
+                move |mut request: ureq::http::Request<ureq::SendBody>,
+                      next: ureq::middleware::MiddlewareNext| {
+                    let header = ureq::http::header::AUTHORIZATION;
+                    request.headers_mut().insert(header, bearer.clone());
+                    next.handle(request)
+                },
+            ),
+            None => config,
+        }
+        .build()
+        .into();
         Self {
             base: url.trim_end_matches('/').to_owned(),
             agent,
@@ -371,7 +385,7 @@ mod tests {
     fn a_server_that_never_answers_is_given_up_on() {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", silent.local_addr().unwrap());
-        let client = Client::with_request_timeout(&url, Duration::from_millis(200));
+        let client = Client::with_request_timeout(&url, None, Duration::from_millis(200));
         let error = client.tasks().unwrap_err();
         assert!(
             matches!(

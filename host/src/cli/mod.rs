@@ -60,7 +60,7 @@ pub enum Command {
     Build(BuildArgs),
 }
 
-/// `--server`, for every command that talks to a server.
+/// `--server` and the API key, for every command that talks to a server.
 #[derive(Args)]
 pub struct ServerArg {
     /// The taskhost server to talk to.
@@ -73,11 +73,27 @@ pub struct ServerArg {
         global = true
     )]
     url: String,
+    /// The API key to send [default: the one in DATA_DIR/default.key, which a server started
+    /// without tenants writes].
+    #[arg(long, env = "TASKHOST_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+    /// The data directory of a server started here, whose default.key to send when no key
+    /// is given.
+    #[arg(long, env = "TASKHOST_DATA_DIR", default_value_os_t = taskhost::Config::default().data_dir, global = true)]
+    data_dir: PathBuf,
 }
 
 impl ServerArg {
+    /// A client of the server, sending the key given, else the default tenant's of the data
+    /// directory, if it has one.
     fn client(&self) -> Client {
-        Client::new(&self.url)
+        let key = self.key.clone().or_else(|| {
+            let file = self.data_dir.join(taskhost::tenants::DEFAULT_KEY_FILE);
+            std::fs::read_to_string(file)
+                .ok()
+                .map(|key| key.trim().to_owned())
+        });
+        Client::new(&self.url, key.as_deref())
     }
 }
 

@@ -22,6 +22,7 @@ use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus};
+use crate::tenants::{Caller, Tenants, TenantsError};
 use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
 
@@ -78,6 +79,9 @@ pub enum StartError {
     /// The IO executor could not be started.
     #[error("could not start the IO executor: {0}")]
     Executor(#[from] std::io::Error),
+    /// The tenants of the data directory could not be read or created.
+    #[error("cannot open the tenants: {0}")]
+    Tenants(#[from] TenantsError),
 }
 
 /// Errors from submitting a job.
@@ -177,12 +181,15 @@ pub struct Host {
     drain_timeout: Duration,
     /// Cancelled when the host begins to shut down: ends event streams.
     stopping: tokio_util::sync::CancellationToken,
+    /// Who may call the API.
+    tenants: Tenants,
 }
 
 impl Host {
     /// Sets up the engine, starts loading the tasks directory (in the background unless
     /// `config.tasks.wait_until_loaded`) and starts the engine threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
+        let tenants = Tenants::open(&config.data_dir)?;
         let engine = Arc::new(TaskEngine::new(config.engine.clone())?);
         let scheduler = Scheduler::start(SchedulerSettings {
             pool_memories: engine.allocation().pool_memories(),
@@ -237,7 +244,13 @@ impl Host {
             max_wait: config.max_wait,
             drain_timeout: config.drain_timeout,
             stopping: Default::default(),
+            tenants,
         })
+    }
+
+    /// Who holds the API key `key`, if anyone does.
+    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+        self.tenants.authenticate(key)
     }
 
     /// The tasks this host serves, and those whose files are loading or did not load.

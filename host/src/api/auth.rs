@@ -1,0 +1,43 @@
+//! Authentication: every `/v1` request carries `Authorization: Bearer KEY`; the key's holder
+//! (a tenant, or the operator) becomes the request's [`Caller`], for the handlers to act for.
+//! A missing or unknown key is `401 unauthorized`, with `WWW-Authenticate: Bearer`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::ApiError;
+use crate::host::Host;
+
+/// What a request without a key is told.
+const NO_KEY: &str = "this route needs an API key: send `Authorization: Bearer KEY` (a server \
+                      started without tenants keeps its default tenant's key in \
+                      DATA_DIR/default.key, which the taskhost CLI reads by itself)";
+
+/// What a request with a key nobody holds is told (the same whether it never existed or was
+/// revoked).
+const UNKNOWN_KEY: &str = "the API key is not valid: unknown or revoked";
+
+/// Lets the request through with its [`Caller`](crate::tenants::Caller) as an extension, or
+/// answers 401.
+pub(super) async fn authenticate(
+    Extension(host): Extension<Arc<Host>>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let header = request.headers().get(header::AUTHORIZATION);
+    let key = header
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized(NO_KEY))?;
+    let caller = host
+        .authenticate(key)
+        .ok_or(ApiError::Unauthorized(UNKNOWN_KEY))?;
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}

@@ -1,0 +1,288 @@
+//! Who may call the API: tenants, each holding API keys, and the operator, holding the admin
+//! key. The API authenticates each request once (`api::auth`) and works for the [`Caller`]
+//! it found; nothing below knows keys.
+//!
+//! The data directory keeps what the host knows of tenants in `tenants.json` (ids and key
+//! hashes, never keys). With none there, the first start creates the `default` tenant and
+//! writes its key to `default.key` and the admin key to `admin.key` (both mode 0600), so
+//! that a server started without configuration can be used at once: the CLI reads
+//! `default.key` by itself. Later starts reuse them.
+
+mod keys;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use keys::{ApiKey, KeyHash, KeyId};
+
+/// The file of the `default` tenant's key, in the data directory.
+pub const DEFAULT_KEY_FILE: &str = "default.key";
+
+/// The file of the admin key, in the data directory.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// The file of the tenants, in the data directory.
+const TENANTS_FILE: &str = "tenants.json";
+
+/// A tenant's id: 1 to 63 of `[a-z0-9-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+/// A tenant id that is not 1 to 63 of `[a-z0-9-]`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a tenant id: use 1 to 63 of a-z, 0-9 and -")]
+pub struct InvalidTenantId(String);
+
+impl TenantId {
+    /// The tenant a server started without configuration creates.
+    pub fn default_tenant() -> Self {
+        Self("default".into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = InvalidTenantId;
+
+    fn try_from(id: String) -> Result<Self, InvalidTenantId> {
+        let valid = (1..=63).contains(&id.len())
+            && id
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+        if valid {
+            Ok(Self(id))
+        } else {
+            Err(InvalidTenantId(id))
+        }
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(id: TenantId) -> Self {
+        id.0
+    }
+}
+
+/// Who sent a request, as its key says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The operator, with the admin key.
+    Admin,
+    /// A tenant, with one of its keys.
+    Tenant(TenantId),
+}
+
+/// Errors from opening the tenants of a data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantsError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// `tenants.json` is not what this host writes.
+    #[error("{} is not a tenants file this host wrote ({reason}): fix it or move it away", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// What `tenants.json` holds.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    tenants: Vec<StoredTenant>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredTenant {
+    id: TenantId,
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredKey {
+    id: KeyId,
+    hash: KeyHash,
+}
+
+/// The tenants and their keys, and the admin key.
+pub struct Tenants {
+    callers: HashMap<KeyHash, Caller>,
+}
+
+impl Tenants {
+    /// The tenants of `data_dir` (created if missing): from its `tenants.json`, or, on a
+    /// first start, the `default` tenant, its key written to `default.key`; and the admin
+    /// key of `admin.key`, written first if missing.
+    pub fn open(data_dir: &Path) -> Result<Self, TenantsError> {
+        let io_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| TenantsError::Io { path, source }
+        };
+        fs::create_dir_all(data_dir).map_err(io_error(data_dir))?;
+        let file = data_dir.join(TENANTS_FILE);
+        let stored = match fs::read(&file) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|error| TenantsError::Unreadable {
+                    path: file.clone(),
+                    reason: error.to_string(),
+                })?
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let stored = first_start(data_dir)?;
+                let json = serde_json::to_vec_pretty(&stored).expect("tenants serialize");
+                write_private(&file, &json).map_err(io_error(&file))?;
+                stored
+            }
+            Err(error) => return Err(io_error(&file)(error)),
+        };
+        let admin_file = data_dir.join(ADMIN_KEY_FILE);
+        let admin = read_or_create_key(&admin_file, ApiKey::new_admin_key)
+            .map_err(io_error(&admin_file))?;
+        let mut callers: HashMap<KeyHash, Caller> = stored
+            .tenants
+            .into_iter()
+            .flat_map(|tenant| {
+                let caller = Caller::Tenant(tenant.id);
+                tenant
+                    .keys
+                    .into_iter()
+                    .map(move |key| (key.hash, caller.clone()))
+            })
+            .collect();
+        callers.insert(admin, Caller::Admin);
+        Ok(Self { callers })
+    }
+
+    /// Who holds `key`, if anyone does.
+    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+        self.callers.get(&KeyHash::of(key)).cloned()
+    }
+}
+
+/// The tenants of a first start: `default`, with a new key written to `default.key`.
+fn first_start(data_dir: &Path) -> Result<Stored, TenantsError> {
+    let path = data_dir.join(DEFAULT_KEY_FILE);
+    let key = ApiKey::new_tenant_key()
+        .and_then(|key| write_private(&path, key.expose().as_bytes()).map(|()| key))
+        .map_err(|source| TenantsError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    tracing::info!(
+        key_file = %path.display(),
+        "no tenants yet: created tenant `default`; its API key is in the key file \
+         (send it as `Authorization: Bearer KEY`; the taskhost CLI reads it by itself)"
+    );
+    Ok(Stored {
+        tenants: vec![StoredTenant {
+            id: TenantId::default_tenant(),
+            keys: vec![StoredKey {
+                id: KeyId::new().map_err(|source| TenantsError::Io { path, source })?,
+                hash: key.hash(),
+            }],
+        }],
+    })
+}
+
+/// The hash of the key in `path`, which is created with a new key from `new` if missing.
+fn read_or_create_key(path: &Path, new: fn() -> io::Result<ApiKey>) -> io::Result<KeyHash> {
+    match fs::read_to_string(path) {
+        Ok(key) => Ok(KeyHash::of(key.trim())),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let key = new()?;
+            write_private(path, key.expose().as_bytes())?;
+            Ok(key.hash())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `bytes` to `path` whole, readable by this user only.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("file");
+    let temporary = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    crate::atomic_file::write(&temporary, path, bytes, 0o600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_first_start_creates_the_default_tenant_and_later_starts_reuse_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenants = Tenants::open(dir.path()).unwrap();
+        let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap();
+        let (default_key, admin_key) = (read(DEFAULT_KEY_FILE), read(ADMIN_KEY_FILE));
+        for name in [DEFAULT_KEY_FILE, ADMIN_KEY_FILE, TENANTS_FILE] {
+            let mode = fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        assert!(
+            !read(TENANTS_FILE).contains(&default_key),
+            "only hashes are kept"
+        );
+        assert_eq!(
+            tenants.authenticate(&default_key),
+            Some(Caller::Tenant(TenantId::default_tenant()))
+        );
+        assert_eq!(tenants.authenticate(&admin_key), Some(Caller::Admin));
+        assert_eq!(tenants.authenticate("th_0000"), None);
+        assert_eq!(tenants.authenticate(""), None);
+
+        let again = Tenants::open(dir.path()).unwrap();
+        assert_eq!(read(DEFAULT_KEY_FILE), default_key);
+        assert_eq!(
+            again.authenticate(&default_key),
+            Some(Caller::Tenant(TenantId::default_tenant()))
+        );
+        assert_eq!(again.authenticate(&admin_key), Some(Caller::Admin));
+    }
+
+    #[test]
+    fn a_damaged_tenants_file_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(TENANTS_FILE), b"{\"tenants\": 7}").unwrap();
+        let error = Tenants::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            error.contains("tenants.json") && error.contains("move it away"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn tenant_ids_are_short_lower_case_names() {
+        for valid in ["default", "a", "team-42", &"x".repeat(63)] {
+            assert!(TenantId::try_from(valid.to_owned()).is_ok(), "{valid}");
+        }
+        for invalid in ["", "Team", "a_b", "a/b", "ü", &"x".repeat(64)] {
+            assert!(TenantId::try_from(invalid.to_owned()).is_err(), "{invalid}");
+        }
+    }
+}

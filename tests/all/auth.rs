@@ -1,0 +1,129 @@
+//! API keys: every `/v1` route takes one; a server started without tenants creates the
+//! `default` tenant and its key, which the CLI finds by itself.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::server;
+
+#[test]
+fn v1_routes_answer_401_without_a_valid_key_and_public_routes_need_none() {
+    let server = server();
+    let wrong = format!("th_{}", "0".repeat(64));
+    for path in ["/v1/status", "/v1/jobs", "/v1/tasks", "/metrics"] {
+        for key in [None, Some(wrong.as_str()), Some("")] {
+            let refused = server.request_with_key("GET", path, key);
+            assert_eq!(refused.status, 401, "{path} {key:?}: {}", refused.text);
+            assert_eq!(
+                refused.json["error"]["code"], "unauthorized",
+                "{}",
+                refused.text
+            );
+            assert_eq!(
+                refused.header("www-authenticate"),
+                Some("Bearer realm=\"taskhost\""),
+                "{path}"
+            );
+            assert!(
+                !refused.text.contains(&wrong),
+                "a key is never echoed: {}",
+                refused.text
+            );
+        }
+        let message = server.request_with_key("GET", path, None).json["error"]["message"].clone();
+        assert!(
+            message.as_str().unwrap().contains("Authorization: Bearer"),
+            "{message}"
+        );
+        // The default tenant's key and the admin key both open it.
+        for key in [server.key().to_owned(), server.admin_key()] {
+            assert_eq!(
+                server.request_with_key("GET", path, Some(&key)).status,
+                200,
+                "{path}"
+            );
+        }
+    }
+    // A submission without a key is refused before its body is read or a job made.
+    let submitted = server.request_with_key("POST", "/v1/jobs", None);
+    assert_eq!(submitted.status, 401, "{}", submitted.text);
+    assert_eq!(
+        server.get("/v1/status").json["scheduler"]["accepted"],
+        0,
+        "nothing was accepted"
+    );
+
+    // Once the tasks have loaded (`/readyz` answers 503 before), all three answer without a key.
+    server.loaded_tasks();
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        let open = server.request_with_key("GET", path, None);
+        assert_eq!(open.status, 200, "{path}: {}", open.text);
+    }
+}
+
+#[test]
+fn the_first_start_writes_private_key_files_and_the_document_names_the_scheme() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server();
+    for name in ["default.key", "admin.key", "tenants.json"] {
+        let file = server.data_dir().join(name);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    assert!(server.key().starts_with("th_") && server.key().len() == 67);
+    assert!(server.admin_key().starts_with("th_admin_"));
+    let tenants = std::fs::read_to_string(server.data_dir().join("tenants.json")).unwrap();
+    assert!(
+        !tenants.contains(&server.key()[3..]),
+        "only the key's hash is kept"
+    );
+    assert!(
+        server.log().contains("default.key"),
+        "the log says where the key is"
+    );
+
+    let document: Value = server.get("/openapi.json").json;
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let submit = &document["paths"]["/v1/jobs"]["post"];
+    assert_eq!(submit["security"][0]["bearer"], serde_json::json!([]));
+    assert!(submit["responses"]["401"].is_object(), "{submit}");
+    assert!(
+        document["paths"]["/healthz"]["get"]
+            .get("security")
+            .is_none()
+    );
+}
+
+#[test]
+fn the_cli_reads_the_default_key_of_the_data_dir_or_takes_one_given() {
+    let server = server();
+    let cli = |args: &[&str], key: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_taskhost"));
+        command
+            .args(["job", "list", "--server", server.url()])
+            .args(args)
+            .env_remove("TASKHOST_KEY")
+            .env_remove("TASKHOST_DATA_DIR");
+        if let Some(key) = key {
+            command.env("TASKHOST_KEY", key);
+        }
+        command.output().unwrap()
+    };
+    let data_dir = server.data_dir();
+    let found = cli(&["--data-dir", data_dir.to_str().unwrap()], None);
+    assert!(found.status.success(), "{found:?}");
+    assert!(cli(&[], Some(server.key())).status.success());
+
+    let empty = tempfile::tempdir().unwrap();
+    let keyless = cli(&["--data-dir", empty.path().to_str().unwrap()], None);
+    assert!(!keyless.status.success());
+    let stderr = String::from_utf8_lossy(&keyless.stderr);
+    assert!(
+        stderr.contains("unauthorized") && stderr.contains("default.key"),
+        "{stderr}"
+    );
+}
