@@ -29,6 +29,7 @@ mod openapi;
 mod pool;
 mod reload;
 mod report;
+mod tenants;
 mod upload;
 
 use std::path::Path;

@@ -25,6 +25,8 @@ pub struct Server {
     /// The `default` tenant's key, which the server wrote on its first start.
     key: String,
     data_dir: tempfile::TempDir,
+    /// The command line it was started with, to start it again.
+    command: Vec<String>,
 }
 
 /// An HTTP response: status, headers of interest, and the body as JSON (or `Value::Null` when
@@ -73,30 +75,48 @@ impl Server {
         extra_args: &[&str],
     ) -> Self {
         let data_dir = tempfile::tempdir().expect("creating a data dir");
-        let log = std::fs::File::create(data_dir.path().join("server.log")).unwrap();
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(binary);
-                command
-            }
-            None => Command::new(binary),
-        };
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--tasks-dir", tasks_dir])
-            .arg("--data-dir")
-            .arg(data_dir.path().join("data"));
+        let mut command: Vec<String> = wrapper.iter().map(|arg| arg.to_string()).collect();
+        command.push(binary.to_str().expect("a UTF-8 path").to_owned());
+        command.extend(
+            ["serve", "--listen", "127.0.0.1:0", "--tasks-dir", tasks_dir].map(String::from),
+        );
+        command.push("--data-dir".into());
+        command.push(data_dir.path().join("data").to_str().unwrap().to_owned());
         if !extra_args.contains(&"--cache-dir") {
             // Compiled components are shared between test servers (the cache is safe to
             // share); tests of the cache itself pass a directory of their own.
-            command.arg("--cache-dir").arg(SHARED_CACHE_DIR);
+            command.extend(["--cache-dir".to_owned(), SHARED_CACHE_DIR.to_owned()]);
         }
-        let mut child = command
-            .args(extra_args)
+        command.extend(extra_args.iter().map(|arg| arg.to_string()));
+        Self::spawn(data_dir, command)
+    }
+
+    /// Stops the server (SIGKILL) and starts it again, with the same command line and data
+    /// directory, on a new port.
+    pub fn restart(mut self) -> Self {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        Self::spawn(data_dir, std::mem::take(&mut self.command))
+    }
+
+    /// Runs `command` (a server's), logging into `data_dir`, and waits for its `listening
+    /// on` line.
+    fn spawn(data_dir: tempfile::TempDir, command: Vec<String>) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.path().join("server.log"))
+            .unwrap();
+        let (program, args) = command.split_first().expect("a command");
+        let mut child = Command::new(program)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
+            .unwrap_or_else(|error| panic!("starting {program}: {error}"));
 
         let stdout = child.stdout.take().unwrap();
         // Reads the first line only; the rest of stdout is left unread (the server prints
@@ -129,6 +149,7 @@ impl Server {
             anonymous: agent(None),
             key,
             data_dir,
+            command,
         }
     }
 
@@ -294,6 +315,24 @@ impl Server {
             path,
             self.agent.delete(format!("{}{path}", self.base)).call(),
         )
+    }
+
+    /// `method path` with JSON `body`, sent with `Authorization: Bearer key`.
+    pub fn send_json_with_key(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+        key: &str,
+    ) -> Response {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {key}"))
+            .body(body.to_string())
+            .expect("a valid request");
+        self.answer(method, path, self.anonymous.run(request))
     }
 
     /// `POST path` with a JSON body.

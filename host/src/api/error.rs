@@ -15,6 +15,7 @@ use crate::host::{BatchError, CancelError, SubmitError};
 use crate::jobs::JobId;
 use crate::registry::UploadError;
 use crate::scheduler::QueueFull;
+use crate::tenants::TenantError;
 
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,15 @@ pub enum ApiError {
     /// The request carries no API key, or one nobody holds.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The caller's key does not open this route.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The path or body does not hold a valid tenant id.
+    #[error("{0}")]
+    InvalidTenantId(String),
+    /// A change to the tenants that cannot be made.
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
     /// No route has this path.
     #[error("no such route; the API lives under /v1")]
     NoRoute,
@@ -196,6 +206,16 @@ pub enum ApiErrorCode {
     TooManyConnections,
     /// The request carries no API key (`Authorization: Bearer KEY`), or one nobody holds.
     Unauthorized,
+    /// The key does not open this route (a tenant's key on an admin route).
+    Forbidden,
+    /// Not a tenant id: 1 to 63 of `a-z`, `0-9` and `-`.
+    InvalidTenantId,
+    /// A tenant has this id already.
+    TenantExists,
+    /// No tenant has this id.
+    TenantNotFound,
+    /// The tenant has no key of this id.
+    KeyNotFound,
     /// No route has this path.
     NotFound,
     /// The route exists but not with this method.
@@ -236,6 +256,16 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, Code::TooManyConnections)
             }
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, Code::Unauthorized),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, Code::Forbidden),
+            Self::InvalidTenantId(_) => (StatusCode::BAD_REQUEST, Code::InvalidTenantId),
+            Self::Tenant(TenantError::Exists(_)) => (StatusCode::CONFLICT, Code::TenantExists),
+            Self::Tenant(TenantError::NotFound(_)) => (StatusCode::NOT_FOUND, Code::TenantNotFound),
+            Self::Tenant(TenantError::KeyNotFound { .. }) => {
+                (StatusCode::NOT_FOUND, Code::KeyNotFound)
+            }
+            Self::Tenant(TenantError::Storage(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
+            }
             Self::NoRoute => (StatusCode::NOT_FOUND, Code::NotFound),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed),
         }

@@ -22,6 +22,12 @@
 //! | `POST /v1/batches` | submit many jobs at once (`jobs`, or `task` + `inputs`; `max_concurrent`): all accepted or none; records in order |
 //! | `GET /v1/batches/{id}` | a batch and its jobs' records, in order; `?wait_ms=N` waits for it to finish |
 //! | `DELETE /v1/batches/{id}` | cancel every unfinished job of a batch |
+//! | `POST /v1/admin/tenants` | (admin key) create a tenant `{"id"}` |
+//! | `GET /v1/admin/tenants` | (admin key) every tenant, with its keys' ids |
+//! | `GET /v1/admin/tenants/{id}` | (admin key) one tenant |
+//! | `DELETE /v1/admin/tenants/{id}` | (admin key) delete a tenant; its keys stop working at once |
+//! | `POST /v1/admin/tenants/{id}/keys` | (admin key) issue a key, shown once: `{"id", "key"}` |
+//! | `DELETE /v1/admin/tenants/{id}/keys/{key_id}` | (admin key) revoke a key, at once |
 //!
 //! # Adding a route
 //!
@@ -37,6 +43,7 @@
 //!    one). Never `.route(...)`: it would serve a route the document does not show.
 //! 3. Add a row to the table above (a unit test checks the table against the document).
 
+mod admin;
 mod auth;
 mod batches;
 mod error;
@@ -111,6 +118,10 @@ fn authenticated_routes() -> OpenApiRouter<Arc<Host>> {
             routes!(batches::submit_batch).layer(DefaultBodyLimit::max(batches::MAX_BATCH_BODY)),
         )
         .routes(routes!(batches::get_batch, batches::cancel_batch))
+        .routes(routes!(admin::create_tenant, admin::list_tenants))
+        .routes(routes!(admin::get_tenant, admin::delete_tenant))
+        .routes(routes!(admin::issue_key))
+        .routes(routes!(admin::revoke_key))
         .route_layer(axum::middleware::from_fn(auth::authenticate))
 }
 

@@ -17,6 +17,7 @@ use utoipa::OpenApi;
         (name = "tasks", description = "The tasks served: WebAssembly components"),
         (name = "jobs", description = "Jobs: one run of a task on one input"),
         (name = "batches", description = "Many jobs submitted at once"),
+        (name = "admin", description = "Tenants and their keys, with the admin key"),
     )
 )]
 pub(super) struct ApiDoc;

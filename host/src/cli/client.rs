@@ -76,6 +76,15 @@ pub enum ClientError {
     },
 }
 
+/// A key just issued (`POST /v1/admin/tenants/{id}/keys`).
+#[derive(Debug, Deserialize)]
+pub struct IssuedKey {
+    /// Its id, to revoke it by.
+    pub id: String,
+    /// The key, shown this once.
+    pub key: String,
+}
+
 /// A task as `GET /v1/tasks` and uploads show it: the fields the CLI uses.
 #[derive(Debug, Deserialize)]
 pub struct TaskSummary {
@@ -182,6 +191,48 @@ impl Client {
     /// Deletes task `name` and its file (`DELETE /v1/tasks/{name}`).
     pub fn delete_task(&self, name: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/tasks/{name}"));
+        self.receive(&url, self.agent.delete(&url).call())?;
+        Ok(())
+    }
+
+    /// Creates tenant `id` (`POST /v1/admin/tenants`).
+    pub fn create_tenant(&self, id: &str) -> Result<Value, ClientError> {
+        let url = self.url("/v1/admin/tenants");
+        let body = serde_json::json!({"id": id}).to_string();
+        let sent = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(&body);
+        let (_, body) = self.receive(&url, sent)?;
+        parse(&url, &body)
+    }
+
+    /// The tenants (`GET /v1/admin/tenants`) as the server sent them.
+    pub fn tenants(&self) -> Result<Value, ClientError> {
+        let url = self.url("/v1/admin/tenants");
+        let (_, body) = self.receive(&url, self.agent.get(&url).call())?;
+        parse(&url, &body)
+    }
+
+    /// Deletes tenant `id` (`DELETE /v1/admin/tenants/{id}`).
+    pub fn delete_tenant(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/v1/admin/tenants/{id}"));
+        self.receive(&url, self.agent.delete(&url).call())?;
+        Ok(())
+    }
+
+    /// Issues tenant `id` a key (`POST /v1/admin/tenants/{id}/keys`).
+    pub fn issue_key(&self, id: &str) -> Result<IssuedKey, ClientError> {
+        let url = self.url(&format!("/v1/admin/tenants/{id}/keys"));
+        let sent = self.agent.post(&url).send_empty();
+        let (_, body) = self.receive(&url, sent)?;
+        parse(&url, &body)
+    }
+
+    /// Revokes key `key_id` of tenant `id` (`DELETE /v1/admin/tenants/{id}/keys/{key_id}`).
+    pub fn revoke_key(&self, id: &str, key_id: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/v1/admin/tenants/{id}/keys/{key_id}"));
         self.receive(&url, self.agent.delete(&url).call())?;
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! The `taskhost` commands besides `serve`: clients of a running server (`task`, `job`,
-//! `batch`) and helpers for writing tasks (`new`, `build`).
+//! `batch`, `tenant`) and helpers for writing tasks (`new`, `build`).
 //!
 //! This module holds the clap types; each command group runs in its own module, [`client`]
 //! speaks HTTP and [`output`] prints. Errors end here: printed as `error: ...`, exit code 1.
@@ -11,6 +11,7 @@ mod job;
 mod output;
 mod scaffold;
 mod task;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,14 @@ pub enum Command {
         server: ServerArg,
         #[command(subcommand)]
         command: JobCommand,
+    },
+    /// Create, list and delete tenants; issue and revoke their API keys. Takes the admin key:
+    /// --key, TASKHOST_KEY, or DATA_DIR/admin.key.
+    Tenant {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(subcommand)]
+        command: TenantCommand,
     },
     /// Run many jobs from JSON lines, a few at a time; print their results in input order.
     ///
@@ -87,14 +96,67 @@ impl ServerArg {
     /// A client of the server, sending the key given, else the default tenant's of the data
     /// directory, if it has one.
     fn client(&self) -> Client {
+        self.client_with(taskhost::tenants::DEFAULT_KEY_FILE)
+    }
+
+    /// A client of the server's admin routes, sending the key given, else the admin key of
+    /// the data directory, if it has one.
+    fn admin_client(&self) -> Client {
+        self.client_with(taskhost::tenants::ADMIN_KEY_FILE)
+    }
+
+    /// A client sending the key given, else the one in `key_file` of the data directory.
+    fn client_with(&self, key_file: &str) -> Client {
         let key = self.key.clone().or_else(|| {
-            let file = self.data_dir.join(taskhost::tenants::DEFAULT_KEY_FILE);
-            std::fs::read_to_string(file)
+            std::fs::read_to_string(self.data_dir.join(key_file))
                 .ok()
                 .map(|key| key.trim().to_owned())
         });
         Client::new(&self.url, key.as_deref())
     }
+}
+
+/// `taskhost tenant ...`.
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create tenant ID, with no keys yet (`taskhost tenant key new ID` issues one).
+    Add {
+        /// 1 to 63 of a-z, 0-9 and -.
+        id: String,
+    },
+    /// List the tenants, with their keys' ids.
+    List {
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete tenant ID: its keys stop working at once.
+    Rm {
+        /// The tenant.
+        id: String,
+    },
+    /// Issue or revoke a tenant's API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+/// `taskhost tenant key ...`.
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Issue tenant ID a new key: printed on stdout, this once.
+    New {
+        /// The tenant.
+        id: String,
+    },
+    /// Revoke key KEY_ID of tenant ID: refused from the next request on.
+    Revoke {
+        /// The tenant.
+        id: String,
+        /// The key's id (`taskhost tenant list` shows them).
+        key_id: String,
+    },
 }
 
 /// `taskhost task ...`.
@@ -266,6 +328,7 @@ pub fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Task { server, command } => task::run(&server.client(), command),
         Command::Job { server, command } => job::run(&server.client(), command),
+        Command::Tenant { server, command } => tenant::run(&server.admin_client(), command),
         Command::Batch(args) => batch::run(&args.server.client(), &args),
         Command::New(args) => scaffold::run(&args),
         Command::Build(args) => checkout::build(&args.names),

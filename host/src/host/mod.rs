@@ -253,6 +253,11 @@ impl Host {
         self.tenants.authenticate(key)
     }
 
+    /// The tenants, to manage.
+    pub fn tenants(&self) -> &Tenants {
+        &self.tenants
+    }
+
     /// The tasks this host serves, and those whose files are loading or did not load.
     pub fn tasks(&self) -> Snapshot {
         self.registry.snapshot()

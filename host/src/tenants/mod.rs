@@ -14,8 +14,11 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
+
+use crate::timestamp::Timestamp;
 
 pub use keys::{ApiKey, KeyHash, KeyId};
 
@@ -103,29 +106,130 @@ pub enum TenantsError {
 }
 
 /// What `tenants.json` holds.
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Stored {
     tenants: Vec<StoredTenant>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoredTenant {
     id: TenantId,
+    #[serde(default = "Timestamp::now")]
+    created_at: Timestamp,
     keys: Vec<StoredKey>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoredKey {
     id: KeyId,
     hash: KeyHash,
+    #[serde(default = "Timestamp::now")]
+    created_at: Timestamp,
 }
 
-/// The tenants and their keys, and the admin key.
+/// A tenant as the admin API shows it: never its keys, only their ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    /// The tenant's id.
+    #[schema(value_type = String, pattern = "^[a-z0-9-]{1,63}$")]
+    pub id: TenantId,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Its keys, by id.
+    pub keys: Vec<KeyView>,
+}
+
+/// One of a tenant's keys, as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// The key's id, to revoke it by.
+    #[schema(value_type = String)]
+    pub id: KeyId,
+    /// When it was issued.
+    pub created_at: Timestamp,
+}
+
+impl From<&StoredTenant> for TenantView {
+    fn from(tenant: &StoredTenant) -> Self {
+        Self {
+            id: tenant.id.clone(),
+            created_at: tenant.created_at,
+            keys: tenant
+                .keys
+                .iter()
+                .map(|key| KeyView {
+                    id: key.id.clone(),
+                    created_at: key.created_at,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A key just issued: the only time it is shown.
+#[derive(Debug)]
+pub struct IssuedKey {
+    /// Its id.
+    pub id: KeyId,
+    /// The key.
+    pub key: ApiKey,
+}
+
+/// Errors from changing the tenants.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    /// A tenant has this id already.
+    #[error("a tenant {} exists already", .0.as_str())]
+    Exists(TenantId),
+    /// No tenant has this id.
+    #[error("no tenant {}", .0.as_str())]
+    NotFound(TenantId),
+    /// The tenant has no key of this id.
+    #[error("tenant {} has no key {key}", tenant.as_str())]
+    KeyNotFound {
+        /// The tenant.
+        tenant: TenantId,
+        /// The key id asked for.
+        key: String,
+    },
+    /// The change could not be written to the data directory (logged): nothing changed.
+    #[error("the host could not write its tenants; nothing changed, and it has been logged")]
+    Storage(#[source] io::Error),
+}
+
+/// The tenants and their keys, and the admin key. Changes are written to `tenants.json`
+/// before they take effect; a revoked key is refused from the next request on.
 pub struct Tenants {
+    file: PathBuf,
+    admin: KeyHash,
+    state: RwLock<State>,
+}
+
+/// The tenants, and who holds each key.
+struct State {
+    stored: Stored,
     callers: HashMap<KeyHash, Caller>,
+}
+
+impl State {
+    fn new(stored: Stored, admin: KeyHash) -> Self {
+        let mut callers: HashMap<KeyHash, Caller> = stored
+            .tenants
+            .iter()
+            .flat_map(|tenant| {
+                let caller = Caller::Tenant(tenant.id.clone());
+                tenant
+                    .keys
+                    .iter()
+                    .map(move |key| (key.hash, caller.clone()))
+            })
+            .collect();
+        callers.insert(admin, Caller::Admin);
+        Self { stored, callers }
+    }
 }
 
 impl Tenants {
@@ -148,8 +252,7 @@ impl Tenants {
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 let stored = first_start(data_dir)?;
-                let json = serde_json::to_vec_pretty(&stored).expect("tenants serialize");
-                write_private(&file, &json).map_err(io_error(&file))?;
+                write_stored(&file, &stored).map_err(io_error(&file))?;
                 stored
             }
             Err(error) => return Err(io_error(&file)(error)),
@@ -157,25 +260,142 @@ impl Tenants {
         let admin_file = data_dir.join(ADMIN_KEY_FILE);
         let admin = read_or_create_key(&admin_file, ApiKey::new_admin_key)
             .map_err(io_error(&admin_file))?;
-        let mut callers: HashMap<KeyHash, Caller> = stored
-            .tenants
-            .into_iter()
-            .flat_map(|tenant| {
-                let caller = Caller::Tenant(tenant.id);
-                tenant
-                    .keys
-                    .into_iter()
-                    .map(move |key| (key.hash, caller.clone()))
-            })
-            .collect();
-        callers.insert(admin, Caller::Admin);
-        Ok(Self { callers })
+        Ok(Self {
+            file,
+            admin,
+            state: RwLock::new(State::new(stored, admin)),
+        })
     }
 
     /// Who holds `key`, if anyone does.
     pub fn authenticate(&self, key: &str) -> Option<Caller> {
-        self.callers.get(&KeyHash::of(key)).cloned()
+        self.read().callers.get(&KeyHash::of(key)).cloned()
     }
+
+    /// Every tenant, by id.
+    pub fn list(&self) -> Vec<TenantView> {
+        let mut tenants: Vec<TenantView> = self
+            .read()
+            .stored
+            .tenants
+            .iter()
+            .map(TenantView::from)
+            .collect();
+        tenants.sort_by(|one, other| one.id.as_str().cmp(other.id.as_str()));
+        tenants
+    }
+
+    /// The tenant `id`.
+    pub fn get(&self, id: &TenantId) -> Option<TenantView> {
+        let state = self.read();
+        state
+            .stored
+            .tenants
+            .iter()
+            .find(|tenant| tenant.id == *id)
+            .map(TenantView::from)
+    }
+
+    /// Creates the tenant `id`, with no keys yet.
+    pub fn create(&self, id: TenantId) -> Result<TenantView, TenantError> {
+        self.change(|stored| {
+            if stored.tenants.iter().any(|tenant| tenant.id == id) {
+                return Err(TenantError::Exists(id));
+            }
+            let tenant = StoredTenant {
+                id,
+                created_at: Timestamp::now(),
+                keys: Vec::new(),
+            };
+            let view = TenantView::from(&tenant);
+            stored.tenants.push(tenant);
+            Ok(view)
+        })
+    }
+
+    /// Deletes the tenant `id`: its keys are refused from the next request on.
+    pub fn delete(&self, id: &TenantId) -> Result<(), TenantError> {
+        self.change(|stored| {
+            let before = stored.tenants.len();
+            stored.tenants.retain(|tenant| tenant.id != *id);
+            match stored.tenants.len() < before {
+                true => Ok(()),
+                false => Err(TenantError::NotFound(id.clone())),
+            }
+        })
+    }
+
+    /// Issues the tenant `id` a new key.
+    pub fn issue_key(&self, id: &TenantId) -> Result<IssuedKey, TenantError> {
+        let key = ApiKey::new_tenant_key().map_err(TenantError::Storage)?;
+        let key_id = KeyId::new().map_err(TenantError::Storage)?;
+        let hash = key.hash();
+        self.change(|stored| {
+            let tenant = tenant_mut(stored, id)?;
+            tenant.keys.push(StoredKey {
+                id: key_id.clone(),
+                hash,
+                created_at: Timestamp::now(),
+            });
+            Ok(())
+        })?;
+        Ok(IssuedKey { id: key_id, key })
+    }
+
+    /// Revokes the tenant `id`'s key `key`: refused from the next request on.
+    pub fn revoke_key(&self, id: &TenantId, key: &str) -> Result<(), TenantError> {
+        self.change(|stored| {
+            let tenant = tenant_mut(stored, id)?;
+            let before = tenant.keys.len();
+            tenant.keys.retain(|stored| stored.id.to_string() != key);
+            match tenant.keys.len() < before {
+                true => Ok(()),
+                false => Err(TenantError::KeyNotFound {
+                    tenant: id.clone(),
+                    key: key.to_owned(),
+                }),
+            }
+        })
+    }
+
+    /// Applies `change` to a copy of the tenants, writes it, and only then makes it the
+    /// tenants (so a failed write changes nothing).
+    fn change<T>(
+        &self,
+        change: impl FnOnce(&mut Stored) -> Result<T, TenantError>,
+    ) -> Result<T, TenantError> {
+        let mut state = self.state.write().expect("tenants poisoned");
+        let mut stored = state.stored.clone();
+        let result = change(&mut stored)?;
+        write_stored(&self.file, &stored).map_err(|error| {
+            tracing::error!(file = %self.file.display(), %error, "could not write the tenants");
+            TenantError::Storage(error)
+        })?;
+        *state = State::new(stored, self.admin);
+        Ok(result)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().expect("tenants poisoned")
+    }
+}
+
+/// The tenant `id` of `stored`, to change.
+fn tenant_mut<'a>(
+    stored: &'a mut Stored,
+    id: &TenantId,
+) -> Result<&'a mut StoredTenant, TenantError> {
+    stored
+        .tenants
+        .iter_mut()
+        .find(|tenant| tenant.id == *id)
+        .ok_or_else(|| TenantError::NotFound(id.clone()))
+}
+
+/// Writes `stored` to `file`, readable by this user only.
+fn write_stored(file: &Path, stored: &Stored) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(stored).expect("tenants serialize");
+    write_private(file, &json)
 }
 
 /// The tenants of a first start: `default`, with a new key written to `default.key`.
@@ -195,9 +415,11 @@ fn first_start(data_dir: &Path) -> Result<Stored, TenantsError> {
     Ok(Stored {
         tenants: vec![StoredTenant {
             id: TenantId::default_tenant(),
+            created_at: Timestamp::now(),
             keys: vec![StoredKey {
                 id: KeyId::new().map_err(|source| TenantsError::Io { path, source })?,
                 hash: key.hash(),
+                created_at: Timestamp::now(),
             }],
         }],
     })

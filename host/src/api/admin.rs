@@ -1,0 +1,210 @@
+//! `/v1/admin/tenants`: the operator manages tenants and their keys, with the admin key. A
+//! key is shown once, when issued; a revoked key (or a deleted tenant's) is refused from the
+//! next request on.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::ErrorBody;
+use super::{ApiError, ApiJson, ApiPath};
+use crate::host::Host;
+use crate::tenants::{Caller, TenantError, TenantId, TenantView};
+
+/// A request made with the admin key; any other caller is refused with 403.
+pub(super) struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Extension(caller) = Extension::<Caller>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Internal)?;
+        match caller {
+            Caller::Admin => Ok(Self),
+            Caller::Tenant(_) => Err(ApiError::Forbidden(
+                "this route takes the admin key (DATA_DIR/admin.key), not a tenant's",
+            )),
+        }
+    }
+}
+
+/// The body of `POST /v1/admin/tenants`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewTenant {
+    /// The tenant's id: 1 to 63 of `a-z`, `0-9` and `-`.
+    #[schema(pattern = "^[a-z0-9-]{1,63}$")]
+    id: String,
+}
+
+/// `GET /v1/admin/tenants`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantList {
+    /// Every tenant, by id.
+    tenants: Vec<TenantView>,
+}
+
+/// A key just issued, shown this once.
+#[derive(Serialize, ToSchema)]
+pub(super) struct NewKey {
+    /// The key's id, to revoke it by.
+    id: String,
+    /// The key: send it as `Authorization: Bearer KEY`. It is not shown again.
+    key: String,
+}
+
+/// The tenant id in a path, or the error for one that is not.
+fn tenant_id(id: String) -> Result<TenantId, ApiError> {
+    TenantId::try_from(id).map_err(|error| ApiError::InvalidTenantId(error.to_string()))
+}
+
+/// Creates a tenant, with no keys yet.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    request_body = NewTenant,
+    responses(
+        (status = CREATED, description = "The tenant", body = TenantView),
+        (status = BAD_REQUEST, description = "`invalid_tenant_id`, `malformed_json`, `invalid_request`", body = ErrorBody),
+        (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
+        (status = CONFLICT, description = "`tenant_exists`", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "`unsupported_media_type`", body = ErrorBody),
+    ),
+)]
+pub(super) async fn create_tenant(
+    State(host): State<Arc<Host>>,
+    _: Admin,
+    ApiJson(body): ApiJson<NewTenant>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    let tenant = host.tenants().create(tenant_id(body.id)?)?;
+    tracing::info!(tenant = tenant.id.as_str(), "tenant created");
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// Every tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    responses(
+        (status = OK, description = "The tenants", body = TenantList),
+        (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
+    ),
+)]
+pub(super) async fn list_tenants(State(host): State<Arc<Host>>, _: Admin) -> Json<TenantList> {
+    Json(TenantList {
+        tenants: host.tenants().list(),
+    })
+}
+
+/// One tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses(
+        (status = OK, description = "The tenant", body = TenantView),
+        (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`", body = ErrorBody),
+        (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
+        (status = NOT_FOUND, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
+pub(super) async fn get_tenant(
+    State(host): State<Arc<Host>>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    let id = tenant_id(id)?;
+    match host.tenants().get(&id) {
+        Some(tenant) => Ok(Json(tenant)),
+        None => Err(TenantError::NotFound(id).into()),
+    }
+}
+
+/// Deletes a tenant: its keys are refused from the next request on.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses(
+        (status = NO_CONTENT, description = "Deleted"),
+        (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`", body = ErrorBody),
+        (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
+        (status = NOT_FOUND, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
+pub(super) async fn delete_tenant(
+    State(host): State<Arc<Host>>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = tenant_id(id)?;
+    host.tenants().delete(&id)?;
+    tracing::info!(tenant = id.as_str(), "tenant deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issues a tenant a new key, shown this once.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/keys",
+    tag = "admin",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses(
+        (status = CREATED, description = "The key, shown this once", body = NewKey),
+        (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`", body = ErrorBody),
+        (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
+        (status = NOT_FOUND, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
+pub(super) async fn issue_key(
+    State(host): State<Arc<Host>>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<NewKey>), ApiError> {
+    let id = tenant_id(id)?;
+    let issued = host.tenants().issue_key(&id)?;
+    tracing::info!(tenant = id.as_str(), key = %issued.id, "key issued");
+    let key = NewKey {
+        id: issued.id.to_string(),
+        key: issued.key.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Revokes one of a tenant's keys: refused from the next request on.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}/keys/{key_id}",
+    tag = "admin",
+    params(
+        ("id" = String, Path, description = "The tenant's id"),
+        ("key_id" = String, Path, description = "The key's id"),
+    ),
+    responses(
+        (status = NO_CONTENT, description = "Revoked"),
+        (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`", body = ErrorBody),
+        (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
+        (status = NOT_FOUND, description = "`tenant_not_found`, `key_not_found`", body = ErrorBody),
+    ),
+)]
+pub(super) async fn revoke_key(
+    State(host): State<Arc<Host>>,
+    _: Admin,
+    ApiPath((id, key)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = tenant_id(id)?;
+    host.tenants().revoke_key(&id, &key)?;
+    tracing::info!(tenant = id.as_str(), %key, "key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,196 @@
+//! The admin API: tenants and their keys, managed with the admin key, kept in the data
+//! directory across restarts; a revoked key is refused on the next request.
+
+use serde_json::{Value, json};
+use taskhost_tests::{Response, Server};
+
+use crate::server;
+
+/// `method path` with the admin key and a JSON `body` (or none).
+fn admin(server: &Server, method: &str, path: &str, body: Option<Value>) -> Response {
+    as_key(server, &server.admin_key(), method, path, body)
+}
+
+/// `method path` with `key` and a JSON `body` (or none).
+fn as_key(server: &Server, key: &str, method: &str, path: &str, body: Option<Value>) -> Response {
+    match body {
+        Some(body) => server.send_json_with_key(method, path, &body, key),
+        None => server.request_with_key(method, path, Some(key)),
+    }
+}
+
+/// Runs a job as the holder of `key`; the response.
+fn run_as(server: &Server, key: &str) -> Response {
+    let job = json!({"task": "uppercase", "input": {"text": "mine"}, "wait_ms": 60_000});
+    as_key(server, key, "POST", "/v1/jobs", Some(job))
+}
+
+#[test]
+fn the_admin_creates_tenants_and_issues_and_revokes_their_keys() {
+    let server = server();
+    let created = admin(
+        &server,
+        "POST",
+        "/v1/admin/tenants",
+        Some(json!({"id": "acme"})),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json["id"], "acme");
+    assert_eq!(created.json["keys"], json!([]));
+    let again = admin(
+        &server,
+        "POST",
+        "/v1/admin/tenants",
+        Some(json!({"id": "acme"})),
+    );
+    assert_eq!(
+        (again.status, &again.json["error"]["code"]),
+        (409, &json!("tenant_exists"))
+    );
+    let bad = admin(
+        &server,
+        "POST",
+        "/v1/admin/tenants",
+        Some(json!({"id": "Not_Valid"})),
+    );
+    assert_eq!(
+        (bad.status, &bad.json["error"]["code"]),
+        (400, &json!("invalid_tenant_id"))
+    );
+
+    let issued = admin(&server, "POST", "/v1/admin/tenants/acme/keys", None);
+    assert_eq!(issued.status, 201, "{}", issued.text);
+    let key = issued.json["key"].as_str().unwrap().to_owned();
+    let key_id = issued.json["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("th_"), "{key}");
+    let job = run_as(&server, &key);
+    assert_eq!(job.status, 200, "{}", job.text);
+    assert_eq!(job.json["output"]["upper"], "MINE");
+
+    // The listing names the key by id, never the key itself.
+    let list = admin(&server, "GET", "/v1/admin/tenants", None);
+    assert_eq!(list.status, 200);
+    let ids: Vec<&str> = list.json["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tenant| tenant["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["acme", "default"]);
+    assert!(!list.text.contains(&key[3..]), "{}", list.text);
+    let acme = admin(&server, "GET", "/v1/admin/tenants/acme", None);
+    assert_eq!(acme.json["keys"][0]["id"], key_id.as_str(), "{}", acme.text);
+
+    // A tenant's key does not open the admin routes.
+    let forbidden = as_key(&server, &key, "GET", "/v1/admin/tenants", None);
+    assert_eq!(
+        (forbidden.status, &forbidden.json["error"]["code"]),
+        (403, &json!("forbidden"))
+    );
+    let forbidden = as_key(
+        &server,
+        server.key(),
+        "POST",
+        "/v1/admin/tenants/acme/keys",
+        None,
+    );
+    assert_eq!(forbidden.status, 403, "{}", forbidden.text);
+
+    // Revoked: refused from the next request on.
+    let path = format!("/v1/admin/tenants/acme/keys/{key_id}");
+    assert_eq!(admin(&server, "DELETE", &path, None).status, 204);
+    assert_eq!(run_as(&server, &key).status, 401);
+    let twice = admin(&server, "DELETE", &path, None);
+    assert_eq!(
+        (twice.status, &twice.json["error"]["code"]),
+        (404, &json!("key_not_found"))
+    );
+
+    // A deleted tenant's keys stop working at once too.
+    let other = admin(&server, "POST", "/v1/admin/tenants/acme/keys", None);
+    let other = other.json["key"].as_str().unwrap().to_owned();
+    assert_eq!(run_as(&server, &other).status, 200);
+    assert_eq!(
+        admin(&server, "DELETE", "/v1/admin/tenants/acme", None).status,
+        204
+    );
+    assert_eq!(run_as(&server, &other).status, 401);
+    let gone = admin(&server, "GET", "/v1/admin/tenants/acme", None);
+    assert_eq!(
+        (gone.status, &gone.json["error"]["code"]),
+        (404, &json!("tenant_not_found"))
+    );
+}
+
+#[test]
+fn tenants_created_over_the_admin_api_survive_a_restart() {
+    let server = server();
+    admin(
+        &server,
+        "POST",
+        "/v1/admin/tenants",
+        Some(json!({"id": "kept"})),
+    );
+    let issued = admin(&server, "POST", "/v1/admin/tenants/kept/keys", None);
+    let key = issued.json["key"].as_str().unwrap().to_owned();
+    let (default_key, admin_key) = (server.key().to_owned(), server.admin_key());
+
+    let server = server.restart();
+    assert_eq!(server.key(), default_key, "the default key is reused");
+    assert_eq!(server.admin_key(), admin_key, "the admin key is reused");
+    assert_eq!(
+        run_as(&server, &key).status,
+        200,
+        "the issued key still works"
+    );
+    let kept = admin(&server, "GET", "/v1/admin/tenants/kept", None);
+    assert_eq!(kept.status, 200, "{}", kept.text);
+    assert_eq!(kept.json["keys"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_cli_manages_tenants_with_the_admin_key_of_the_data_dir() {
+    let server = server();
+    let data_dir = server.data_dir();
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_taskhost"))
+            .args(args)
+            .args([
+                "--server",
+                server.url(),
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+            ])
+            .env_remove("TASKHOST_KEY")
+            .output()
+            .unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (
+            output.status.success(),
+            text(&output.stdout),
+            text(&output.stderr),
+        )
+    };
+    let (ok, stdout, stderr) = cli(&["tenant", "add", "acme"]);
+    assert!(ok, "{stdout}{stderr}");
+    let (ok, key, stderr) = cli(&["tenant", "key", "new", "acme"]);
+    assert!(ok && key.trim().starts_with("th_"), "{key}{stderr}");
+    assert!(stderr.contains("not shown again"), "{stderr}");
+    assert_eq!(run_as(&server, key.trim()).status, 200);
+
+    let (ok, table, _) = cli(&["tenant", "list"]);
+    assert!(
+        ok && table.contains("acme") && table.contains("default"),
+        "{table}"
+    );
+    let key_id = admin(&server, "GET", "/v1/admin/tenants/acme", None).json["keys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(table.contains(&key_id), "{table}");
+    assert!(cli(&["tenant", "key", "revoke", "acme", &key_id]).0);
+    assert_eq!(run_as(&server, key.trim()).status, 401);
+    let (ok, _, stderr) = cli(&["tenant", "rm", "nobody"]);
+    assert!(!ok && stderr.contains("tenant_not_found"), "{stderr}");
+    assert!(cli(&["tenant", "rm", "acme"]).0);
+}
