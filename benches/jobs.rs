@@ -9,6 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use taskhost::config::FuelMetering;
 use taskhost::internals::Limits;
+use taskhost::tenants::TenantId;
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
 
@@ -45,7 +46,7 @@ fn noop(c: &mut Criterion) {
         group.bench_function(format!("taskhost host submit+wait, {allocation}"), |b| {
             b.iter(|| {
                 let record = host.submit(request("noop", json!(null))).unwrap();
-                runtime.block_on(host.wait(record.id, Duration::from_secs(60)))
+                runtime.block_on(host.wait(&record.tenant, record.id, Duration::from_secs(60)))
             })
         });
     }
@@ -82,7 +83,11 @@ fn scaling(c: &mut Criterion) {
                         .map(|_| host.submit(request("fib", json!({"n": 25}))).unwrap().id)
                         .collect();
                     for id in ids {
-                        runtime.block_on(host.wait(id, Duration::from_secs(60)));
+                        runtime.block_on(host.wait(
+                            &TenantId::default(),
+                            id,
+                            Duration::from_secs(60),
+                        ));
                     }
                 }
                 started.elapsed()

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use taskhost::config::{CompileSettings, FuelMetering, TasksSettings};
 use taskhost::internals::{ComponentCache, HashedWasm, Limits};
+use taskhost::tenants::TenantId;
 use taskhost::{Host, JobRequest};
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
@@ -86,7 +87,7 @@ fn batch_of(host: &Arc<Host>, job: &JobRequest, count: usize) -> Duration {
         .map(|_| host.submit(job.clone()).unwrap().id)
         .collect();
     for id in ids {
-        runtime.block_on(host.wait(id, Duration::from_secs(120)));
+        runtime.block_on(host.wait(&TenantId::default(), id, Duration::from_secs(120)));
     }
     started.elapsed()
 }
@@ -113,11 +114,11 @@ fn noop_one_thread() {
         let runtime = runtime();
         let host_sample = Sample::measure(iterations, || {
             let record = host.submit(request("noop", json!(null))).unwrap();
-            runtime.block_on(host.wait(record.id, Duration::from_secs(60)));
+            runtime.block_on(host.wait(&record.tenant, record.id, Duration::from_secs(60)));
         });
         let blocking_sample = Sample::measure(iterations, || {
             let record = host.submit(request("noop", json!(null))).unwrap();
-            host.wait_blocking(record.id, Duration::from_secs(60));
+            host.wait_blocking(&record.tenant, record.id, Duration::from_secs(60));
         });
         let base = us(bare_sample.percentile(0.5));
         for (path, sample) in [
@@ -368,7 +369,7 @@ fn deadline_precision() {
             job.limits.timeout_ms = Some(20);
             let record = host.submit(job).unwrap();
             let record = runtime
-                .block_on(host.wait(record.id, Duration::from_secs(60)))
+                .block_on(host.wait(&record.tenant, record.id, Duration::from_secs(60)))
                 .unwrap();
             record.wall_ms.unwrap() - 20.0
         })

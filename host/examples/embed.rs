@@ -37,7 +37,7 @@ fn run(tasks_dir: &str) -> anyhow::Result<String> {
         ..JobRequest::default()
     })?;
     let upper = runtime
-        .block_on(host.wait(job.id, Duration::from_secs(60)))
+        .block_on(host.wait(&job.tenant, job.id, Duration::from_secs(60)))
         .ok_or_else(|| anyhow::anyhow!("job {} vanished", job.id))?;
 
     let fibs: Vec<_> = (20..30)
@@ -51,7 +51,7 @@ fn run(tasks_dir: &str) -> anyhow::Result<String> {
         .collect::<Result<_, _>>()?;
     let mut values = Vec::new();
     for job in fibs {
-        let done = runtime.block_on(host.wait(job.id, Duration::from_secs(60)));
+        let done = runtime.block_on(host.wait(&job.tenant, job.id, Duration::from_secs(60)));
         let output = done.and_then(|record| record.output);
         values.push(output.map(|output| output.to_value()["value"].clone()));
     }

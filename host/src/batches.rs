@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::{JobId, JobRecord, JobStatus};
+use crate::tenants::TenantId;
 use crate::timestamp::Timestamp;
 
 crate::id::uuid_id!(
@@ -24,6 +25,8 @@ const MAX_BATCHES: usize = 10_000;
 pub struct Batch {
     /// Its id.
     pub id: BatchId,
+    /// The tenant whose batch it is.
+    pub tenant: TenantId,
     /// When it was accepted.
     pub created_at: Timestamp,
     /// Most of its jobs running at once; `None`: no bound but the host's.
@@ -178,6 +181,7 @@ mod tests {
 
     fn batch(jobs: &[JobId]) -> Batch {
         Batch {
+            tenant: TenantId::default(),
             id: BatchId::new(),
             created_at: Timestamp::now(),
             max_concurrent: Some(2),

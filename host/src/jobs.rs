@@ -22,6 +22,7 @@ pub use crate::engine::{
 };
 use crate::engine::{JobControl, LiveLog, Outcome};
 use crate::memo::Memo;
+use crate::tenants::TenantId;
 pub use crate::timestamp::Timestamp;
 
 crate::id::uuid_id!(
@@ -75,6 +76,10 @@ impl Until {
 pub struct JobRecord {
     /// The job's id.
     pub id: JobId,
+    /// The tenant whose job it is: only its keys see it.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
     /// The name of the task it runs.
     #[schema(value_type = crate::registry::TaskName)]
     pub task: String,
@@ -150,6 +155,7 @@ impl JobRecord {
     pub(crate) fn queued(id: JobId, task: &str, hash: &str, kind: Kind) -> Self {
         Self {
             id,
+            tenant: TenantId::default(),
             task: task.to_owned(),
             hash: hash.to_owned(),
             kind,
@@ -187,6 +193,7 @@ impl JobRecord {
     /// This record with only the fields `fields` asks for of those that can be large.
     fn with_fields(&self, fields: RecordFields) -> Self {
         Self {
+            tenant: self.tenant.clone(),
             task: self.task.clone(),
             hash: self.hash.clone(),
             output: fields.output.then(|| self.output.clone()).flatten(),
@@ -227,6 +234,8 @@ fn milliseconds(duration: Duration) -> f64 {
 /// Which jobs a listing shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobFilter {
+    /// Only jobs of this tenant.
+    pub tenant: Option<TenantId>,
     /// Only jobs in this state.
     pub status: Option<JobStatus>,
     /// Only jobs of this task.
@@ -237,7 +246,10 @@ pub struct JobFilter {
 
 impl JobFilter {
     fn matches(&self, record: &JobRecord) -> bool {
-        self.status.is_none_or(|status| record.status == status)
+        self.tenant
+            .as_ref()
+            .is_none_or(|tenant| record.tenant == *tenant)
+            && self.status.is_none_or(|status| record.status == status)
             && self.task.as_ref().is_none_or(|task| record.task == *task)
             && self.batch.is_none_or(|batch| record.batch == Some(batch))
     }
@@ -471,6 +483,13 @@ impl JobStore {
     /// The current record of a job.
     pub(crate) fn get(&self, id: JobId) -> Option<JobRecord> {
         self.with_entry(id, Entry::record)
+    }
+
+    /// Whether the job `id` is `tenant`'s (false if there is no such job), without copying
+    /// its record.
+    pub(crate) fn is_of(&self, id: JobId, tenant: &TenantId) -> bool {
+        self.with_entry(id, |entry| entry.record.borrow().tenant == *tenant)
+            .unwrap_or(false)
     }
 
     /// Follows a job as it changes; `None` if there is no such job.

@@ -18,16 +18,22 @@ use serde::Serialize;
 
 use crate::engine::{ErrorCode, JobError, JobLog, Limits, Outcome, Progress, RawJson, Receipt};
 use crate::jobs::JobId;
+use crate::tenants::TenantId;
 
-/// What identifies a result: the component's hash and the input, hashed together.
+/// What identifies a result: the tenant, the component's hash and the input, hashed
+/// together. An output is its tenant's data: another tenant's job with the same component and
+/// input runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MemoKey(blake3::Hash);
 
 impl MemoKey {
-    /// The key of running the component with hash `component` on `input` (JSON text, as the
-    /// job passes it to the task).
-    pub fn new(component: &blake3::Hash, input: &str) -> Self {
+    /// The key of `tenant`'s running the component with hash `component` on `input` (JSON
+    /// text, as the job passes it to the task).
+    pub fn new(tenant: &TenantId, component: &blake3::Hash, input: &str) -> Self {
         let mut hasher = blake3::Hasher::new();
+        // Length-prefixed: no tenant id and input can be confused with another pair.
+        hasher.update(&(tenant.as_str().len() as u64).to_le_bytes());
+        hasher.update(tenant.as_str().as_bytes());
         hasher.update(component.as_bytes());
         hasher.update(input.as_bytes());
         Self(hasher.finalize())
@@ -212,23 +218,30 @@ mod tests {
     fn the_same_component_and_input_hit_and_anything_else_misses() {
         let cache = MemoCache::new(1 << 20);
         let component = blake3::hash(b"component");
-        let key = MemoKey::new(&component, r#"{"n":1}"#);
+        let key = MemoKey::new(&TenantId::default(), &component, r#"{"n":1}"#);
         let job = JobId::new();
         cache.remember(key, job, &outcome(Ok(serde_json::json!(1)), 10), None);
 
         assert_eq!(cache.get(&key, &LIMITS).unwrap().job, job);
-        let other_input = MemoKey::new(&component, r#"{"n":2}"#);
-        let other_component = MemoKey::new(&blake3::hash(b"other"), r#"{"n":1}"#);
+        let other_input = MemoKey::new(&TenantId::default(), &component, r#"{"n":2}"#);
+        let other_component =
+            MemoKey::new(&TenantId::default(), &blake3::hash(b"other"), r#"{"n":1}"#);
+        let other_tenant = TenantId::try_from("other".to_owned()).unwrap();
+        let other_tenant = MemoKey::new(&other_tenant, &component, r#"{"n":1}"#);
+        assert!(
+            cache.get(&other_tenant, &LIMITS).is_none(),
+            "never shared across tenants"
+        );
         assert!(cache.get(&other_input, &LIMITS).is_none());
         assert!(cache.get(&other_component, &LIMITS).is_none());
         let status = cache.status();
-        assert_eq!((status.entries, status.hits, status.misses), (1, 1, 2));
+        assert_eq!((status.entries, status.hits, status.misses), (1, 1, 3));
     }
 
     #[test]
     fn a_run_is_not_reused_by_a_job_whose_limits_would_have_stopped_it() {
         let cache = MemoCache::new(1 << 20);
-        let key = MemoKey::new(&blake3::hash(b"c"), "null");
+        let key = MemoKey::new(&TenantId::default(), &blake3::hash(b"c"), "null");
         cache.remember(
             key,
             JobId::new(),
@@ -253,7 +266,7 @@ mod tests {
         assert!(cache.get(&key, &LIMITS).is_some());
 
         // A run of code that counted no fuel says nothing of what a budget would have done.
-        let unmetered = MemoKey::new(&blake3::hash(b"c"), "1");
+        let unmetered = MemoKey::new(&TenantId::default(), &blake3::hash(b"c"), "1");
         let mut outcome = outcome(Ok(serde_json::json!(1)), 0);
         outcome.receipt.fuel_consumed = None;
         cache.remember(unmetered, JobId::new(), &outcome, None);
@@ -279,7 +292,11 @@ mod tests {
             (ErrorCode::Trap, false),
             (ErrorCode::Internal, false),
         ] {
-            let key = MemoKey::new(&blake3::hash(b"c"), &format!("{code:?}"));
+            let key = MemoKey::new(
+                &TenantId::default(),
+                &blake3::hash(b"c"),
+                &format!("{code:?}"),
+            );
             cache.remember(key, JobId::new(), &outcome(Err(code), 1), None);
             assert_eq!(cache.get(&key, &LIMITS).is_some(), kept, "{code:?}");
         }
@@ -290,7 +307,7 @@ mod tests {
         let cache = MemoCache::new(64 << 10);
         let big = serde_json::json!("x".repeat(4096));
         for i in 0..100 {
-            let key = MemoKey::new(&blake3::hash(b"c"), &i.to_string());
+            let key = MemoKey::new(&TenantId::default(), &blake3::hash(b"c"), &i.to_string());
             cache.remember(key, JobId::new(), &outcome(Ok(big.clone()), 1), None);
         }
         let status = cache.status();

@@ -7,6 +7,7 @@ use serde_json::json;
 use taskhost::config::RequestedLimits;
 use taskhost::host::{CompileError, UploadError};
 use taskhost::jobs::{ErrorCode, JobStatus, Kind, Until};
+use taskhost::tenants::TenantId;
 use taskhost::{Host, JobRequest, ServeArgs};
 use taskhost_tests::{Exposition, Hostile, fixtures};
 
@@ -45,8 +46,12 @@ fn shutdown_past_the_drain_timeout_leaves_every_io_job_failed_cancelled_and_coun
         .build()
         .unwrap();
     for id in &jobs[..2] {
-        let started =
-            runtime.block_on(host.wait_until(*id, Until::Started, Duration::from_secs(60)));
+        let started = runtime.block_on(host.wait_until(
+            &TenantId::default(),
+            *id,
+            Until::Started,
+            Duration::from_secs(60),
+        ));
         assert_eq!(started.unwrap().status, JobStatus::Running);
     }
 
@@ -54,7 +59,7 @@ fn shutdown_past_the_drain_timeout_leaves_every_io_job_failed_cancelled_and_coun
     assert!(!report.drained);
     assert_eq!((report.cancelled, report.unstopped), (4, 0), "{report:?}");
     for id in &jobs {
-        let record = host.job(*id).unwrap();
+        let record = host.job(&TenantId::default(), *id).unwrap();
         assert_eq!(record.status, JobStatus::Failed, "{record:?}");
         assert_eq!(
             record.error.as_ref().map(|error| error.code),

@@ -194,3 +194,163 @@ fn the_cli_manages_tenants_with_the_admin_key_of_the_data_dir() {
     assert!(!ok && stderr.contains("tenant_not_found"), "{stderr}");
     assert!(cli(&["tenant", "rm", "acme"]).0);
 }
+
+/// A new tenant `id` and a key of its.
+fn tenant_with_key(server: &Server, id: &str) -> String {
+    let created = admin(server, "POST", "/v1/admin/tenants", Some(json!({"id": id})));
+    assert_eq!(created.status, 201, "{}", created.text);
+    let issued = admin(
+        server,
+        "POST",
+        &format!("/v1/admin/tenants/{id}/keys"),
+        None,
+    );
+    issued.json["key"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_tenant_cannot_see_wait_on_cancel_or_stream_another_tenants_jobs_and_batches() {
+    let server = server();
+    let other = tenant_with_key(&server, "other");
+    // The default tenant's: a job that runs a while, and a batch.
+    let job = server.post_json(
+        "/v1/jobs",
+        &json!({"task": "sleep", "input": {"ms": 20_000}}),
+    );
+    assert_eq!(job.status, 202, "{}", job.text);
+    let id = job.json["id"].as_str().unwrap().to_owned();
+    let batch = server.post_json("/v1/batches", &json!({"task": "noop", "inputs": [null]}));
+    let batch = batch.json["id"].as_str().unwrap().to_owned();
+
+    let missing_job = "01a207ca-450d-700d-aa08-3dfac68c4bfa";
+    let missing_batch = "01a207ca-450d-700d-aa08-3dfac68c4bfb";
+    let probes = [
+        (
+            "GET",
+            format!("/v1/jobs/{id}"),
+            format!("/v1/jobs/{missing_job}"),
+        ),
+        (
+            "GET",
+            format!("/v1/jobs/{id}?wait_ms=100"),
+            format!("/v1/jobs/{missing_job}?wait_ms=100"),
+        ),
+        (
+            "DELETE",
+            format!("/v1/jobs/{id}"),
+            format!("/v1/jobs/{missing_job}"),
+        ),
+        (
+            "GET",
+            format!("/v1/jobs/{id}/events"),
+            format!("/v1/jobs/{missing_job}/events"),
+        ),
+        (
+            "GET",
+            format!("/v1/batches/{batch}"),
+            format!("/v1/batches/{missing_batch}"),
+        ),
+        (
+            "DELETE",
+            format!("/v1/batches/{batch}"),
+            format!("/v1/batches/{missing_batch}"),
+        ),
+    ];
+    for (method, theirs, nobodys) in &probes {
+        let refused = as_key(&server, &other, method, theirs, None);
+        let missing = as_key(&server, &other, method, nobodys, None);
+        assert_eq!(refused.status, 404, "{method} {theirs}: {}", refused.text);
+        // Exactly as for an id nobody has: the same code, the same message but for the id.
+        assert_eq!(refused.json["error"]["code"], missing.json["error"]["code"]);
+        let message = |response: &Response, id: &str| {
+            response.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace(id, "ID")
+        };
+        assert_eq!(
+            message(
+                &refused,
+                theirs.split('/').nth(3).unwrap().split('?').next().unwrap()
+            ),
+            message(
+                &missing,
+                nobodys
+                    .split('/')
+                    .nth(3)
+                    .unwrap()
+                    .split('?')
+                    .next()
+                    .unwrap()
+            ),
+        );
+    }
+    let listing = as_key(&server, &other, "GET", "/v1/jobs?status=running", None);
+    assert_eq!(listing.json["jobs"], json!([]), "{}", listing.text);
+    let listing = as_key(
+        &server,
+        &other,
+        "GET",
+        &format!("/v1/jobs?batch={batch}"),
+        None,
+    );
+    assert_eq!(listing.json["jobs"], json!([]), "{}", listing.text);
+
+    // Nothing happened to them: the owner still sees its job running, and cancels it.
+    let mine = server.get(&format!("/v1/jobs/{id}"));
+    assert_eq!(mine.json["status"], "running", "{}", mine.text);
+    assert_eq!(mine.json["tenant"], "default");
+    assert_eq!(server.delete(&format!("/v1/jobs/{id}")).status, 200);
+    // The admin key is no tenant's: it is refused on the jobs' routes.
+    let admin_job = as_key(
+        &server,
+        &server.admin_key(),
+        "GET",
+        &format!("/v1/jobs/{id}"),
+        None,
+    );
+    assert_eq!(
+        (admin_job.status, &admin_job.json["error"]["code"]),
+        (403, &json!("forbidden"))
+    );
+}
+
+#[test]
+fn idempotency_keys_and_memoized_results_are_per_tenant() {
+    let server = server();
+    let other = tenant_with_key(&server, "other");
+    let job = json!({"task": "wordcount", "input": {"text": "a b a"}, "wait_ms": 60_000});
+    let key = [("idempotency-key", "same-key")];
+    let submit = |bearer: &str| {
+        let auth = format!("Bearer {bearer}");
+        let headers = [key[0], ("authorization", auth.as_str())];
+        server.post_with_headers("/v1/jobs", "application/json", &job.to_string(), &headers)
+    };
+    let (mine, theirs) = (submit(server.key()), submit(&other));
+    assert_eq!(
+        (mine.status, theirs.status),
+        (200, 200),
+        "{} {}",
+        mine.text,
+        theirs.text
+    );
+    assert_ne!(
+        mine.json["id"], theirs.json["id"],
+        "one key, two tenants, two jobs"
+    );
+    assert_eq!(theirs.json["tenant"], "other");
+    // wordcount declares memoize: each tenant's second run reuses its own first, never the
+    // other's.
+    assert!(
+        theirs.json.get("memoized_from").is_none(),
+        "{}",
+        theirs.text
+    );
+    let fresh = json!({"task": "wordcount", "input": {"text": "a b a"}, "wait_ms": 60_000});
+    let again = as_key(&server, &other, "POST", "/v1/jobs", Some(fresh));
+    assert_eq!(
+        again.json["memoized_from"], theirs.json["id"],
+        "{}",
+        again.text
+    );
+}

@@ -4,36 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::Admin;
 use super::error::ErrorBody;
 use super::{ApiError, ApiJson, ApiPath};
 use crate::host::Host;
-use crate::tenants::{Caller, TenantError, TenantId, TenantView};
-
-/// A request made with the admin key; any other caller is refused with 403.
-pub(super) struct Admin;
-
-impl<S: Send + Sync> FromRequestParts<S> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Extension(caller) = Extension::<Caller>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::Internal)?;
-        match caller {
-            Caller::Admin => Ok(Self),
-            Caller::Tenant(_) => Err(ApiError::Forbidden(
-                "this route takes the admin key (DATA_DIR/admin.key), not a tenant's",
-            )),
-        }
-    }
-}
+use crate::tenants::{TenantError, TenantId, TenantView};
 
 /// The body of `POST /v1/admin/tenants`.
 #[derive(Deserialize, ToSchema)]

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::ApiError;
 use crate::host::Host;
+use crate::tenants::{Caller, TenantId};
 
 /// What a request without a key is told.
 const NO_KEY: &str = "this route needs an API key: send `Authorization: Bearer KEY` (a server \
@@ -40,4 +42,46 @@ pub(super) async fn authenticate(
         .ok_or(ApiError::Unauthorized(UNKNOWN_KEY))?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// The tenant a request acts for: its key's holder. Jobs and batches are tenants'; the admin
+/// key, which manages the host, is refused with 403 on their routes.
+pub(super) struct TenantCaller(pub TenantId);
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match caller(parts, state).await? {
+            Caller::Tenant(tenant) => Ok(Self(tenant)),
+            Caller::Admin => Err(ApiError::Forbidden(
+                "jobs and batches belong to tenants: send a tenant's key (the admin key \
+                 manages the host: tenants, status, metrics)",
+            )),
+        }
+    }
+}
+
+/// A request made with the admin key; any other caller is refused with 403.
+pub(super) struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match caller(parts, state).await? {
+            Caller::Admin => Ok(Self),
+            Caller::Tenant(_) => Err(ApiError::Forbidden(
+                "this route takes the admin key (DATA_DIR/admin.key), not a tenant's",
+            )),
+        }
+    }
+}
+
+/// The caller [`authenticate`] found (every authenticated route has one).
+async fn caller<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
+    let Extension(caller) = Extension::<Caller>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    Ok(caller)
 }

@@ -11,6 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::TenantCaller;
 use super::error::{ApiErrorCode, ErrorBody};
 use super::jobs::JobSpec;
 use super::stream::StreamedJson;
@@ -20,6 +21,7 @@ use crate::engine::Kind;
 use crate::host::{BatchRequest, Host, JobRequest};
 use crate::jobs::JobRecord;
 use crate::registry::TaskName;
+use crate::tenants::TenantId;
 
 /// Largest body `POST /v1/batches` reads (a single job's body is limited to axum's 2 MiB).
 pub(super) const MAX_BATCH_BODY: usize = 32 << 20;
@@ -70,8 +72,8 @@ pub(super) fn batch_body_alternatives() -> serde_json::Value {
 }
 
 impl BatchBody {
-    /// The jobs this body asks for, with the batch's limits filled in.
-    pub(super) fn into_request(self) -> Result<BatchRequest, ApiError> {
+    /// The jobs this body asks for, `tenant`'s, with the batch's limits filled in.
+    pub(super) fn into_request(self, tenant: TenantId) -> Result<BatchRequest, ApiError> {
         let specs = match (self.jobs, self.task, self.inputs) {
             (Some(jobs), None, None) => jobs,
             (None, Some(task), Some(inputs)) => inputs
@@ -105,10 +107,11 @@ impl BatchBody {
                 spec.max_output_kib = spec.max_output_kib.or(self.max_output_kib);
                 spec.kind = spec.kind.or(self.kind);
                 spec.memoize = spec.memoize.or(self.memoize);
-                Ok(spec.into_request())
+                Ok(spec.into_request(tenant.clone()))
             })
             .collect::<Result<Vec<JobRequest>, ApiError>>()?;
         Ok(BatchRequest {
+            tenant,
             jobs,
             max_concurrent: self.max_concurrent,
         })
@@ -157,12 +160,13 @@ pub(super) struct BatchWait {
 )]
 pub(super) async fn submit_batch(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     query: Result<Query<BatchWait>, QueryRejection>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
-    let request = body.into_request()?;
+    let request = body.into_request(tenant.clone())?;
     let tasks: BTreeSet<&str> = request.jobs.iter().map(|job| job.task.as_str()).collect();
     for task in tasks {
         host.wait_for_task(task, WAIT_FOR_LOADING).await;
@@ -171,7 +175,7 @@ pub(super) async fn submit_batch(
     let record = match wait {
         0 => record,
         wait => host
-            .wait_batch(record.id, Duration::from_millis(wait))
+            .wait_batch(&tenant, record.id, Duration::from_millis(wait))
             .await
             .unwrap_or(record),
     };
@@ -192,14 +196,18 @@ pub(super) async fn submit_batch(
 )]
 pub(super) async fn get_batch(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     ApiPath(id): ApiPath<String>,
     query: Result<Query<BatchWait>, QueryRejection>,
 ) -> Result<StreamedJson<JobRecord>, ApiError> {
     let Query(query) = query?;
     let id = parse_batch_id(id)?;
     let record = match query.wait_ms {
-        Some(wait) if wait > 0 => host.wait_batch(id, Duration::from_millis(wait)).await,
-        _ => host.batch(id),
+        Some(wait) if wait > 0 => {
+            host.wait_batch(&tenant, id, Duration::from_millis(wait))
+                .await
+        }
+        _ => host.batch(&tenant, id),
     };
     record.map(streamed).ok_or(ApiError::BatchNotFound(id))
 }
@@ -218,10 +226,11 @@ pub(super) async fn get_batch(
 )]
 pub(super) async fn cancel_batch(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StreamedJson<JobRecord>, ApiError> {
     let id = parse_batch_id(id)?;
-    host.cancel_batch(id)
+    host.cancel_batch(&tenant, id)
         .await
         .map(streamed)
         .ok_or(ApiError::BatchNotFound(id))

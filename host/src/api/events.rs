@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
+use super::auth::TenantCaller;
 use super::error::ErrorBody;
 use super::jobs::parse_job_id;
 use super::{ApiError, ApiPath};
@@ -44,12 +45,15 @@ const LAST_EVENT_ID: &str = "last-event-id";
 )]
 pub(super) async fn job_events(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_job_id(id)?;
     let resume = resume_position(&headers)?;
-    let events = host.events(id, resume).ok_or(ApiError::JobNotFound(id))?;
+    let events = host
+        .events(&tenant, id, resume)
+        .ok_or(ApiError::JobNotFound(id))?;
     if resume.is_some_and(|position| position.is_final()) {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

@@ -29,6 +29,7 @@ use super::jobs::{JobSpec, ListQuery, WaitQuery, idempotency_key, record_fields}
 use super::tasks::TasksQuery;
 use crate::engine::{CompileError, ComponentLimits, Manifest};
 use crate::registry::is_valid_task_name;
+use crate::tenants::TenantId;
 
 /// What the document says of the inputs the targets decode.
 struct Contract {
@@ -97,7 +98,7 @@ pub fn job_spec(data: &[u8]) {
                 assert!(CONTRACT.body_fields.contains(field), "undocumented {field}");
             }
             let task = spec.task.clone();
-            assert_eq!(spec.into_request().task, task);
+            assert_eq!(spec.into_request(TenantId::default()).task, task);
         }
         Err(rejection) => assert_client_error(rejection.into()),
     }
@@ -112,7 +113,7 @@ pub fn batch_body(data: &[u8]) {
     let object: serde_json::Map<String, Value> =
         serde_json::from_slice(data).expect("an accepted body is a JSON object");
     let items = |field: &str| object.get(field).and_then(Value::as_array).map(Vec::len);
-    match body.into_request() {
+    match body.into_request(TenantId::default()) {
         Ok(request) => {
             let expected = items("jobs").or_else(|| items("inputs"));
             assert_eq!(Some(request.jobs.len()), expected);

@@ -11,6 +11,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::TenantCaller;
 use super::error::{ApiErrorCode, ErrorBody};
 use super::stream::StreamedJson;
 use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
@@ -21,6 +22,7 @@ use crate::host::{Host, JobRequest};
 use crate::idempotency::MAX_KEY_LEN;
 use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, RecordFields, Until};
 use crate::registry::TaskName;
+use crate::tenants::TenantId;
 
 /// One job as a client asks for it: the body of `POST /v1/jobs`, and an item of a batch's
 /// `jobs`. Limits not given are the host's defaults.
@@ -53,9 +55,10 @@ pub(super) struct JobSpec {
 }
 
 impl JobSpec {
-    /// The host's request for this job.
-    pub(super) fn into_request(self) -> JobRequest {
+    /// The host's request for this job, `tenant`'s.
+    pub(super) fn into_request(self, tenant: TenantId) -> JobRequest {
         JobRequest {
+            tenant,
             task: self.task,
             input: self.input,
             limits: RequestedLimits {
@@ -117,6 +120,7 @@ pub(super) struct WaitQuery {
 )]
 pub(super) async fn submit_job(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     query: Result<Query<WaitQuery>, QueryRejection>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<JobSpec>,
@@ -125,13 +129,13 @@ pub(super) async fn submit_job(
     let key = idempotency_key(&headers)?;
     host.wait_for_task(&body.task, WAIT_FOR_LOADING).await;
     let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
-    let request = body.into_request();
+    let request = body.into_request(tenant.clone());
     let (record, replayed) = match &key {
         Some(key) => host.submit_idempotent(key, request)?,
         None => (host.submit(request)?, false),
     };
     let record = if wait > 0 {
-        host.wait_until(record.id, query.until, Duration::from_millis(wait))
+        host.wait_until(&tenant, record.id, query.until, Duration::from_millis(wait))
             .await
             .unwrap_or(record)
     } else {
@@ -244,6 +248,7 @@ pub(super) struct JobPage {
 )]
 pub(super) async fn list_jobs(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<StreamedJson<JobRecord>, ApiError> {
     let Query(query) = query?;
@@ -251,12 +256,13 @@ pub(super) async fn list_jobs(
     let before = query.cursor.map(parse_job_id).transpose()?;
     let fields = record_fields(query.fields.as_deref())?;
     let filter = JobFilter {
+        tenant: None,
         status: query.status,
         task: query.task,
         batch: query.batch,
     };
     // One more than asked tells whether there is a next page.
-    let mut jobs = host.jobs(&filter, before, limit + 1, fields);
+    let mut jobs = host.jobs(&tenant, &filter, before, limit + 1, fields);
     let next_cursor = (jobs.len() > limit).then(|| {
         jobs.truncate(limit);
         jobs[limit - 1].id
@@ -283,6 +289,7 @@ pub(super) async fn list_jobs(
 )]
 pub(super) async fn get_job(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     ApiPath(id): ApiPath<String>,
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<JobRecord>, ApiError> {
@@ -290,10 +297,10 @@ pub(super) async fn get_job(
     let id = parse_job_id(id)?;
     let record = match query.wait_ms {
         Some(wait) if wait > 0 => {
-            host.wait_until(id, query.until, Duration::from_millis(wait))
+            host.wait_until(&tenant, id, query.until, Duration::from_millis(wait))
                 .await
         }
-        _ => host.job(id),
+        _ => host.job(&tenant, id),
     };
     record.map(Json).ok_or(ApiError::JobNotFound(id))
 }
@@ -313,10 +320,11 @@ pub(super) async fn get_job(
 )]
 pub(super) async fn cancel_job(
     State(host): State<Arc<Host>>,
+    TenantCaller(tenant): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobRecord>, ApiError> {
     let id = parse_job_id(id)?;
-    Ok(Json(host.cancel(id).await?))
+    Ok(Json(host.cancel(&tenant, id).await?))
 }
 
 pub(super) fn parse_job_id(id: String) -> Result<JobId, ApiError> {

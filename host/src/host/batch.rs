@@ -12,11 +12,15 @@ use super::{CANCEL_WAIT, Host, JobRequest, SubmitError};
 use crate::batches::{Batch, BatchId, BatchRecord};
 use crate::jobs::Until;
 use crate::scheduler::QueueFull;
+use crate::tenants::TenantId;
 use crate::timestamp::Timestamp;
 
 /// Many jobs to submit at once.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BatchRequest {
+    /// The tenant whose batch it is: every job is this tenant's, whatever its own request
+    /// says.
+    pub tenant: TenantId,
     /// The jobs, in order.
     pub jobs: Vec<JobRequest>,
     /// Most of them running at once; `None`: as many as the host runs.
@@ -70,11 +74,16 @@ impl Host {
             _ => {}
         }
         let id = BatchId::new();
+        let tenant = request.tenant;
         let prepared = request
             .jobs
             .into_iter()
             .enumerate()
             .map(|(index, job)| {
+                let job = JobRequest {
+                    tenant: tenant.clone(),
+                    ..job
+                };
                 self.prepare(job, Some(id))
                     .map_err(|source| BatchError::Job { index, source })
             })
@@ -83,6 +92,7 @@ impl Host {
 
         let batch = Batch {
             id,
+            tenant,
             created_at: Timestamp::now(),
             max_concurrent: request.max_concurrent,
             jobs: prepared.iter().map(|(record, ..)| record.id).collect(),
@@ -109,16 +119,26 @@ impl Host {
         Ok(BatchRecord::new(&batch, records.into_iter().map(Some)))
     }
 
-    /// The batch's record: its jobs' records in order.
-    pub fn batch(&self, id: BatchId) -> Option<BatchRecord> {
-        let batch = self.batches.get(id)?;
+    /// `tenant`'s batch `id` (another tenant's is none of this one's).
+    fn batch_of(&self, tenant: &TenantId, id: BatchId) -> Option<Batch> {
+        self.batches.get(id).filter(|batch| batch.tenant == *tenant)
+    }
+
+    /// `tenant`'s batch's record: its jobs' records in order.
+    pub fn batch(&self, tenant: &TenantId, id: BatchId) -> Option<BatchRecord> {
+        let batch = self.batch_of(tenant, id)?;
         Some(self.batch_record(&batch))
     }
 
-    /// The batch's record once every job has finished, or as it is after `wait` (capped at
-    /// the configured maximum wait).
-    pub async fn wait_batch(&self, id: BatchId, wait: Duration) -> Option<BatchRecord> {
-        let batch = self.batches.get(id)?;
+    /// `tenant`'s batch's record once every job has finished, or as it is after `wait`
+    /// (capped at the configured maximum wait).
+    pub async fn wait_batch(
+        &self,
+        tenant: &TenantId,
+        id: BatchId,
+        wait: Duration,
+    ) -> Option<BatchRecord> {
+        let batch = self.batch_of(tenant, id)?;
         self.wait_for_jobs(&batch, wait.min(self.max_wait)).await;
         Some(self.batch_record(&batch))
     }
@@ -126,8 +146,8 @@ impl Host {
     /// Cancels every job of the batch that has not finished (held and queued jobs never
     /// start, running ones stop at their next epoch tick); returns the batch's record once
     /// they have.
-    pub async fn cancel_batch(&self, id: BatchId) -> Option<BatchRecord> {
-        let batch = self.batches.get(id)?;
+    pub async fn cancel_batch(&self, tenant: &TenantId, id: BatchId) -> Option<BatchRecord> {
+        let batch = self.batch_of(tenant, id)?;
         for job in batch.jobs.iter() {
             self.jobs.cancel(*job);
         }

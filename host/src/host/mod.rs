@@ -22,7 +22,7 @@ use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus};
-use crate::tenants::{Caller, Tenants, TenantsError};
+use crate::tenants::{Caller, TenantId, Tenants, TenantsError};
 use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
 
@@ -51,6 +51,9 @@ pub struct JobRequest {
     /// How to run it; `None` takes the task's default: the kind it declares, else the one its
     /// imports suggest ([`CompiledTask::default_kind`](crate::engine::CompiledTask::default_kind)).
     pub kind: Option<Kind>,
+    /// The tenant whose job it is (the `default` tenant unless given): only that tenant
+    /// sees it, and memoized results are its own.
+    pub tenant: TenantId,
     /// Reuse the result of an earlier run of the same component on the same input, if
     /// there is one, instead of running. `Some(true)` asks for it (the task must be
     /// deterministic, and memoization on); `None` does as the task declares
@@ -352,18 +355,19 @@ impl Host {
             .unwrap_or_else(|| version.compiled.task.default_kind().0);
         let input = request.input.to_string();
         let memo = match request.memoize {
-            Some(true) => Some(self.memoized(&version, &input)?),
+            Some(true) => Some(self.memoized(&request.tenant, &version, &input)?),
             Some(false) => None,
             // A task that declares memoize has been checked deterministic when it loaded;
             // with memoization off, its jobs just run.
             None if version.compiled.task.memoize_by_default() => {
-                self.memoized(&version, &input).ok()
+                self.memoized(&request.tenant, &version, &input).ok()
             }
             None => None,
         };
         let id = JobId::new();
         let mut record =
             JobRecord::queued(id, &version.name, &version.compiled.hash.to_hex(), kind);
+        record.tenant = request.tenant;
         record.batch = batch;
         let run = RunJob {
             id,
@@ -384,7 +388,12 @@ impl Host {
 
     /// Where the result of running `version` on `input` is memoized, if the task is
     /// deterministic and memoization is on.
-    fn memoized(&self, version: &TaskVersion, input: &str) -> Result<Memoized, SubmitError> {
+    fn memoized(
+        &self,
+        tenant: &TenantId,
+        version: &TaskVersion,
+        input: &str,
+    ) -> Result<Memoized, SubmitError> {
         let cache = self.memo.clone().ok_or(SubmitError::MemoOff)?;
         let outside_world = version.compiled.task.outside_world_imports();
         if !outside_world.is_empty() {
@@ -395,7 +404,7 @@ impl Host {
         }
         Ok(Memoized {
             cache,
-            key: MemoKey::new(&version.compiled.hash, input),
+            key: MemoKey::new(tenant, &version.compiled.hash, input),
         })
     }
 
@@ -415,7 +424,9 @@ impl Host {
             )
             .as_bytes(),
         );
-        let claim = self.idempotency.claim(key, fingerprint, || {
+        // Keys are per tenant: another tenant's use of the same key is another key.
+        let tenant_key = format!("{}\0{key}", request.tenant.as_str());
+        let claim = self.idempotency.claim(&tenant_key, fingerprint, || {
             let record = self.submit(request)?;
             Ok::<_, SubmitError>((record.id, record))
         })??;
@@ -429,54 +440,87 @@ impl Host {
         }
     }
 
-    /// Up to `limit` jobs matching `filter`, newest first, submitted before the job `before`
-    /// if given (the last job of the previous page), with the large `fields` asked for.
+    /// Up to `limit` of `tenant`'s jobs matching `filter`, newest first, submitted before
+    /// the job `before` if given (the last job of the previous page), with the large `fields`
+    /// asked for.
     pub fn jobs(
         &self,
+        tenant: &TenantId,
         filter: &JobFilter,
         before: Option<JobId>,
         limit: usize,
         fields: RecordFields,
     ) -> Vec<JobRecord> {
-        self.jobs.list(filter, before, limit, fields)
+        let filter = JobFilter {
+            tenant: Some(tenant.clone()),
+            ..filter.clone()
+        };
+        self.jobs.list(&filter, before, limit, fields)
     }
 
-    /// The current record of a job.
-    pub fn job(&self, id: JobId) -> Option<JobRecord> {
-        self.jobs.get(id)
+    /// The current record of `tenant`'s job `id`: `None` if there is none (another
+    /// tenant's job is none of this one's).
+    pub fn job(&self, tenant: &TenantId, id: JobId) -> Option<JobRecord> {
+        self.jobs
+            .is_of(id, tenant)
+            .then(|| self.jobs.get(id))
+            .flatten()
     }
 
-    /// The events of a job (queued, started, log lines, progress, finished) as they happen,
-    /// replaying those that already did, or only those after `resume`. `None` if there is no
-    /// such job.
-    pub fn events(&self, id: JobId, resume: Option<EventPosition>) -> Option<JobEvents> {
+    /// The events of `tenant`'s job (queued, started, log lines, progress, finished) as
+    /// they happen, replaying those that already did, or only those after `resume`. `None`
+    /// if there is no such job.
+    pub fn events(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        resume: Option<EventPosition>,
+    ) -> Option<JobEvents> {
+        if !self.jobs.is_of(id, tenant) {
+            return None;
+        }
         let watch = self.jobs.watch(id)?;
         Some(JobEvents::new(watch, resume, self.stopping.clone()))
     }
 
-    /// The job's record once finished, or as it is after `wait` (capped at the configured
-    /// maximum wait).
-    pub async fn wait(&self, id: JobId, wait: Duration) -> Option<JobRecord> {
-        self.wait_until(id, Until::Finished, wait).await
+    /// `tenant`'s job's record once finished, or as it is after `wait` (capped at the
+    /// configured maximum wait).
+    pub async fn wait(&self, tenant: &TenantId, id: JobId, wait: Duration) -> Option<JobRecord> {
+        self.wait_until(tenant, id, Until::Finished, wait).await
     }
 
     /// Like [`wait`](Self::wait), for a thread outside any async runtime: blocks the calling
     /// thread. The fastest way to run short jobs from a plain thread, since it watches the
     /// job for a few microseconds before sleeping.
-    pub fn wait_blocking(&self, id: JobId, wait: Duration) -> Option<JobRecord> {
+    pub fn wait_blocking(&self, tenant: &TenantId, id: JobId, wait: Duration) -> Option<JobRecord> {
+        if !self.jobs.is_of(id, tenant) {
+            return None;
+        }
         self.jobs
             .wait_blocking(id, Until::Finished, wait.min(self.max_wait))
     }
 
-    /// The job's record once it has reached `until`, or as it is after `wait` (capped at the
-    /// configured maximum wait).
-    pub async fn wait_until(&self, id: JobId, until: Until, wait: Duration) -> Option<JobRecord> {
+    /// `tenant`'s job's record once it has reached `until`, or as it is after `wait`
+    /// (capped at the configured maximum wait).
+    pub async fn wait_until(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        until: Until,
+        wait: Duration,
+    ) -> Option<JobRecord> {
+        if !self.jobs.is_of(id, tenant) {
+            return None;
+        }
         self.jobs.wait(id, until, wait.min(self.max_wait)).await
     }
 
-    /// Cancels a job: a queued job fails with `cancelled` at once; a running one is stopped
-    /// at its next epoch tick, and this returns once it has.
-    pub async fn cancel(&self, id: JobId) -> Result<JobRecord, CancelError> {
+    /// Cancels `tenant`'s job: a queued job fails with `cancelled` at once; a running one is
+    /// stopped at its next epoch tick, and this returns once it has.
+    pub async fn cancel(&self, tenant: &TenantId, id: JobId) -> Result<JobRecord, CancelError> {
+        if !self.jobs.is_of(id, tenant) {
+            return Err(CancelError::NotFound(id));
+        }
         match self.jobs.cancel(id).ok_or(CancelError::NotFound(id))? {
             Cancelled::BeforeStart(record) => Ok(record),
             Cancelled::AlreadyFinished(record) => {

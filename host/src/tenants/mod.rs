@@ -41,6 +41,13 @@ pub struct TenantId(String);
 #[error("{0:?} is not a tenant id: use 1 to 63 of a-z, 0-9 and -")]
 pub struct InvalidTenantId(String);
 
+impl Default for TenantId {
+    /// The `default` tenant, whose jobs an embedder that names no tenant submits.
+    fn default() -> Self {
+        Self::default_tenant()
+    }
+}
+
 impl TenantId {
     /// The tenant a server started without configuration creates.
     pub fn default_tenant() -> Self {
