@@ -67,9 +67,11 @@ free_port() {
 start_printing taskhost target/release/taskhost serve --listen 127.0.0.1:0 \
   --tasks-dir target/tasks --data-dir "$work/data" --wait-for-tasks
 taskhost_url=$url taskhost_pid=$pid
-# The default tenant's key, which the server wrote on its first start: wrk's scripts send it.
+# The default tenant's key, which the server wrote on its first start: wrk's scripts send it;
+# the admin key reads the host's status.
 TASKHOST_KEY=$(cat "$work/data/default.key")
 export TASKHOST_KEY
+admin_key=$(cat "$work/data/admin.key")
 start_printing hello target/release/hello-axum 127.0.0.1:0
 hello_url=$url hello_pid=$pid
 port=$(free_port)
@@ -103,7 +105,7 @@ scenarios=(
 drained() {
   local status
   for _ in $(seq 600); do
-    status=$(curl -s -H "Authorization: Bearer $TASKHOST_KEY" "$taskhost_url/v1/status")
+    status=$(curl -s -H "Authorization: Bearer $admin_key" "$taskhost_url/v1/status")
     read -r accepted completed < <(python3 -c 'import json, sys
 s = json.load(sys.stdin)["scheduler"]; print(s["accepted"], s["completed"])' <<<"$status")
     if [ "$accepted" = "$completed" ]; then

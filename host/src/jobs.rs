@@ -355,6 +355,19 @@ pub struct JobStoreStatus {
     pub forgotten: u64,
 }
 
+/// One tenant's job records kept, by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct JobCounts {
+    /// Queued.
+    pub queued: usize,
+    /// Running.
+    pub running: usize,
+    /// Succeeded.
+    pub succeeded: usize,
+    /// Failed.
+    pub failed: usize,
+}
+
 /// How long [`JobStore::wait_blocking`] watches before it sleeps: about what waking a
 /// sleeping thread costs.
 const WATCH_BEFORE_SLEEPING: Duration = Duration::from_micros(50);
@@ -664,6 +677,25 @@ impl JobStore {
     }
 
     /// How many records the store keeps, by status.
+    /// How many of `tenant`'s jobs are in each state (a walk over the records kept).
+    pub(crate) fn counts_of(&self, tenant: &TenantId) -> JobCounts {
+        let mut counts = JobCounts::default();
+        for entry in self.jobs.read().expect("job store poisoned").values() {
+            let record = entry.record.borrow();
+            if record.tenant != *tenant {
+                continue;
+            }
+            let count = match record.status {
+                JobStatus::Queued => &mut counts.queued,
+                JobStatus::Running => &mut counts.running,
+                JobStatus::Succeeded => &mut counts.succeeded,
+                JobStatus::Failed => &mut counts.failed,
+            };
+            *count += 1;
+        }
+        counts
+    }
+
     pub(crate) fn status(&self) -> JobStoreStatus {
         let [queued, running, succeeded, failed] = [
             JobStatus::Queued,

@@ -36,12 +36,17 @@ fn v1_routes_answer_401_without_a_valid_key_and_public_routes_need_none() {
             message.as_str().unwrap().contains("Authorization: Bearer"),
             "{message}"
         );
-        // The default tenant's key opens it; the admin key too, but for the jobs (tenants').
+        // The default tenant's key opens it, but for the metrics (the operator's); the admin
+        // key too, but for the jobs (tenants').
         let tenant = server.request_with_key("GET", path, Some(server.key()));
-        assert_eq!(tenant.status, 200, "{path}: {}", tenant.text);
+        let expected = if path == "/metrics" { 403 } else { 200 };
+        assert_eq!(tenant.status, expected, "{path}: {}", tenant.text);
         let admin = server.request_with_key("GET", path, Some(&server.admin_key()));
         let expected = if path == "/v1/jobs" { 403 } else { 200 };
         assert_eq!(admin.status, expected, "{path}: {}", admin.text);
+        if path == "/metrics" {
+            assert_eq!(tenant.status, 403, "the host's metrics are the operator's");
+        }
     }
     // A submission without a key is refused before its body is read or a job made.
     let submitted = server.request_with_key("POST", "/v1/jobs", None);

@@ -354,3 +354,31 @@ fn idempotency_keys_and_memoized_results_are_per_tenant() {
         again.text
     );
 }
+
+#[test]
+fn a_tenant_s_status_shows_its_own_jobs_and_the_admin_s_the_whole_host() {
+    let server = server();
+    let other = tenant_with_key(&server, "other");
+    let job = json!({"task": "noop", "input": null, "wait_ms": 60_000});
+    for _ in 0..3 {
+        assert_eq!(server.post_json("/v1/jobs", &job).status, 200);
+    }
+    assert_eq!(
+        as_key(&server, &other, "POST", "/v1/jobs", Some(job)).status,
+        200
+    );
+
+    let mine = as_key(&server, server.key(), "GET", "/v1/status", None);
+    assert_eq!(mine.json["tenant"], "default", "{}", mine.text);
+    assert_eq!(mine.json["jobs"]["succeeded"], 3, "{}", mine.text);
+    assert!(
+        mine.json.get("scheduler").is_none(),
+        "no host internals: {}",
+        mine.text
+    );
+    let theirs = as_key(&server, &other, "GET", "/v1/status", None);
+    assert_eq!(theirs.json["jobs"]["succeeded"], 1, "{}", theirs.text);
+    let host = as_key(&server, &server.admin_key(), "GET", "/v1/status", None);
+    assert_eq!(host.json["jobs"]["succeeded"], 4, "{}", host.text);
+    assert!(host.json["scheduler"].is_object());
+}

@@ -18,7 +18,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Server {
     child: Option<Child>,
     base: String,
-    /// Sends the `default` tenant's key with every request that has no `Authorization`.
+    /// Sends the `default` tenant's key with every request that has no `Authorization` (the
+    /// admin key to `/v1/status` and `/metrics`, which give the whole host's state to it).
     agent: ureq::Agent,
     /// Sends no key but what a request has.
     anonymous: ureq::Agent,
@@ -142,10 +143,13 @@ impl Server {
         let key_file = data_dir.path().join("data").join("default.key");
         let key = std::fs::read_to_string(&key_file)
             .unwrap_or_else(|error| panic!("reading {}: {error}", key_file.display()));
+        let admin_file = data_dir.path().join("data").join("admin.key");
+        let admin_key = std::fs::read_to_string(&admin_file)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", admin_file.display()));
         Self {
             child: Some(child),
             base,
-            agent: agent(Some(&key)),
+            agent: agent(Some((&key, &admin_key))),
             anonymous: agent(None),
             key,
             data_dir,
@@ -425,27 +429,35 @@ impl Server {
     }
 }
 
-/// An agent for a test server, sending `key` (if any) as `Authorization: Bearer` with every
-/// request that has no `Authorization` of its own. A fresh connection per request: a server
-/// may close a connection after answering a request whose body it did not read (a 415, say),
-/// and a pooled connection closed that way fails the next request sent on it, before the
-/// server sees it.
-fn agent(key: Option<&str>) -> ureq::Agent {
+/// The paths the test server's agent sends the admin key to: they show the whole host.
+const ADMIN_PATHS: [&str; 2] = ["/v1/status", "/metrics"];
+
+/// An agent for a test server, sending `keys` (if any: a tenant's, and the admin key for
+/// [`ADMIN_PATHS`]) as `Authorization: Bearer` with every request that has no `Authorization`
+/// of its own. A fresh connection per request: a server may close a connection after
+/// answering a request whose body it did not read (a 415, say), and a pooled connection
+/// closed that way fails the next request sent on it, before the server sees it.
+fn agent(keys: Option<(&str, &str)>) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(120)))
         .max_idle_connections(0);
-    let config = match key {
-        Some(key) => {
-            let bearer: ureq::http::HeaderValue = format!("Bearer {key}")
-                .parse()
-                .expect("a key is a header value");
+    let config = match keys {
+        Some((tenant, admin)) => {
+            let bearer = |key: &str| -> ureq::http::HeaderValue {
+                format!("Bearer {key}")
+                    .parse()
+                    .expect("a key is a header value")
+            };
+            let (tenant, admin) = (bearer(tenant), bearer(admin));
             config.middleware(
                 move |mut request: ureq::http::Request<ureq::SendBody>,
                       next: ureq::middleware::MiddlewareNext| {
+                    let for_admin = ADMIN_PATHS.contains(&request.uri().path());
                     let headers = request.headers_mut();
                     if !headers.contains_key("authorization") {
-                        headers.insert("authorization", bearer.clone());
+                        let key = if for_admin { &admin } else { &tenant };
+                        headers.insert("authorization", key.clone());
                     }
                     next.handle(request)
                 },

@@ -8,10 +8,12 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 
 use super::ApiError;
+use super::auth::Admin;
 use super::error::ErrorBody;
 use crate::host::Host;
 use crate::server::ConnectionStats;
-use crate::status::{self, Status};
+use crate::status::{self, StatusView};
+use crate::tenants::Caller;
 
 /// Answers `ok` while the server is up.
 #[utoipa::path(
@@ -42,18 +44,26 @@ pub(super) async fn readyz(State(host): State<Arc<Host>>) -> Result<&'static str
     }
 }
 
-/// The queue, the engine threads, the compiled-component cache and the engine's settings.
+/// The host's state (the queue, the engine threads, the compiled-component cache, the
+/// engine's settings...) for the admin key; for a tenant's key, its own jobs and the tasks.
 #[utoipa::path(
     get,
     path = "/v1/status",
     tag = "server",
-    responses((status = OK, description = "The host's state", body = Status)),
+    responses((status = OK, description = "The host's state (admin key), or the tenant's", body = StatusView)),
 )]
 pub(super) async fn status(
     State(host): State<Arc<Host>>,
+    Extension(caller): Extension<Caller>,
     server: Option<Extension<Arc<ConnectionStats>>>,
-) -> Json<Status> {
-    Json(host.status_with(server.map(|stats| stats.status())))
+) -> Json<StatusView> {
+    Json(match caller {
+        Caller::Admin => {
+            let status = host.status_with(server.map(|stats| stats.status()));
+            StatusView::Host(Box::new(status))
+        }
+        Caller::Tenant(tenant) => StatusView::Tenant(host.tenant_status(&tenant)),
+    })
 }
 
 /// Every metric, in the OpenMetrics text format, for Prometheus to scrape.
@@ -65,6 +75,7 @@ pub(super) async fn status(
 )]
 pub(super) async fn metrics(
     State(host): State<Arc<Host>>,
+    _: Admin,
     server: Option<Extension<Arc<ConnectionStats>>>,
 ) -> impl IntoResponse {
     (

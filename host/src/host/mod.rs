@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
-use crate::status::{EngineStatus, Parts, Status, TasksStatus};
+use crate::status::{EngineStatus, Parts, Status, TasksStatus, TenantStatus};
 use crate::tenants::{Caller, TenantId, Tenants, TenantsError};
 use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
@@ -534,6 +534,26 @@ impl Host {
         }
     }
 
+    /// What `tenant` sees of the host: its own jobs, and the tasks.
+    pub fn tenant_status(&self, tenant: &TenantId) -> TenantStatus {
+        TenantStatus {
+            tenant: tenant.as_str().to_owned(),
+            jobs: self.jobs.counts_of(tenant),
+            tasks: self.tasks_status(),
+        }
+    }
+
+    /// The tasks' state.
+    fn tasks_status(&self) -> TasksStatus {
+        let tasks = self.registry.snapshot();
+        TasksStatus {
+            served: tasks.tasks.len(),
+            loading: tasks.loading.len(),
+            watching: self.watcher.is_watching(),
+            problems: tasks.problems,
+        }
+    }
+
     /// The state of every part of the host.
     pub fn status(&self) -> Status {
         self.status_with(None)
@@ -541,14 +561,8 @@ impl Host {
 
     /// [`status`](Self::status), with the state of the HTTP server that serves the host.
     pub fn status_with(&self, http: Option<HttpStatus>) -> Status {
-        let tasks = self.registry.snapshot();
         Status::new(Parts {
-            tasks: TasksStatus {
-                served: tasks.tasks.len(),
-                loading: tasks.loading.len(),
-                watching: self.watcher.is_watching(),
-                problems: tasks.problems,
-            },
+            tasks: self.tasks_status(),
             engine: EngineStatus::of(&self.engine),
             cache: CacheStatus {
                 jobs_waiting_for_code: self.dispatcher.waiting(),

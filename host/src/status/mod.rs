@@ -17,7 +17,7 @@ pub use crate::batches::BatchStoreStatus;
 pub use crate::cache::CacheStatus;
 pub use crate::engine::{Allocation, PoolStatus};
 use crate::engine::{FuelMetering, TaskEngine};
-pub use crate::jobs::JobStoreStatus;
+pub use crate::jobs::{JobCounts, JobStoreStatus};
 pub use crate::memo::MemoStatus;
 use crate::registry::Problem;
 pub use crate::scheduler::{
@@ -64,6 +64,27 @@ impl Status {
         let health = Health::of(&parts);
         Self { parts, health }
     }
+}
+
+/// `GET /v1/status`: the host's state for the admin key, the caller's own for a tenant's.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum StatusView {
+    /// The whole host's, for the operator.
+    Host(Box<Status>),
+    /// One tenant's.
+    Tenant(TenantStatus),
+}
+
+/// What a tenant sees of the host: its own jobs, and the tasks it may run.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantStatus {
+    /// The tenant.
+    pub tenant: String,
+    /// Its job records kept, by state.
+    pub jobs: JobCounts,
+    /// The tasks.
+    pub tasks: TasksStatus,
 }
 
 /// The tasks: how many serve, how many are loading, and which files did not load.
