@@ -92,6 +92,14 @@ fn a_task_is_pushed_listed_and_removed() {
         tasks.path().to_str().unwrap(),
         &[],
     );
+    // No key given: the CLI reads the data dir's, the admin key to change tasks (the
+    // catalogue every tenant shares) and the default tenant's to list them.
+    let data_dir = server.data_dir();
+    let taskhost = |server: &Server, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", data_dir.to_str().unwrap()]);
+        taskhost_in(Path::new("."), server.url(), "", &all, "")
+    };
     let listed = taskhost(&server, &["task", "list"]);
     assert!(listed.success, "{listed}");
     assert_eq!(listed.stdout, "no tasks served\n");

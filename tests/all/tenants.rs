@@ -382,3 +382,40 @@ fn a_tenant_s_status_shows_its_own_jobs_and_the_admin_s_the_whole_host() {
     assert_eq!(host.json["jobs"]["succeeded"], 4, "{}", host.text);
     assert!(host.json["scheduler"].is_object());
 }
+
+#[test]
+fn only_the_admin_key_changes_the_tasks_every_tenant_shares() {
+    // A tasks directory of its own: the upload that succeeds writes into it.
+    let server = crate::hostiles_with(&[]);
+    let component = std::fs::read(taskhost_tests::fixtures::UPPERCASE).unwrap();
+    let put = |key: &str| {
+        let request = ureq::http::Request::builder()
+            .method("PUT")
+            .uri(format!("{}/v1/tasks/shout", server.url()))
+            .header("content-type", "application/wasm")
+            .header("authorization", format!("Bearer {key}"))
+            .body(component.clone())
+            .unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent.run(request).unwrap().status().as_u16()
+    };
+    assert_eq!(
+        put(server.key()),
+        403,
+        "a tenant cannot replace a shared task"
+    );
+    let deleted = as_key(&server, server.key(), "DELETE", "/v1/tasks/uppercase", None);
+    assert_eq!(
+        (deleted.status, &deleted.json["error"]["code"]),
+        (403, &json!("forbidden"))
+    );
+    assert_eq!(
+        server.get("/v1/tasks/uppercase").status,
+        200,
+        "still served"
+    );
+    assert_eq!(put(&server.admin_key()), 201, "the operator's key uploads");
+}

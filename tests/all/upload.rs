@@ -89,7 +89,7 @@ fn uploads_that_cannot_serve_are_refused_with_the_reason() {
         stream,
         "PUT /v1/tasks/huge HTTP/1.1\r\nhost: test\r\ncontent-type: application/wasm\r\n\
          authorization: Bearer {}\r\ncontent-length: {}\r\n\r\n",
-        server.key(),
+        server.admin_key(),
         2 << 20
     )
     .unwrap();

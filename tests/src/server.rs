@@ -432,8 +432,16 @@ impl Server {
 /// The paths the test server's agent sends the admin key to: they show the whole host.
 const ADMIN_PATHS: [&str; 2] = ["/v1/status", "/metrics"];
 
-/// An agent for a test server, sending `keys` (if any: a tenant's, and the admin key for
-/// [`ADMIN_PATHS`]) as `Authorization: Bearer` with every request that has no `Authorization`
+/// Whether the test server's agent sends the admin key with `method path`: to
+/// [`ADMIN_PATHS`], and to change a task (the tasks every tenant shares are the operator's).
+fn for_admin(method: &ureq::http::Method, path: &str) -> bool {
+    let changes_a_task = path.starts_with("/v1/tasks/")
+        && [ureq::http::Method::PUT, ureq::http::Method::DELETE].contains(method);
+    ADMIN_PATHS.contains(&path) || changes_a_task
+}
+
+/// An agent for a test server, sending `keys` (if any: a tenant's, and the admin key where
+/// [`for_admin`]) as `Authorization: Bearer` with every request that has no `Authorization`
 /// of its own. A fresh connection per request: a server may close a connection after
 /// answering a request whose body it did not read (a 415, say), and a pooled connection
 /// closed that way fails the next request sent on it, before the server sees it.
@@ -453,7 +461,7 @@ fn agent(keys: Option<(&str, &str)>) -> ureq::Agent {
             config.middleware(
                 move |mut request: ureq::http::Request<ureq::SendBody>,
                       next: ureq::middleware::MiddlewareNext| {
-                    let for_admin = ADMIN_PATHS.contains(&request.uri().path());
+                    let for_admin = for_admin(request.method(), request.uri().path());
                     let headers = request.headers_mut();
                     if !headers.contains_key("authorization") {
                         let key = if for_admin { &admin } else { &tenant };

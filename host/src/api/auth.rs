@@ -72,7 +72,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         match caller(parts, state).await? {
             Caller::Admin => Ok(Self),
             Caller::Tenant(_) => Err(ApiError::Forbidden(
-                "this route takes the admin key (DATA_DIR/admin.key), not a tenant's",
+                "this route takes the admin key (DATA_DIR/admin.key), not a tenant's: tenants, \
+                 the host's metrics, and the tasks every tenant shares are the operator's",
             )),
         }
     }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::Admin;
 use super::error::{ApiErrorCode, ErrorBody};
 use super::{ApiError, ApiPath, WAIT_FOR_LOADING};
 use crate::cache::Source;
@@ -155,6 +156,7 @@ pub(super) async fn list_tasks(
 )]
 pub(super) async fn upload_task(
     State(host): State<Arc<Host>>,
+    _: Admin,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
@@ -220,6 +222,7 @@ pub(super) async fn upload_task(
 )]
 pub(super) async fn delete_task(
     State(host): State<Arc<Host>>,
+    _: Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if !is_valid_task_name(&name) {

@@ -326,7 +326,14 @@ pub struct BuildArgs {
 /// Runs `command`; prints its error, if any, to stderr and says how the process should exit.
 pub fn run(command: Command) -> ExitCode {
     let result = match command {
-        Command::Task { server, command } => task::run(&server.client(), command),
+        Command::Task { server, command } => {
+            // The tasks are shared by every tenant: changing them takes the admin key.
+            let client = match command {
+                TaskCommand::Push { .. } | TaskCommand::Rm { .. } => server.admin_client(),
+                TaskCommand::List { .. } => server.client(),
+            };
+            task::run(&client, command)
+        }
         Command::Job { server, command } => job::run(&server.client(), command),
         Command::Tenant { server, command } => tenant::run(&server.admin_client(), command),
         Command::Batch(args) => batch::run(&args.server.client(), &args),
