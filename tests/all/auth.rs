@@ -130,3 +130,81 @@ fn the_cli_reads_the_default_key_of_the_data_dir_or_takes_one_given() {
         "{stderr}"
     );
 }
+
+#[test]
+fn with_auth_off_a_keyless_request_acts_as_the_operator_and_the_default_tenant() {
+    let server = crate::server_with(&["--auth", "off"]);
+    assert!(
+        server.log().contains("authentication is off"),
+        "warned at start"
+    );
+    let job =
+        serde_json::json!({"task": "uppercase", "input": {"text": "open"}, "wait_ms": 60_000});
+    let anyone = |method: &str, path: &str| server.request_with_key(method, path, None);
+    let submitted = server.send_json_with_key("POST", "/v1/jobs", &job, "");
+    assert_eq!(submitted.status, 401, "an empty key is still a wrong key");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut keyless = agent
+        .post(format!("{}/v1/jobs", server.url()))
+        .header("content-type", "application/json")
+        .send(job.to_string())
+        .unwrap();
+    assert_eq!(keyless.status(), 200);
+    let record: serde_json::Value =
+        serde_json::from_str(&keyless.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(record["output"]["upper"], "OPEN", "{record}");
+    assert_eq!(record["tenant"], "default", "{record}");
+    let listing = anyone("GET", "/v1/jobs");
+    assert_eq!(
+        listing.json["jobs"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listing.text
+    );
+    assert_eq!(anyone("GET", "/metrics").status, 200);
+    assert!(anyone("GET", "/v1/status").json["scheduler"].is_object());
+    assert_eq!(anyone("GET", "/v1/admin/tenants").status, 200);
+    // A key, when sent, is still checked.
+    let wrong = format!("th_{}", "1".repeat(64));
+    assert_eq!(
+        server
+            .request_with_key("GET", "/v1/jobs", Some(&wrong))
+            .status,
+        401
+    );
+}
+
+#[test]
+fn auth_off_beyond_loopback_is_refused_unless_confirmed() {
+    let check = |extra: &[&str]| {
+        let data_dir = tempfile::tempdir().unwrap();
+        Command::new(env!("CARGO_BIN_EXE_taskhost"))
+            .args([
+                "config",
+                "check",
+                "--auth",
+                "off",
+                "--listen",
+                "0.0.0.0:7070",
+            ])
+            .args(["--tasks-dir", taskhost_tests::fixtures::TASKS_DIR])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = check(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--auth is off on 0.0.0.0:7070")
+            && stderr.contains("--auth-off-beyond-loopback"),
+        "{stderr}"
+    );
+    let confirmed = check(&["--auth-off-beyond-loopback", "true"]);
+    assert!(confirmed.status.success(), "{confirmed:?}");
+}

@@ -13,7 +13,7 @@ use axum::response::Response;
 
 use super::ApiError;
 use crate::host::Host;
-use crate::tenants::{Caller, TenantId};
+use crate::tenants::{Auth, Caller, TenantId};
 
 /// What a request without a key is told.
 const NO_KEY: &str = "this route needs an API key: send `Authorization: Bearer KEY` (a server \
@@ -32,16 +32,28 @@ pub(super) async fn authenticate(
     next: Next,
 ) -> Result<Response, ApiError> {
     let header = request.headers().get(header::AUTHORIZATION);
-    let key = header
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized(NO_KEY))?;
-    let caller = host
-        .authenticate(key)
-        .ok_or(ApiError::Unauthorized(UNKNOWN_KEY))?;
+    let caller = match header {
+        None if host.auth() == Auth::Off => Caller::Anyone,
+        None => return Err(ApiError::Unauthorized(NO_KEY)),
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .and_then(bearer_token)
+                .ok_or(ApiError::Unauthorized(NO_KEY))?;
+            host.authenticate(key)
+                .ok_or(ApiError::Unauthorized(UNKNOWN_KEY))?
+        }
+    };
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value (the scheme's name in any case, as
+/// RFC 9110 has it).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The tenant a request acts for: its key's holder. Jobs and batches are tenants'; the admin
@@ -54,6 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantCaller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match caller(parts, state).await? {
             Caller::Tenant(tenant) => Ok(Self(tenant)),
+            Caller::Anyone => Ok(Self(TenantId::default_tenant())),
             Caller::Admin => Err(ApiError::Forbidden(
                 "jobs and batches belong to tenants: send a tenant's key (the admin key \
                  manages the host: tenants, status, metrics)",
@@ -70,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match caller(parts, state).await? {
-            Caller::Admin => Ok(Self),
+            Caller::Admin | Caller::Anyone => Ok(Self),
             Caller::Tenant(_) => Err(ApiError::Forbidden(
                 "this route takes the admin key (DATA_DIR/admin.key), not a tenant's: tenants, \
                  the host's metrics, and the tasks every tenant shares are the operator's",
@@ -85,4 +98,18 @@ async fn caller<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Caller, 
         .await
         .map_err(|_| ApiError::Internal)?;
     Ok(caller)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        assert_eq!(bearer_token("Bearer th_1"), Some("th_1"));
+        assert_eq!(bearer_token("bearer th_1"), Some("th_1"));
+        assert_eq!(bearer_token("BEARER  th_1 "), Some("th_1"));
+        assert_eq!(bearer_token("Basic dXNlcg=="), None);
+        assert_eq!(bearer_token("th_1"), None);
+    }
 }

@@ -58,7 +58,7 @@ pub(super) async fn status(
     server: Option<Extension<Arc<ConnectionStats>>>,
 ) -> Json<StatusView> {
     Json(match caller {
-        Caller::Admin => {
+        Caller::Admin | Caller::Anyone => {
             let status = host.status_with(server.map(|stats| stats.status()));
             StatusView::Host(Box::new(status))
         }

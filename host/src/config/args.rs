@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use clap::builder::BoolishValueParser;
 
-use super::{Config, LimitPolicy, sources};
+use super::{Auth, Config, LimitPolicy, sources};
 use crate::engine::{FuelMetering, LogLimits, PoolSettings};
 use crate::server::ServerSettings;
 
@@ -39,6 +39,17 @@ pub struct ServeArgs {
     /// Address to serve the HTTP API on; port 0 picks a free port.
     #[arg(long, env = "TASKHOST_LISTEN", default_value_t = DEFAULTS.listen)]
     pub listen: SocketAddr,
+
+    /// Whether `/v1` requests need API keys: `keys`, or `off` for a machine of one's own
+    /// (requests without a key act as the operator and the `default` tenant). `off` is
+    /// refused beyond a loopback address unless --auth-off-beyond-loopback confirms it.
+    #[arg(long, env = "TASKHOST_AUTH", value_enum, default_value_t = DEFAULTS.auth)]
+    pub auth: Auth,
+
+    /// Confirms `--auth off` on a listen address other than loopback: anyone who reaches
+    /// the port may then run code and manage tenants.
+    #[arg(long, env = "TASKHOST_AUTH_OFF_BEYOND_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub auth_off_beyond_loopback: bool,
 
     /// Directory of task components: every NAME.wasm in it is served as task NAME.
     #[arg(long, env = "TASKHOST_TASKS_DIR", default_value_os_t = DEFAULTS.tasks.dir.clone())]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, setting};
+use super::{Auth, Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, setting};
 use crate::compile::CompileSettings;
 use crate::egress::{HttpAllowList, HttpTrust};
 use crate::engine::{ComponentLimits, EngineSettings, LogLimits, POOL_SLOT_BYTES, PoolSettings};
@@ -74,6 +74,19 @@ impl ServeArgs {
             }};
         }
         let mut problems = Vec::new();
+        if self.auth == Auth::Off
+            && !self.listen.ip().is_loopback()
+            && !self.auth_off_beyond_loopback
+        {
+            problems.push(format!(
+                "{} is off on {}, beyond loopback: anyone who reaches the port could run code \
+                 and manage tenants. Listen on 127.0.0.1, turn auth back on, or confirm with {} \
+                 true",
+                name!(auth),
+                self.listen,
+                name!(auth_off_beyond_loopback)
+            ));
+        }
         let workers = self.workers.unwrap_or_else(default_workers);
         if !(1..=MAX_WORKERS).contains(&workers) {
             problems.push(format!(
@@ -409,6 +422,7 @@ impl ServeArgs {
         }
         Ok(Config {
             listen: self.listen,
+            auth: self.auth,
             tasks: TasksSettings {
                 dir: self.tasks_dir,
                 watch: self.watch_tasks,

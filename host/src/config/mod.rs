@@ -36,12 +36,15 @@ pub use crate::engine::{ComponentLimits, EngineSettings, FuelMetering, LogLimits
 pub use crate::registry::TasksSettings;
 pub use crate::scheduler::SchedulerSettings;
 pub use crate::server::ServerSettings;
+pub use crate::tenants::Auth;
 
 /// Validated configuration of a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Address of the HTTP API.
     pub listen: SocketAddr,
+    /// Whether requests need API keys.
+    pub auth: Auth,
     /// Where tasks come from.
     pub tasks: TasksSettings,
     /// Directory for the host's own state.
@@ -85,6 +88,7 @@ impl Default for Config {
         let data_dir = PathBuf::from(".taskhost");
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            auth: Auth::Keys,
             tasks: TasksSettings::default(),
             cache_dir: data_dir.join("cache"),
             data_dir,

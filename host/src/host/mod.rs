@@ -22,7 +22,7 @@ use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus, TenantStatus};
-use crate::tenants::{Caller, TenantId, Tenants, TenantsError};
+use crate::tenants::{Auth, Caller, TenantId, Tenants, TenantsError};
 use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
 
@@ -186,12 +186,21 @@ pub struct Host {
     stopping: tokio_util::sync::CancellationToken,
     /// Who may call the API.
     tenants: Tenants,
+    /// Whether requests need API keys.
+    auth: Auth,
 }
 
 impl Host {
     /// Sets up the engine, starts loading the tasks directory (in the background unless
     /// `config.tasks.wait_until_loaded`) and starts the engine threads.
     pub fn start(config: &Config) -> Result<Self, StartError> {
+        if config.auth == Auth::Off {
+            tracing::warn!(
+                listen = %config.listen,
+                "authentication is off (--auth off): requests without a key act as the operator \
+                 and the default tenant"
+            );
+        }
         let tenants = Tenants::open(&config.data_dir)?;
         let engine = Arc::new(TaskEngine::new(config.engine.clone())?);
         let scheduler = Scheduler::start(SchedulerSettings {
@@ -248,7 +257,13 @@ impl Host {
             drain_timeout: config.drain_timeout,
             stopping: Default::default(),
             tenants,
+            auth: config.auth,
         })
+    }
+
+    /// Whether requests need API keys.
+    pub fn auth(&self) -> Auth {
+        self.auth
     }
 
     /// Who holds the API key `key`, if anyone does.

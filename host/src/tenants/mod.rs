@@ -89,6 +89,20 @@ pub enum Caller {
     Admin,
     /// A tenant, with one of its keys.
     Tenant(TenantId),
+    /// Anyone, without a key, on a server with authentication off ([`Auth::Off`]): the
+    /// operator on admin routes, the `default` tenant on tenants' routes.
+    Anyone,
+}
+
+/// Whether requests need API keys (`--auth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Auth {
+    /// Every `/v1` request carries a key.
+    #[default]
+    Keys,
+    /// A request without a key is let through as [`Caller::Anyone`]: for a machine of
+    /// one's own. Refused beyond loopback unless confirmed, and warned of at every start.
+    Off,
 }
 
 /// Errors from opening the tenants of a data directory.
