@@ -615,11 +615,22 @@ impl JobStore {
 
     /// Cancels every job that has not finished; returns how many there were.
     pub(crate) fn cancel_all(&self) -> usize {
+        self.cancel_where(|_| true)
+    }
+
+    /// Cancels every job of `tenant` that has not finished; returns how many there were.
+    pub(crate) fn cancel_all_of(&self, tenant: &TenantId) -> usize {
+        self.cancel_where(|entry| entry.record.borrow().tenant == *tenant)
+    }
+
+    /// Cancels every unfinished job whose entry `chosen` picks; returns how many there were.
+    fn cancel_where(&self, chosen: impl Fn(&Entry) -> bool) -> usize {
         let outcomes: Vec<(JobId, Cancelled)> = self
             .jobs
             .read()
             .expect("job store poisoned")
             .iter()
+            .filter(|(_, entry)| chosen(entry))
             .map(|(id, entry)| (*id, cancel_entry(entry, &self.counts)))
             .collect();
         let mut count = 0;

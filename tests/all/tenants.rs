@@ -388,13 +388,15 @@ fn only_the_admin_key_changes_the_tasks_every_tenant_shares() {
     // A tasks directory of its own: the upload that succeeds writes into it.
     let server = crate::hostiles_with(&[]);
     let component = std::fs::read(taskhost_tests::fixtures::UPPERCASE).unwrap();
-    let put = |key: &str| {
+    // A tenant's upload is refused before its body is read: a body that small is sent whole
+    // before the answer comes (a larger one could meet a closed connection).
+    let put = |key: &str, component: &[u8]| {
         let request = ureq::http::Request::builder()
             .method("PUT")
             .uri(format!("{}/v1/tasks/shout", server.url()))
             .header("content-type", "application/wasm")
             .header("authorization", format!("Bearer {key}"))
-            .body(component.clone())
+            .body(component.to_vec())
             .unwrap();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -403,7 +405,7 @@ fn only_the_admin_key_changes_the_tasks_every_tenant_shares() {
         agent.run(request).unwrap().status().as_u16()
     };
     assert_eq!(
-        put(server.key()),
+        put(server.key(), b"\0asm\x0d\0\x01\0"),
         403,
         "a tenant cannot replace a shared task"
     );
@@ -417,5 +419,47 @@ fn only_the_admin_key_changes_the_tasks_every_tenant_shares() {
         200,
         "still served"
     );
-    assert_eq!(put(&server.admin_key()), 201, "the operator's key uploads");
+    assert_eq!(
+        put(&server.admin_key(), &component),
+        201,
+        "the operator's key uploads"
+    );
+}
+
+#[test]
+fn deleting_a_tenant_cancels_its_unfinished_jobs() {
+    let server = server();
+    let doomed = tenant_with_key(&server, "doomed");
+    let sleeper = json!({"task": "sleep", "input": {"ms": 60_000}});
+    let submitted = as_key(&server, &doomed, "POST", "/v1/jobs", Some(sleeper));
+    assert_eq!(submitted.status, 202, "{}", submitted.text);
+    let id = submitted.json["id"].as_str().unwrap();
+    let started = as_key(
+        &server,
+        &doomed,
+        "GET",
+        &format!("/v1/jobs/{id}?wait_ms=60000&until=started"),
+        None,
+    );
+    assert_eq!(started.json["status"], "running", "{}", started.text);
+
+    assert_eq!(
+        admin(&server, "DELETE", "/v1/admin/tenants/doomed", None).status,
+        204
+    );
+    // Stopped at once, not a minute later: each round is a request, for at most 30 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let jobs = &server.get("/v1/status").json["jobs"];
+        if jobs["running"] == 0 {
+            assert_eq!(jobs["failed"], 1, "{jobs}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {jobs}"
+        );
+    }
+    // The default tenant's jobs run on.
+    assert_eq!(run_as(&server, server.key()).status, 200);
 }

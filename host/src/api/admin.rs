@@ -111,7 +111,8 @@ pub(super) async fn get_tenant(
     }
 }
 
-/// Deletes a tenant: its keys are refused from the next request on.
+/// Deletes a tenant: its keys are refused from the next request on, and its unfinished jobs
+/// are cancelled.
 #[utoipa::path(
     delete,
     path = "/v1/admin/tenants/{id}",
@@ -130,8 +131,8 @@ pub(super) async fn delete_tenant(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = tenant_id(id)?;
-    host.tenants().delete(&id)?;
-    tracing::info!(tenant = id.as_str(), "tenant deleted");
+    let cancelled = host.delete_tenant(&id)?;
+    tracing::info!(tenant = id.as_str(), cancelled, "tenant deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

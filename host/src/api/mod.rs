@@ -25,7 +25,7 @@
 //! | `POST /v1/admin/tenants` | (admin key) create a tenant `{"id"}` |
 //! | `GET /v1/admin/tenants` | (admin key) every tenant, with its keys' ids |
 //! | `GET /v1/admin/tenants/{id}` | (admin key) one tenant |
-//! | `DELETE /v1/admin/tenants/{id}` | (admin key) delete a tenant; its keys stop working at once |
+//! | `DELETE /v1/admin/tenants/{id}` | (admin key) delete a tenant; its keys stop working and its unfinished jobs are cancelled at once |
 //! | `POST /v1/admin/tenants/{id}/keys` | (admin key) issue a key, shown once: `{"id", "key"}` |
 //! | `DELETE /v1/admin/tenants/{id}/keys/{key_id}` | (admin key) revoke a key, at once |
 //!

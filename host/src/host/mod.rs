@@ -22,7 +22,7 @@ use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus, TenantStatus};
-use crate::tenants::{Auth, Caller, TenantId, Tenants, TenantsError};
+use crate::tenants::{Auth, Caller, TenantError, TenantId, Tenants, TenantsError};
 use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
 
@@ -274,6 +274,14 @@ impl Host {
     /// The tenants, to manage.
     pub fn tenants(&self) -> &Tenants {
         &self.tenants
+    }
+
+    /// Deletes the tenant `id`: its keys are refused from the next request on, and its jobs
+    /// that have not finished are cancelled (queued ones never start, running ones stop at
+    /// their next epoch tick). Returns how many were cancelled.
+    pub fn delete_tenant(&self, id: &TenantId) -> Result<usize, TenantError> {
+        self.tenants.delete(id)?;
+        Ok(self.jobs.cancel_all_of(id))
     }
 
     /// The tasks this host serves, and those whose files are loading or did not load.
