@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use taskhost::config::{CompileSettings, FuelMetering, TasksSettings};
+use taskhost::host::Scope;
 use taskhost::internals::{ComponentCache, HashedWasm, Limits};
 use taskhost::tenants::TenantId;
 use taskhost::{Host, JobRequest};
@@ -454,16 +455,16 @@ fn reload() {
         let host = Host::start(&config).unwrap();
         let runtime = runtime();
         let save = |version: u8| {
-            let hash_before = host.task("work").unwrap().hash();
-            let revision = host.tasks().revision;
+            let hash_before = host.task(Scope::Shared, "work").unwrap().hash();
+            let revision = host.tasks(Scope::Shared).revision;
             let temporary = tasks.path().join(".work.wasm.tmp");
             std::fs::write(&temporary, with_custom_section(&original, version)).unwrap();
             let started = Instant::now();
             std::fs::rename(&temporary, &file).unwrap();
             let mut revision = revision;
-            while host.task("work").unwrap().hash() == hash_before {
+            while host.task(Scope::Shared, "work").unwrap().hash() == hash_before {
                 revision = runtime
-                    .block_on(host.tasks_after(revision, Duration::from_secs(60)))
+                    .block_on(host.tasks_after(Scope::Shared, revision, Duration::from_secs(60)))
                     .revision;
             }
             started.elapsed()

@@ -41,7 +41,7 @@ fn v1_routes_answer_401_without_a_valid_key_and_public_routes_need_none() {
         let tenant = server.request_with_key("GET", path, Some(server.key()));
         let expected = if path == "/metrics" { 403 } else { 200 };
         assert_eq!(tenant.status, expected, "{path}: {}", tenant.text);
-        let admin = server.request_with_key("GET", path, Some(&server.admin_key()));
+        let admin = server.request_with_key("GET", path, Some(server.admin_key()));
         let expected = if path == "/v1/jobs" { 403 } else { 200 };
         assert_eq!(admin.status, expected, "{path}: {}", admin.text);
         if path == "/metrics" {

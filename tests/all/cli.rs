@@ -92,8 +92,8 @@ fn a_task_is_pushed_listed_and_removed() {
         tasks.path().to_str().unwrap(),
         &[],
     );
-    // No key given: the CLI reads the data dir's, the admin key to change tasks (the
-    // catalogue every tenant shares) and the default tenant's to list them.
+    // No key given: the CLI reads the data dir's, the default tenant's (its own tasks), or
+    // with --shared the admin key (the tasks every tenant shares).
     let data_dir = server.data_dir();
     let taskhost = |server: &Server, args: &[&str]| {
         let mut all = args.to_vec();
@@ -106,10 +106,10 @@ fn a_task_is_pushed_listed_and_removed() {
 
     let pushed = taskhost(&server, &["task", "push", "shout", fixtures::UPPERCASE]);
     assert!(pushed.success, "{pushed}");
-    let hash = server.get("/v1/tasks/shout").json["hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let own = server.request_with_key("GET", "/v1/tasks/shout", Some(server.key()));
+    let hash = own.json["hash"].as_str().unwrap().to_owned();
+    assert_eq!(own.json["origin"], "tenant", "the default tenant's own");
+    assert_eq!(server.get("/v1/tasks/shout").status, 404, "not shared");
     assert!(
         pushed.stdout.starts_with("created task shout (") && pushed.stdout.contains(&hash),
         "{pushed}"
@@ -127,12 +127,13 @@ fn a_task_is_pushed_listed_and_removed() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "KIND", "SIZE", "HASH", "SERVING SINCE"],
+        ["NAME", "KIND", "SIZE", "HASH", "SERVING SINCE", "ORIGIN"],
         "{table}"
     );
     let row: Vec<_> = lines[1].split_whitespace().collect();
     assert_eq!(row[..3], ["shout", "cpu", "(imports)"], "{table}");
     assert_eq!(row[5], &hash[..12], "a hash prefix: {table}");
+    assert_eq!(row.last(), Some(&"tenant"), "{table}");
     let json = taskhost(&server, &["task", "list", "--json"]).json();
     assert_eq!(json["tasks"][0]["name"], "shout");
     assert_eq!(json["tasks"][0]["hash"], hash.as_str());
@@ -145,6 +146,23 @@ fn a_task_is_pushed_listed_and_removed() {
         gone.stderr,
         "error: no task named \"shout\" (unknown_task)\n"
     );
+    let shared = taskhost(
+        &server,
+        &["task", "push", "--shared", "loud", fixtures::UPPERCASE],
+    );
+    assert!(shared.success, "{shared}");
+    assert_eq!(server.get("/v1/tasks/loud").json["origin"], "shared");
+    let shared_list = taskhost(&server, &["task", "list", "--shared", "--json"]).json();
+    assert_eq!(shared_list["tasks"][0]["name"], "loud");
+    let not_own = taskhost(&server, &["task", "rm", "loud"]);
+    assert!(
+        !not_own.success,
+        "a tenant cannot delete a shared task: {not_own}"
+    );
+    let unshared = taskhost(&server, &["task", "rm", "--shared", "loud"]);
+    assert!(unshared.success, "{unshared}");
+    assert_eq!(server.get("/v1/tasks/loud").status, 404);
+
     let missing = taskhost(&server, &["task", "push", "shout", "no/such.wasm"]);
     assert!(
         missing

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use taskhost::config::RequestedLimits;
-use taskhost::host::{CompileError, UploadError};
+use taskhost::host::{CompileError, Scope, UploadError};
 use taskhost::jobs::{ErrorCode, JobStatus, Kind, Until};
 use taskhost::tenants::TenantId;
 use taskhost::{Host, JobRequest, ServeArgs};
@@ -92,7 +92,8 @@ fn an_embedder_compiling_in_process_is_told_a_component_does_not_fit_the_pool() 
         initial_table: 10_000_000,
         ..Hostile::default()
     };
-    let Err(UploadError::Compile(error)) = host.upload_task("huge-table", &huge_table.component())
+    let Err(UploadError::Compile(error)) =
+        host.upload_task(Scope::Shared, "huge-table", &huge_table.component())
     else {
         panic!("a 10M-element table was accepted");
     };
@@ -103,7 +104,8 @@ fn an_embedder_compiling_in_process_is_told_a_component_does_not_fit_the_pool() 
     assert!(error.to_string().contains("exceeds the limit"), "{error}");
 
     let broken = [b"\0asm\x0d\0\x01\0".as_slice(), &[0xff; 16]].concat();
-    let Err(UploadError::Compile(error)) = host.upload_task("broken", &broken) else {
+    let Err(UploadError::Compile(error)) = host.upload_task(Scope::Shared, "broken", &broken)
+    else {
         panic!("a malformed component was accepted");
     };
     assert!(!matches!(*error, CompileError::DoesNotFit(_)), "{error:?}");

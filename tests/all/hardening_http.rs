@@ -306,11 +306,11 @@ fn past_the_connection_cap_a_connection_gets_503_and_health_checks_still_answer(
     // The connections within the cap are served as before, and see themselves counted.
     for stream in &mut held {
         assert_eq!(
-            get_with_key(stream, "/v1/status", &server.admin_key()).status,
+            get_with_key(stream, "/v1/status", server.admin_key()).status,
             200
         );
     }
-    let http = get_with_key(&mut held[0], "/v1/status", &server.admin_key()).json()["http"].clone();
+    let http = get_with_key(&mut held[0], "/v1/status", server.admin_key()).json()["http"].clone();
     assert_eq!(http["connections"], 8, "{http}");
     assert_eq!(http["max_connections"], 8, "{http}");
     assert_eq!(http["refused"], 2, "{http}");

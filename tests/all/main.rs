@@ -25,6 +25,7 @@ mod kind;
 mod limits;
 mod memo;
 mod metrics;
+mod namespaces;
 mod openapi;
 mod pool;
 mod reload;
@@ -76,6 +77,16 @@ fn summary<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 struct Hostiles {
     server: Server,
     _tasks: tempfile::TempDir,
+}
+
+impl Hostiles {
+    /// Kills the server and starts it again over the same tasks and data directories.
+    fn restart(self) -> Self {
+        Self {
+            server: self.server.restart(),
+            _tasks: self._tasks,
+        }
+    }
 }
 
 impl std::ops::Deref for Hostiles {

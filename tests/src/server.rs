@@ -25,6 +25,8 @@ pub struct Server {
     anonymous: ureq::Agent,
     /// The `default` tenant's key, which the server wrote on its first start.
     key: String,
+    /// The admin key, which the server wrote on its first start.
+    admin_key: String,
     data_dir: tempfile::TempDir,
     /// The command line it was started with, to start it again.
     command: Vec<String>,
@@ -82,7 +84,7 @@ impl Server {
             ["serve", "--listen", "127.0.0.1:0", "--tasks-dir", tasks_dir].map(String::from),
         );
         command.push("--data-dir".into());
-        command.push(data_dir.path().join("data").to_str().unwrap().to_owned());
+        command.push(server_data(&data_dir).to_str().unwrap().to_owned());
         if !extra_args.contains(&"--cache-dir") {
             // Compiled components are shared between test servers (the cache is safe to
             // share); tests of the cache itself pass a directory of their own.
@@ -140,18 +142,19 @@ impl Server {
                 );
             }
         };
-        let key_file = data_dir.path().join("data").join("default.key");
-        let key = std::fs::read_to_string(&key_file)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", key_file.display()));
-        let admin_file = data_dir.path().join("data").join("admin.key");
-        let admin_key = std::fs::read_to_string(&admin_file)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", admin_file.display()));
+        let read_key = |file: &str| {
+            let path = server_data(&data_dir).join(file);
+            std::fs::read_to_string(&path)
+                .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
+        };
+        let (key, admin_key) = (read_key("default.key"), read_key("admin.key"));
         Self {
             child: Some(child),
             base,
             agent: agent(Some((&key, &admin_key))),
             anonymous: agent(None),
             key,
+            admin_key,
             data_dir,
             command,
         }
@@ -164,13 +167,12 @@ impl Server {
 
     /// The server's data directory (`--data-dir`).
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.path().join("data")
+        server_data(&self.data_dir)
     }
 
     /// The admin key, which the server wrote on its first start.
-    pub fn admin_key(&self) -> String {
-        let file = self.data_dir().join("admin.key");
-        std::fs::read_to_string(file).expect("reading the admin key")
+    pub fn admin_key(&self) -> &str {
+        &self.admin_key
     }
 
     /// `method path` sent with `Authorization: Bearer key`, or with no `Authorization` at all.
@@ -279,20 +281,27 @@ impl Server {
         self.tasks_when(|list| list["loading"].as_array().is_some_and(Vec::is_empty))
     }
 
-    /// The task list once `ready` holds for it, following its changes with long polls, for
-    /// up to two minutes.
+    /// The task list (the shared tasks, as the operator sees them) once `ready` holds for it,
+    /// following its changes with long polls, for up to two minutes.
     pub fn tasks_when(&self, ready: impl Fn(&Value) -> bool) -> Value {
+        self.tasks_when_as(&self.admin_key, ready)
+    }
+
+    /// The task list the holder of `key` sees once `ready` holds for it, as
+    /// [`tasks_when`](Self::tasks_when).
+    pub fn tasks_when_as(&self, key: &str, ready: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let mut list = self.get("/v1/tasks").json;
+        let mut list = self.request_with_key("GET", "/v1/tasks", Some(key)).json;
         while !ready(&list) {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "the task list never became ready: {list}");
             let revision = &list["revision"];
             list = self
-                .get(&format!(
-                    "/v1/tasks?since={revision}&wait_ms={}",
-                    left.as_millis()
-                ))
+                .request_with_key(
+                    "GET",
+                    &format!("/v1/tasks?since={revision}&wait_ms={}", left.as_millis()),
+                    Some(key),
+                )
                 .json;
         }
         list
@@ -356,6 +365,17 @@ impl Server {
             .put(format!("{}{path}", self.base))
             .header("content-type", content_type);
         self.answer("PUT", path, request.send(body))
+    }
+
+    /// `PUT path` with a component (`application/wasm`), sent with `Authorization: Bearer
+    /// key`.
+    pub fn put_wasm_with_key(&self, path: &str, component: &[u8], key: &str) -> Response {
+        let request = self
+            .anonymous
+            .put(format!("{}{path}", self.base))
+            .header("content-type", "application/wasm")
+            .header("authorization", format!("Bearer {key}"));
+        self.answer("PUT", path, request.send(component))
     }
 
     /// `POST path` with a body of `content_type` and extra `headers`.
@@ -429,15 +449,19 @@ impl Server {
     }
 }
 
+/// The server's data directory (`--data-dir`) in the test's directory `dir`.
+fn server_data(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
 /// The paths the test server's agent sends the admin key to: they show the whole host.
 const ADMIN_PATHS: [&str; 2] = ["/v1/status", "/metrics"];
 
-/// Whether the test server's agent sends the admin key with `method path`: to
-/// [`ADMIN_PATHS`], and to change a task (the tasks every tenant shares are the operator's).
-fn for_admin(method: &ureq::http::Method, path: &str) -> bool {
-    let changes_a_task = path.starts_with("/v1/tasks/")
-        && [ureq::http::Method::PUT, ureq::http::Method::DELETE].contains(method);
-    ADMIN_PATHS.contains(&path) || changes_a_task
+/// Whether the test server's agent sends the admin key to `path`: to [`ADMIN_PATHS`], and to
+/// the tasks (the server's tasks are the operator's, shared by every tenant; a tenant's own
+/// uploads are tested with its key, sent explicitly).
+fn for_admin(path: &str) -> bool {
+    ADMIN_PATHS.contains(&path) || path == "/v1/tasks" || path.starts_with("/v1/tasks/")
 }
 
 /// An agent for a test server, sending `keys` (if any: a tenant's, and the admin key where
@@ -461,7 +485,7 @@ fn agent(keys: Option<(&str, &str)>) -> ureq::Agent {
             config.middleware(
                 move |mut request: ureq::http::Request<ureq::SendBody>,
                       next: ureq::middleware::MiddlewareNext| {
-                    let for_admin = for_admin(request.method(), request.uri().path());
+                    let for_admin = for_admin(request.uri().path());
                     let headers = request.headers_mut();
                     if !headers.contains_key("authorization") {
                         let key = if for_admin { &admin } else { &tenant };

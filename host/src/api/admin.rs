@@ -65,7 +65,7 @@ pub(super) async fn create_tenant(
     _: Admin,
     ApiJson(body): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let tenant = host.tenants().create(tenant_id(body.id)?)?;
+    let tenant = host.create_tenant(tenant_id(body.id)?)?;
     tracing::info!(tenant = tenant.id.as_str(), "tenant created");
     Ok((StatusCode::CREATED, Json(tenant)))
 }

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::ApiError;
-use crate::host::Host;
+use crate::host::{Host, Scope};
 use crate::tenants::{Auth, Caller, TenantId};
 
 /// What a request without a key is told.
@@ -22,7 +22,7 @@ const NO_KEY: &str = "this route needs an API key: send `Authorization: Bearer K
 
 /// What a request with a key nobody holds is told (the same whether it never existed or was
 /// revoked).
-const UNKNOWN_KEY: &str = "the API key is not valid: unknown or revoked";
+pub(super) const UNKNOWN_KEY: &str = "the API key is not valid: unknown or revoked";
 
 /// Lets the request through with its [`Caller`](crate::tenants::Caller) as an extension, or
 /// answers 401.
@@ -71,6 +71,32 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantCaller {
                 "jobs and batches belong to tenants: send a tenant's key (the admin key \
                  manages the host: tenants, status, metrics)",
             )),
+        }
+    }
+}
+
+/// Whose tasks a request reads and writes: a tenant's key acts in that tenant's namespace
+/// (its own uploads, over the shared tasks it has not shadowed); the admin key, and anyone
+/// when authentication is off, in the shared one, the operator's.
+pub(super) struct TasksCaller(Option<TenantId>);
+
+impl TasksCaller {
+    /// The namespace the request acts in.
+    pub(super) fn scope(&self) -> Scope<'_> {
+        match &self.0 {
+            Some(tenant) => Scope::Tenant(tenant),
+            None => Scope::Shared,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TasksCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match caller(parts, state).await? {
+            Caller::Tenant(tenant) => Ok(Self(Some(tenant))),
+            Caller::Admin | Caller::Anyone => Ok(Self(None)),
         }
     }
 }

@@ -18,7 +18,7 @@ use super::stream::StreamedJson;
 use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::{BatchId, BatchRecord, BatchStatus};
 use crate::engine::Kind;
-use crate::host::{BatchRequest, Host, JobRequest};
+use crate::host::{BatchRequest, Host, JobRequest, Scope};
 use crate::jobs::JobRecord;
 use crate::registry::TaskName;
 use crate::tenants::TenantId;
@@ -169,7 +169,8 @@ pub(super) async fn submit_batch(
     let request = body.into_request(tenant.clone())?;
     let tasks: BTreeSet<&str> = request.jobs.iter().map(|job| job.task.as_str()).collect();
     for task in tasks {
-        host.wait_for_task(task, WAIT_FOR_LOADING).await;
+        host.wait_for_task(Scope::Tenant(&tenant), task, WAIT_FOR_LOADING)
+            .await;
     }
     let record = host.submit_batch(request)?;
     let record = match wait {

@@ -386,6 +386,8 @@ impl From<UploadError> for ApiError {
                     message: compile.to_string(),
                 }
             }
+            // Its key went with it.
+            UploadError::TenantGone => Self::Unauthorized(super::auth::UNKNOWN_KEY),
             other => {
                 tracing::error!(error = %other, "upload failed");
                 Self::Storage(other.to_string())

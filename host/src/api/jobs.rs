@@ -18,7 +18,7 @@ use super::{ApiError, ApiJson, ApiPath, WAIT_FOR_LOADING, done_or_accepted};
 use crate::batches::BatchId;
 use crate::config::RequestedLimits;
 use crate::engine::Kind;
-use crate::host::{Host, JobRequest};
+use crate::host::{Host, JobRequest, Scope};
 use crate::idempotency::MAX_KEY_LEN;
 use crate::jobs::{JobFilter, JobId, JobRecord, JobStatus, RecordFields, Until};
 use crate::registry::TaskName;
@@ -127,7 +127,8 @@ pub(super) async fn submit_job(
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let key = idempotency_key(&headers)?;
-    host.wait_for_task(&body.task, WAIT_FOR_LOADING).await;
+    host.wait_for_task(Scope::Tenant(&tenant), &body.task, WAIT_FOR_LOADING)
+        .await;
     let wait = body.wait_ms.or(query.wait_ms).unwrap_or(0);
     let request = body.into_request(tenant.clone());
     let (record, replayed) = match &key {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Admin;
+use super::auth::TasksCaller;
 use super::error::{ApiErrorCode, ErrorBody};
 use super::{ApiError, ApiPath, WAIT_FOR_LOADING};
 use crate::cache::Source;
@@ -49,6 +49,9 @@ pub(super) struct TaskSummary {
     /// Its name.
     #[schema(value_type = TaskName)]
     name: String,
+    /// Whose it is: `shared` (the operator's, seen by every tenant) or `tenant` (the
+    /// caller's own upload, seen by no one else; it shadows a shared task of the name).
+    origin: TaskOrigin,
     /// The blake3 hash of its component, in hex.
     #[schema(pattern = "^[0-9a-f]{64}$")]
     hash: String,
@@ -73,11 +76,25 @@ pub(super) struct TaskSummary {
     serving_since: Timestamp,
 }
 
+/// Whose a task is.
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum TaskOrigin {
+    /// The operator's: in the tasks directory, seen by every tenant.
+    Shared,
+    /// The caller's own upload.
+    Tenant,
+}
+
 impl From<&TaskVersion> for TaskSummary {
     fn from(version: &TaskVersion) -> Self {
         let (kind, kind_source) = version.compiled.task.default_kind();
         Self {
             name: version.name.clone(),
+            origin: match version.owner {
+                None => TaskOrigin::Shared,
+                Some(_) => TaskOrigin::Tenant,
+            },
             hash: version.compiled.hash.to_hex().to_string(),
             size: version.size,
             kind,
@@ -103,7 +120,9 @@ pub(super) struct TasksQuery {
     wait_ms: Option<u64>,
 }
 
-/// The tasks served, those loading, and files that did not load; with `since` and `wait_ms`,
+/// The tasks the caller sees (a tenant: its own uploads and the shared tasks it has not
+/// shadowed; the admin key: the shared tasks), those loading, and files that did not load;
+/// with `since` and `wait_ms`,
 /// answers once the tasks have changed since that revision (or the wait is over).
 #[utoipa::path(
     get,
@@ -117,12 +136,17 @@ pub(super) struct TasksQuery {
 )]
 pub(super) async fn list_tasks(
     State(host): State<Arc<Host>>,
+    caller: TasksCaller,
     query: Result<Query<TasksQuery>, QueryRejection>,
 ) -> Result<Json<TaskList>, ApiError> {
     let Query(query) = query?;
+    let scope = caller.scope();
     let snapshot = match (query.since, query.wait_ms) {
-        (Some(since), Some(wait)) => host.tasks_after(since, Duration::from_millis(wait)).await,
-        _ => host.tasks(),
+        (Some(since), Some(wait)) => {
+            host.tasks_after(scope, since, Duration::from_millis(wait))
+                .await
+        }
+        _ => host.tasks(scope),
     };
     Ok(Json(TaskList {
         revision: snapshot.revision,
@@ -136,7 +160,9 @@ pub(super) async fn list_tasks(
     }))
 }
 
-/// Uploads a component as `application/wasm`: checked and compiled before it serves; 201 if
+/// Uploads a component as `application/wasm` into the caller's namespace (a tenant's key: the
+/// tenant's own, seen by no one else; the admin key: the shared tasks): checked and compiled
+/// before it serves; 201 if
 /// the task is new, 200 if it replaced a version; the task as `GET` shows it.
 #[utoipa::path(
     put,
@@ -156,7 +182,7 @@ pub(super) async fn list_tasks(
 )]
 pub(super) async fn upload_task(
     State(host): State<Arc<Host>>,
-    _: Admin,
+    caller: TasksCaller,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
@@ -195,7 +221,7 @@ pub(super) async fn upload_task(
         .map_err(|_| too_large())?;
     // Compiling takes a while: off the async threads.
     let upload = tokio::task::spawn_blocking(move || {
-        host.upload_task(&name, &bytes)
+        host.upload_task(caller.scope(), &name, &bytes)
             .map(|(version, replaced)| (TaskSummary::from(&*version), replaced))
     });
     let (summary, replaced) = upload.await.map_err(|_| ApiError::Internal)??;
@@ -207,7 +233,8 @@ pub(super) async fn upload_task(
     Ok((status, Json(summary)).into_response())
 }
 
-/// Deletes a task and its file: 204, or 404 if there is no such task.
+/// Deletes a task of the caller's namespace and its file: 204, or 404 if it has no such task
+/// (a tenant cannot delete a shared task).
 #[utoipa::path(
     delete,
     path = "/v1/tasks/{name}",
@@ -222,13 +249,13 @@ pub(super) async fn upload_task(
 )]
 pub(super) async fn delete_task(
     State(host): State<Arc<Host>>,
-    _: Admin,
+    caller: TasksCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if !is_valid_task_name(&name) {
         return Err(ApiError::InvalidTaskName(name));
     }
-    match host.delete_task(&name) {
+    match host.delete_task(caller.scope(), &name) {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::UnknownTask(format!(
             "no task named {}",
@@ -254,10 +281,12 @@ pub(super) async fn delete_task(
 )]
 pub(super) async fn get_task(
     State(host): State<Arc<Host>>,
+    caller: TasksCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TaskSummary>, ApiError> {
-    host.wait_for_task(&name, WAIT_FOR_LOADING).await;
-    host.task(&name)
+    let scope = caller.scope();
+    host.wait_for_task(scope, &name, WAIT_FOR_LOADING).await;
+    host.task(scope, &name)
         .map(|version| Json(TaskSummary::from(&*version)))
         .map_err(ApiError::from)
 }

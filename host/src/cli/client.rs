@@ -90,6 +90,8 @@ pub struct IssuedKey {
 pub struct TaskSummary {
     /// The task's name.
     pub name: String,
+    /// Whose it is: `shared` (the operator's) or `tenant` (the caller's own upload).
+    pub origin: String,
     /// The blake3 hash of its component, in hex.
     pub hash: String,
     /// The component's size in bytes.

@@ -162,28 +162,54 @@ pub enum KeyCommand {
 /// `taskhost task ...`.
 #[derive(Subcommand)]
 pub enum TaskCommand {
-    /// Upload a component as task NAME; it serves once it has compiled. Replaces an earlier
-    /// version: jobs already running finish on the version they started with.
+    /// Upload a component as task NAME, the key's tenant's own (seen by that tenant alone,
+    /// over any shared task of the name), or with --shared every tenant's; it serves once it
+    /// has compiled. Replaces an earlier version: jobs already running finish on the version
+    /// they started with.
     Push {
         /// The task's name: 1 to 64 ASCII letters, digits, `_` or `-`.
         #[arg(value_parser = task_name)]
         name: String,
         /// The component, e.g. target/tasks/NAME.wasm.
         file: PathBuf,
+        #[command(flatten)]
+        shared: SharedArg,
     },
-    /// List the tasks served (name, kind, size, hash, since when), the tasks still loading,
-    /// and files that did not load.
+    /// List the tasks the key's tenant sees (its own and the shared ones; name, kind, size,
+    /// hash, since when, origin), the tasks still loading, and files that did not load.
     List {
         /// Print the server's JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        shared: SharedArg,
     },
-    /// Delete task NAME and its file.
+    /// Delete task NAME (the key's tenant's own, or with --shared the shared one) and its file.
     Rm {
         /// The task's name.
         #[arg(value_parser = task_name)]
         name: String,
+        #[command(flatten)]
+        shared: SharedArg,
     },
+}
+
+impl TaskCommand {
+    /// Whether the command acts on the shared tasks, with the admin key.
+    fn shared(&self) -> bool {
+        let (Self::Push { shared, .. } | Self::List { shared, .. } | Self::Rm { shared, .. }) =
+            self;
+        shared.shared
+    }
+}
+
+/// `--shared`: act on the tasks every tenant shares.
+#[derive(Args)]
+pub struct SharedArg {
+    /// The tasks every tenant shares (the operator's): sends the admin key (--key, else
+    /// DATA_DIR/admin.key) instead of a tenant's.
+    #[arg(long)]
+    shared: bool,
 }
 
 /// `taskhost job ...`.
@@ -327,10 +353,11 @@ pub struct BuildArgs {
 pub fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Task { server, command } => {
-            // The tasks are shared by every tenant: changing them takes the admin key.
-            let client = match command {
-                TaskCommand::Push { .. } | TaskCommand::Rm { .. } => server.admin_client(),
-                TaskCommand::List { .. } => server.client(),
+            // A tenant's key acts on the tenant's own tasks; the admin key on the shared ones.
+            let client = if command.shared() {
+                server.admin_client()
+            } else {
+                server.client()
             };
             task::run(&client, command)
         }

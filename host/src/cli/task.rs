@@ -17,9 +17,9 @@ const HASH_PREFIX: usize = 12;
 /// Runs a `task` command.
 pub fn run(client: &Client, command: TaskCommand) -> anyhow::Result<()> {
     match command {
-        TaskCommand::Push { name, file } => push(client, &name, &file),
-        TaskCommand::List { json } => list(client, json),
-        TaskCommand::Rm { name } => {
+        TaskCommand::Push { name, file, .. } => push(client, &name, &file),
+        TaskCommand::List { json, .. } => list(client, json),
+        TaskCommand::Rm { name, .. } => {
             client.delete_task(&name)?;
             writeln!(std::io::stdout(), "deleted task {name}")?;
             Ok(())
@@ -79,6 +79,7 @@ fn list(client: &Client, json: bool) -> anyhow::Result<()> {
                 size(task.size),
                 task.hash.chars().take(HASH_PREFIX).collect(),
                 time(&task.serving_since),
+                task.origin.clone(),
             ]
         })
         .collect();
@@ -86,7 +87,10 @@ fn list(client: &Client, json: bool) -> anyhow::Result<()> {
     if rows.is_empty() {
         writeln!(stdout, "no tasks served")?;
     } else {
-        print_table(["NAME", "KIND", "SIZE", "HASH", "SERVING SINCE"], &rows)?;
+        print_table(
+            ["NAME", "KIND", "SIZE", "HASH", "SERVING SINCE", "ORIGIN"],
+            &rows,
+        )?;
     }
     if !list.loading.is_empty() {
         writeln!(stdout, "\nloading: {}", list.loading.join(", "))?;

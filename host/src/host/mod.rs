@@ -18,18 +18,18 @@ use crate::idempotency::{Claim, IdempotencyKeys};
 use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, RecordFields, Until};
 use crate::memo::{MemoCache, MemoKey};
 use crate::metrics::Metrics;
-use crate::registry::{Lookup, Registry, TaskLoader, TaskWatcher};
+use crate::registry::{Catalogue, Lookup};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus, TenantStatus};
-use crate::tenants::{Auth, Caller, TenantError, TenantId, Tenants, TenantsError};
+use crate::tenants::{Auth, Caller, TenantError, TenantId, TenantView, Tenants, TenantsError};
 use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
 
 pub use crate::engine::{CompileError, EngineError, Limit, ManifestError, OverLimit};
 pub use crate::idempotency::KeyReused;
 pub use crate::registry::{
-    Problem, Snapshot, TaskVersion, UploadError, WatchError, is_valid_task_name,
+    Problem, Scope, Snapshot, TaskVersion, UploadError, WatchError, is_valid_task_name,
 };
 pub use crate::scheduler::QueueFull;
 pub use batch::{BatchError, BatchRequest};
@@ -166,9 +166,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 pub struct Host {
     engine: Arc<TaskEngine>,
     cache: Arc<ComponentCache>,
-    registry: Arc<Registry>,
-    loader: Arc<TaskLoader>,
-    watcher: TaskWatcher,
+    /// The shared tasks and each tenant's own.
+    catalogue: Catalogue,
     idempotency: IdempotencyKeys,
     max_upload_bytes: usize,
     jobs: Arc<JobStore>,
@@ -221,26 +220,19 @@ impl Host {
                 source,
             })?,
         );
-        let registry = Arc::new(Registry::default());
-        let loader = Arc::new(TaskLoader::new(
-            config.tasks.dir.clone(),
+        let catalogue = Catalogue::open(
+            &config.tasks,
+            config.data_dir.join("tenants"),
+            tenants.list().into_iter().map(|tenant| tenant.id),
             cache.clone(),
-            registry.clone(),
             metrics.clone(),
-        ));
-        let watcher =
-            TaskWatcher::start(loader.clone(), config.tasks.watch, config.tasks.debounce)?;
-        if config.tasks.wait_until_loaded {
-            watcher.wait_until_loaded();
-        }
+        )?;
         let scheduler = Arc::new(scheduler);
         Ok(Self {
             dispatcher: Arc::new(Dispatcher::new(scheduler.clone(), cache.clone())),
             engine,
             cache,
-            registry,
-            loader,
-            watcher,
+            catalogue,
             idempotency: IdempotencyKeys::new(config.max_finished_jobs),
             max_upload_bytes: config.max_upload_bytes,
             jobs: Arc::new(JobStore::new(
@@ -276,64 +268,83 @@ impl Host {
         &self.tenants
     }
 
-    /// Deletes the tenant `id`: its keys are refused from the next request on, and its jobs
+    /// Creates the tenant `id`, with an empty namespace of tasks of its own.
+    pub fn create_tenant(&self, id: TenantId) -> Result<TenantView, TenantError> {
+        let tenant = self.tenants.create(id)?;
+        if let Err(error) = self.catalogue.add_tenant(&tenant.id) {
+            // Its uploads will be refused until a restart makes the directory.
+            tracing::error!(tenant = tenant.id.as_str(), %error, "cannot make the tenant's tasks directory");
+        }
+        Ok(tenant)
+    }
+
+    /// Deletes the tenant `id`: its keys are refused from the next request on, its jobs
     /// that have not finished are cancelled (queued ones never start, running ones stop at
-    /// their next epoch tick). Returns how many were cancelled.
+    /// their next epoch tick), and its uploaded tasks are deleted. Returns how many jobs were
+    /// cancelled.
     pub fn delete_tenant(&self, id: &TenantId) -> Result<usize, TenantError> {
         self.tenants.delete(id)?;
-        Ok(self.jobs.cancel_all_of(id))
+        let cancelled = self.jobs.cancel_all_of(id);
+        if let Err(error) = self.catalogue.remove_tenant(id) {
+            tracing::error!(tenant = id.as_str(), %error, "cannot delete the tenant's tasks");
+        }
+        Ok(cancelled)
     }
 
-    /// The tasks this host serves, and those whose files are loading or did not load.
-    pub fn tasks(&self) -> Snapshot {
-        self.registry.snapshot()
+    /// The tasks `scope` sees, and those whose files are loading or did not load.
+    pub fn tasks(&self, scope: Scope<'_>) -> Snapshot {
+        self.catalogue.snapshot(scope)
     }
 
-    /// The tasks once their revision is past `revision`, or as they are after `wait` (capped
-    /// at the configured maximum wait): a long poll for changes.
-    pub async fn tasks_after(&self, revision: u64, wait: Duration) -> Snapshot {
-        let mut changes = self.registry.subscribe();
-        let _ = tokio::time::timeout(
-            wait.min(self.max_wait),
-            changes.wait_for(|current| *current > revision),
-        )
-        .await;
-        self.registry.snapshot()
+    /// The tasks `scope` sees once their revision is past `revision`, or as they are after
+    /// `wait` (capped at the configured maximum wait): a long poll for changes.
+    pub async fn tasks_after(&self, scope: Scope<'_>, revision: u64, wait: Duration) -> Snapshot {
+        self.catalogue
+            .wait_until(scope, wait.min(self.max_wait), || {
+                self.catalogue.snapshot(scope).revision > revision
+            })
+            .await;
+        self.catalogue.snapshot(scope)
     }
 
-    /// Waits (up to `wait`, capped at the configured maximum wait) while the task called
-    /// `name` is loading for the first time, so that a job submitted right after start is
-    /// not refused. Returns at once for any other name.
-    pub async fn wait_for_task(&self, name: &str, wait: Duration) {
-        let mut changes = self.registry.subscribe();
-        let loaded = changes.wait_for(|_| !matches!(self.registry.lookup(name), Lookup::Loading));
-        let _ = tokio::time::timeout(wait.min(self.max_wait), loaded).await;
+    /// Waits (up to `wait`, capped at the configured maximum wait) while the task `scope`
+    /// calls `name` is loading for the first time, so that a job submitted right after start
+    /// is not refused. Returns at once for any other name.
+    pub async fn wait_for_task(&self, scope: Scope<'_>, name: &str, wait: Duration) {
+        self.catalogue
+            .wait_until(scope, wait.min(self.max_wait), || {
+                !matches!(self.catalogue.lookup(scope, name), Lookup::Loading)
+            })
+            .await;
     }
 
-    /// How many tasks are still loading for the first time: the host is ready for jobs when
-    /// none is.
+    /// How many tasks, in every namespace, are still loading for the first time: the host is
+    /// ready for jobs when none is.
     pub fn tasks_loading(&self) -> usize {
-        self.registry.loading()
+        self.catalogue.loading()
     }
 
-    /// Makes `bytes` the task `name` (written into the tasks directory, so uploaded and
-    /// dropped-in tasks are one registry): checked and compiled first, and nothing changes if
-    /// they do not load. Returns the version now serving and whether it replaced one.
+    /// Makes `bytes` the task `name` of `scope` (written into its tasks directory, so
+    /// uploaded and dropped-in tasks are one registry; a tenant's shadows the shared task of
+    /// the name for that tenant only): checked and compiled first, and nothing changes if they
+    /// do not load. Returns the version now serving and whether it replaced one.
     pub fn upload_task(
         &self,
+        scope: Scope<'_>,
         name: &str,
         bytes: &[u8],
     ) -> Result<(Arc<TaskVersion>, bool), UploadError> {
-        self.loader.upload(name, bytes)
+        self.catalogue.upload(scope, name, bytes)
     }
 
-    /// Deletes the task `name` and its file; false if there was no such task.
-    pub fn delete_task(&self, name: &str) -> std::io::Result<bool> {
-        let deleted = self.loader.delete(name);
+    /// Deletes `scope`'s own task `name` and its file; false if there was no such task (a
+    /// tenant cannot delete a shared task).
+    pub fn delete_task(&self, scope: Scope<'_>, name: &str) -> std::io::Result<bool> {
+        let deleted = self.catalogue.delete(scope, name);
         match &deleted {
-            Ok(true) => tracing::info!(task = name, "task deleted"),
+            Ok(true) => tracing::info!(task = name, ?scope, "task deleted"),
             Ok(false) => {}
-            Err(error) => tracing::error!(task = name, %error, "deleting the task failed"),
+            Err(error) => tracing::error!(task = name, ?scope, %error, "deleting the task failed"),
         }
         deleted
     }
@@ -343,9 +354,9 @@ impl Host {
         self.max_upload_bytes
     }
 
-    /// The version the task called `name` serves.
-    pub fn task(&self, name: &str) -> Result<Arc<TaskVersion>, SubmitError> {
-        match self.registry.lookup(name) {
+    /// The version the task `scope` calls `name` serves.
+    pub fn task(&self, scope: Scope<'_>, name: &str) -> Result<Arc<TaskVersion>, SubmitError> {
+        match self.catalogue.lookup(scope, name) {
             Lookup::Ready(version) => Ok(version),
             Lookup::Loading => Err(SubmitError::TaskLoading(name.to_owned())),
             Lookup::Missing(problem) => Err(SubmitError::UnknownTask {
@@ -371,7 +382,7 @@ impl Host {
         request: JobRequest,
         batch: Option<BatchId>,
     ) -> Result<(JobRecord, Kind, RunJob), SubmitError> {
-        let version = self.task(&request.task)?;
+        let version = self.task(Scope::Tenant(&request.tenant), &request.task)?;
         let limits = self.limits.resolve(request.limits)?;
         let kind = request
             .kind
@@ -557,22 +568,22 @@ impl Host {
         }
     }
 
-    /// What `tenant` sees of the host: its own jobs, and the tasks.
+    /// What `tenant` sees of the host: its own jobs, and the tasks it sees.
     pub fn tenant_status(&self, tenant: &TenantId) -> TenantStatus {
         TenantStatus {
             tenant: tenant.as_str().to_owned(),
             jobs: self.jobs.counts_of(tenant),
-            tasks: self.tasks_status(),
+            tasks: self.tasks_status(Scope::Tenant(tenant)),
         }
     }
 
-    /// The tasks' state.
-    fn tasks_status(&self) -> TasksStatus {
-        let tasks = self.registry.snapshot();
+    /// The state of the tasks `scope` sees.
+    fn tasks_status(&self, scope: Scope<'_>) -> TasksStatus {
+        let tasks = self.catalogue.snapshot(scope);
         TasksStatus {
             served: tasks.tasks.len(),
             loading: tasks.loading.len(),
-            watching: self.watcher.is_watching(),
+            watching: self.catalogue.is_watching(),
             problems: tasks.problems,
         }
     }
@@ -585,7 +596,7 @@ impl Host {
     /// [`status`](Self::status), with the state of the HTTP server that serves the host.
     pub fn status_with(&self, http: Option<HttpStatus>) -> Status {
         Status::new(Parts {
-            tasks: self.tasks_status(),
+            tasks: self.tasks_status(Scope::Shared),
             engine: EngineStatus::of(&self.engine),
             cache: CacheStatus {
                 jobs_waiting_for_code: self.dispatcher.waiting(),

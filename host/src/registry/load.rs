@@ -14,27 +14,33 @@ use super::{Registry, TaskVersion};
 use crate::cache::{Compiled, ComponentCache, HashedWasm};
 use crate::engine::CompileError;
 use crate::metrics::Metrics;
+use crate::tenants::TenantId;
 use crate::timestamp::Timestamp;
 
 /// Loads the component files of one directory into a registry.
 pub struct TaskLoader {
     dir: PathBuf,
+    /// The tenant whose directory it is; `None` for the operator's.
+    owner: Option<TenantId>,
     cache: Arc<ComponentCache>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
 }
 
 impl TaskLoader {
-    /// A loader of the `NAME.wasm` files in `dir` into `registry`, compiling through `cache`;
-    /// each version gets its task's handles from `metrics`.
+    /// A loader of the `NAME.wasm` files in `dir`, `owner`'s tasks (`None`: the operator's),
+    /// into `registry`, compiling through `cache`; each version gets its task's handles from
+    /// `metrics`.
     pub fn new(
         dir: PathBuf,
+        owner: Option<TenantId>,
         cache: Arc<ComponentCache>,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             dir,
+            owner,
             cache,
             registry,
             metrics,
@@ -181,12 +187,17 @@ impl TaskLoader {
 
     /// A new version of `name`, `size` bytes compiled to `compiled`, serving from now.
     fn version(&self, name: &str, size: usize, compiled: Arc<Compiled>) -> Arc<TaskVersion> {
+        let metrics = match &self.owner {
+            None => self.metrics.task(name),
+            Some(owner) => self.metrics.task(&format!("{}/{name}", owner.as_str())),
+        };
         Arc::new(TaskVersion {
             name: name.to_owned(),
+            owner: self.owner.clone(),
             size,
             compiled,
             serving_since: Timestamp::now(),
-            metrics: self.metrics.task(name),
+            metrics,
         })
     }
 
@@ -243,6 +254,9 @@ pub enum UploadError {
     /// The bytes are not a component of the task world.
     #[error(transparent)]
     Compile(Arc<CompileError>),
+    /// The uploading tenant was deleted meanwhile.
+    #[error("the tenant has been deleted")]
+    TenantGone,
     /// The tasks directory could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -313,7 +327,7 @@ mod tests {
             .unwrap(),
         );
         let registry = Arc::new(Registry::default());
-        let loader = TaskLoader::new(tasks, cache.clone(), registry.clone(), Arc::default());
+        let loader = TaskLoader::new(tasks, None, cache.clone(), registry.clone(), Arc::default());
         Fixture {
             loader,
             registry,

@@ -1,15 +1,17 @@
 //! Task names and the component version each one runs.
 //!
-//! A task's name is the stem of its file, `NAME.wasm`, in the tasks directory. The
-//! [`TaskLoader`] reads and compiles those files; the [`TaskWatcher`] runs it over the whole
-//! directory at start and again for every file that changes. The [`Registry`] maps each name
-//! to its current [`TaskVersion`].
+//! A task's name is the stem of its file, `NAME.wasm`, in a tasks directory: the operator's,
+//! shared by every tenant, or a tenant's own (see [`Catalogue`]). The [`TaskLoader`] reads and
+//! compiles one directory's files; the [`TaskWatcher`] runs the loaders over their whole
+//! directories at start and again for every file that changes. A [`Registry`] maps each name
+//! of one directory to its current [`TaskVersion`].
 //!
 //! A job holds its version by `Arc` for its whole life, so a reload never disturbs a job
 //! already running: jobs submitted before a switch finish on the old version, jobs submitted
 //! after it run the new one. A file that fails to load leaves the name's previous version
 //! serving (if it had one) and records a [`Problem`] until a later save loads.
 
+mod catalogue;
 mod load;
 mod watch;
 
@@ -22,8 +24,10 @@ use tokio::sync::watch as signal;
 
 use crate::cache::Compiled;
 use crate::metrics::TaskMetrics;
+use crate::tenants::TenantId;
 use crate::timestamp::Timestamp;
 
+pub use catalogue::{Catalogue, Scope};
 pub use load::{TaskLoader, UploadError, is_valid_task_name};
 pub use watch::{TaskWatcher, WatchError};
 
@@ -58,6 +62,8 @@ impl Default for TasksSettings {
 pub struct TaskVersion {
     /// The task's name.
     pub name: String,
+    /// The tenant whose upload it is; `None` for the operator's (shared) tasks.
+    pub owner: Option<TenantId>,
     /// Size of the component in bytes.
     pub size: usize,
     /// The compiled component, shared with every other name for the same bytes; its
@@ -76,11 +82,11 @@ impl TaskVersion {
     }
 
     /// The scheduling group of the task's jobs (they share a ceiling on engine threads): the
-    /// same for every version of the name.
+    /// same for every version of the name in its owner's namespace.
     pub(crate) fn group(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.name.hash(&mut hasher);
+        (&self.owner, &self.name).hash(&mut hasher);
         hasher.finish()
     }
 }

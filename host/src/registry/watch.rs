@@ -1,5 +1,5 @@
-//! Hot reload: the tasks directory is loaded in the background at start, then watched, and
-//! each changed file loaded again.
+//! Hot reload: the tasks directories are loaded in the background at start, then watched,
+//! and each changed file loaded again.
 //!
 //! Events arrive from `notify` (inotify on Linux) on one thread. They are gathered until the
 //! directory has been quiet for the debounce time, so an editor's save (write a temporary file,
@@ -9,11 +9,11 @@
 //! writes, renames and removals. A file caught half-written fails to load, the old version
 //! keeps serving, and the write's next event loads it again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode};
@@ -29,9 +29,17 @@ const MAX_BATCH_DELAY: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WatchError {
-    /// The tasks directory could not be listed.
+    /// A tasks directory could not be listed.
     #[error("cannot read the tasks directory {dir}: {source}")]
     ReadDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A tenant's tasks directory could not be made.
+    #[error("cannot make the tasks directory {dir}: {source}")]
+    CreateDir {
         /// The directory.
         dir: std::path::PathBuf,
         /// Why.
@@ -42,59 +50,81 @@ pub enum WatchError {
     Thread(std::io::Error),
 }
 
-/// The thread that loads the tasks directory and, if watching, keeps it loaded.
+/// The loaders of the directories followed, by directory (as the watcher names it in events).
+type Loaders = Arc<RwLock<BTreeMap<PathBuf, Arc<TaskLoader>>>>;
+
+/// The thread that loads tasks directories and, if watching, keeps them loaded: one thread
+/// and one inotify instance however many directories (the operator's and each tenant's).
 pub struct TaskWatcher {
-    /// Dropping it ends the watch and with it the thread.
-    watcher: Option<RecommendedWatcher>,
+    /// Dropping it ends the watch and with it the thread; `None` if not watching.
+    watcher: Option<Mutex<RecommendedWatcher>>,
+    loaders: Loaders,
     /// Receives once, when the first load of every file has finished.
     loaded: Mutex<Option<Receiver<()>>>,
 }
 
 impl TaskWatcher {
-    /// Marks every task file as loading, then loads them on a new thread; with `watch`, that
-    /// thread goes on loading files as they change, each once no event has come for
-    /// `debounce`. If the directory cannot be watched, this says so in the log and serves
+    /// Marks every task file of each loader's directory as loading, then loads them on a new
+    /// thread; with `watch`, that thread goes on loading files as they change, each once no
+    /// event has come for `debounce`. A directory that cannot be watched is logged and served
     /// without reloading.
     pub fn start(
-        loader: Arc<TaskLoader>,
+        loaders: Vec<Arc<TaskLoader>>,
         watch: bool,
         debounce: Duration,
     ) -> Result<Self, WatchError> {
         let (events_tx, events) = mpsc::channel();
         let watcher = if watch {
-            match watch_dir(loader.dir(), events_tx) {
-                Ok(watcher) => Some(watcher),
+            match notify::recommended_watcher(events_tx) {
+                Ok(watcher) => Some(Mutex::new(watcher)),
                 Err(error) => {
-                    tracing::warn!(
-                        dir = %loader.dir().display(),
-                        %error,
-                        "cannot watch the tasks directory; changed files load only after a restart"
-                    );
+                    tracing::warn!(%error, "cannot watch tasks directories; changed files load only after a restart");
                     None
                 }
             }
         } else {
             None
         };
-        let names = loader
-            .mark_loading()
-            .map_err(|source| WatchError::ReadDir {
-                dir: loader.dir().to_owned(),
-                source,
-            })?;
+        let this = Self {
+            watcher,
+            loaders: Loaders::default(),
+            loaded: Mutex::default(),
+        };
+        // Watched first, so that nothing written while the files are listed is missed.
+        let mut first_load = Vec::new();
+        for loader in loaders {
+            this.follow_dir(loader.clone());
+            first_load.push((loader.clone(), mark_loading(&loader)?));
+        }
         let (loaded_tx, loaded) = mpsc::channel();
+        let followed = this.loaders.clone();
         std::thread::Builder::new()
             .name("task-loader".into())
             .spawn(move || {
-                guarded(|| loader.load_many(&names));
+                for (loader, names) in first_load {
+                    guarded(|| loader.load_many(&names));
+                }
                 let _ = loaded_tx.send(());
-                follow(&loader, &events, debounce);
+                follow(&followed, &events, debounce);
             })
             .map_err(WatchError::Thread)?;
-        Ok(Self {
-            watcher,
-            loaded: Mutex::new(Some(loaded)),
-        })
+        *this.loaded.lock().expect("watcher poisoned") = Some(loaded);
+        Ok(this)
+    }
+
+    /// Loads `loader`'s directory now, on this thread, and follows it from now on.
+    pub fn add(&self, loader: Arc<TaskLoader>) -> Result<(), WatchError> {
+        self.follow_dir(loader.clone());
+        loader.load_many(&mark_loading(&loader)?);
+        Ok(())
+    }
+
+    /// Stops following `dir`.
+    pub fn remove(&self, dir: &Path) {
+        self.loaders.write().expect("watcher poisoned").remove(dir);
+        if let Some(watcher) = &self.watcher {
+            let _ = watcher.lock().expect("watcher poisoned").unwatch(dir);
+        }
     }
 
     /// Whether changed files are loaded as they change.
@@ -108,19 +138,40 @@ impl TaskWatcher {
             let _ = loaded.recv();
         }
     }
+
+    /// Routes the events of `loader`'s directory to it, and watches the directory if
+    /// watching.
+    fn follow_dir(&self, loader: Arc<TaskLoader>) {
+        let dir = loader.dir().to_owned();
+        if let Some(watcher) = &self.watcher
+            && let Err(error) = watcher
+                .lock()
+                .expect("watcher poisoned")
+                .watch(&dir, RecursiveMode::NonRecursive)
+        {
+            tracing::warn!(
+                dir = %dir.display(),
+                %error,
+                "cannot watch the tasks directory; changed files load only after a restart"
+            );
+        }
+        self.loaders
+            .write()
+            .expect("watcher poisoned")
+            .insert(dir, loader);
+    }
 }
 
-fn watch_dir(
-    dir: &Path,
-    events: mpsc::Sender<notify::Result<Event>>,
-) -> notify::Result<RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(events)?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
+/// Marks `loader`'s files as loading; the names to load.
+fn mark_loading(loader: &TaskLoader) -> Result<BTreeSet<String>, WatchError> {
+    loader.mark_loading().map_err(|source| WatchError::ReadDir {
+        dir: loader.dir().to_owned(),
+        source,
+    })
 }
 
 /// Loads changed files until the watcher is dropped (which closes `events`).
-fn follow(loader: &TaskLoader, events: &Receiver<notify::Result<Event>>, debounce: Duration) {
+fn follow(loaders: &Loaders, events: &Receiver<notify::Result<Event>>, debounce: Duration) {
     while let Ok(first) = events.recv() {
         let mut changes = Changes::default();
         changes.note(first);
@@ -133,7 +184,10 @@ fn follow(loader: &TaskLoader, events: &Receiver<notify::Result<Event>>, debounc
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        guarded(|| changes.load(loader));
+        // The map is read once, so a directory added or removed meanwhile waits for the next
+        // batch, and no lock is held while files load.
+        let followed = loaders.read().expect("watcher poisoned").clone();
+        guarded(|| changes.load(&followed));
     }
 }
 
@@ -148,7 +202,8 @@ fn guarded(load: impl FnOnce()) {
 /// What a batch of events touched.
 #[derive(Default)]
 struct Changes {
-    names: BTreeSet<String>,
+    /// The task names touched, by directory.
+    names: BTreeMap<PathBuf, BTreeSet<String>>,
     /// Events were lost: look at every file.
     everything: bool,
 }
@@ -158,7 +213,7 @@ impl Changes {
         let event = match event {
             Ok(event) => event,
             Err(error) => {
-                tracing::warn!(%error, "watching the tasks directory; rescanning it");
+                tracing::warn!(%error, "watching the tasks directories; rescanning them");
                 self.everything = true;
                 return;
             }
@@ -173,19 +228,28 @@ impl Changes {
             return;
         }
         for path in &event.paths {
-            if let Some(name) = task_name(path) {
-                self.names.insert(name.to_owned());
+            if let (Some(name), Some(dir)) = (task_name(path), path.parent()) {
+                self.names
+                    .entry(dir.to_owned())
+                    .or_default()
+                    .insert(name.to_owned());
             }
         }
     }
 
-    fn load(self, loader: &TaskLoader) {
+    fn load(self, loaders: &BTreeMap<PathBuf, Arc<TaskLoader>>) {
         if self.everything {
-            if let Err(error) = loader.load_all() {
-                tracing::error!(%error, "cannot rescan the tasks directory");
+            for loader in loaders.values() {
+                if let Err(error) = loader.load_all() {
+                    tracing::error!(dir = %loader.dir().display(), %error, "cannot rescan the tasks directory");
+                }
             }
-        } else {
-            loader.load_many(&self.names);
+            return;
+        }
+        for (dir, names) in &self.names {
+            if let Some(loader) = loaders.get(dir) {
+                loader.load_many(names);
+            }
         }
     }
 }
@@ -217,7 +281,7 @@ mod tests {
             "/t/alloc.wasm",
         ));
         assert_eq!(
-            changes.names.into_iter().collect::<Vec<_>>(),
+            changes.names[Path::new("/t")].iter().collect::<Vec<_>>(),
             ["alloc", "fib", "noop"]
         );
         assert!(!changes.everything);
