@@ -4,7 +4,7 @@
 //! long-polls, the `wait_ms` of a submission) wake the moment the job's record changes; the
 //! start wakes only those who watch for it, so a request waiting for the end wakes once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -294,6 +294,9 @@ pub(crate) struct JobStore {
     max_finished: usize,
     max_bytes: usize,
     counts: Counts,
+    /// Each tenant's records by status (its entries share them), so that a tenant's counts
+    /// are read without a walk over the records.
+    tenant_counts: Mutex<HashMap<TenantId, Arc<Counts>>>,
 }
 
 /// The finished jobs a store keeps, oldest first, and what their records take.
@@ -329,6 +332,25 @@ impl Counts {
 
     fn get(&self, status: JobStatus) -> usize {
         self.by_status[status as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// The counts a record is counted in: the store's, and its tenant's.
+#[derive(Clone, Copy)]
+struct CountedIn<'a> {
+    store: &'a Counts,
+    tenant: &'a Counts,
+}
+
+impl CountedIn<'_> {
+    fn moved(self, from: JobStatus, to: JobStatus) {
+        self.store.moved(from, to);
+        self.tenant.moved(from, to);
+    }
+
+    fn remove(self, status: JobStatus) {
+        self.store.remove(status);
+        self.tenant.remove(status);
     }
 }
 
@@ -409,6 +431,8 @@ struct Entry {
     /// are any does the start wake the record's receivers, so a request waiting for the end
     /// is woken once, at the end.
     start_watchers: StartWatchers,
+    /// Its tenant's counts.
+    tenant_counts: Arc<Counts>,
 }
 
 /// How many watchers of one job care about its start.
@@ -439,6 +463,14 @@ impl Drop for StartWatch {
 }
 
 impl Entry {
+    /// The counts its record is counted in, besides `store`'s own.
+    fn counted_in<'a>(&'a self, store: &'a Counts) -> CountedIn<'a> {
+        CountedIn {
+            store,
+            tenant: &self.tenant_counts,
+        }
+    }
+
     /// The record as it is now, with the progress reported so far if the job is running.
     fn record(&self) -> JobRecord {
         self.record_with(RecordFields::ALL)
@@ -475,13 +507,16 @@ impl JobStore {
             max_finished,
             max_bytes,
             counts: Counts::default(),
+            tenant_counts: Mutex::default(),
         }
     }
 
     /// Adds a new job's record, with the control that stops it and carries its live log.
     pub(crate) fn insert(&self, record: JobRecord, control: JobControl) {
         let id = record.id;
+        let tenant_counts = self.counts_of_tenant(&record.tenant);
         self.counts.add(record.status);
+        tenant_counts.add(record.status);
         let (record, _) = watch::channel(record);
         self.jobs.write().expect("job store poisoned").insert(
             id,
@@ -489,25 +524,19 @@ impl JobStore {
                 record,
                 control,
                 start_watchers: StartWatchers::default(),
+                tenant_counts,
             },
         );
     }
 
-    /// The current record of a job.
-    pub(crate) fn get(&self, id: JobId) -> Option<JobRecord> {
-        self.with_entry(id, Entry::record)
+    /// The current record of `tenant`'s job `id` (another tenant's job is none of its).
+    pub(crate) fn get(&self, tenant: &TenantId, id: JobId) -> Option<JobRecord> {
+        self.with_entry_of(tenant, id, Entry::record)
     }
 
-    /// Whether the job `id` is `tenant`'s (false if there is no such job), without copying
-    /// its record.
-    pub(crate) fn is_of(&self, id: JobId, tenant: &TenantId) -> bool {
-        self.with_entry(id, |entry| entry.record.borrow().tenant == *tenant)
-            .unwrap_or(false)
-    }
-
-    /// Follows a job as it changes; `None` if there is no such job.
-    pub(crate) fn watch(&self, id: JobId) -> Option<JobWatch> {
-        self.with_entry(id, |entry| {
+    /// Follows `tenant`'s job as it changes; `None` if it has no such job.
+    pub(crate) fn watch(&self, tenant: &TenantId, id: JobId) -> Option<JobWatch> {
+        self.with_entry_of(tenant, id, |entry| {
             let start = entry.start_watchers.watch();
             JobWatch {
                 record: entry.record.subscribe(),
@@ -549,7 +578,9 @@ impl JobStore {
                 if started {
                     record.status = JobStatus::Running;
                     record.started_at = Some(Timestamp::now());
-                    self.counts.moved(JobStatus::Queued, JobStatus::Running);
+                    entry
+                        .counted_in(&self.counts)
+                        .moved(JobStatus::Queued, JobStatus::Running);
                 }
                 started && entry.start_watchers.any()
             });
@@ -588,7 +619,7 @@ impl JobStore {
             entry.record.send_if_modified(|record| {
                 let before = record.status;
                 update(entry, record);
-                self.counts.moved(before, record.status);
+                entry.counted_in(&self.counts).moved(before, record.status);
                 forgotten = self.count_finished(id, record.size_bytes());
                 forgotten.is_empty()
             });
@@ -605,8 +636,10 @@ impl JobStore {
 
     /// Asks a job to stop: a queued job fails with `cancelled` at once, a running one at its
     /// next epoch tick. `None` if there is no such job.
-    pub(crate) fn cancel(&self, id: JobId) -> Option<Cancelled> {
-        let cancelled = self.with_entry(id, |entry| cancel_entry(entry, &self.counts))?;
+    pub(crate) fn cancel(&self, tenant: &TenantId, id: JobId) -> Option<Cancelled> {
+        let cancelled = self.with_entry_of(tenant, id, |entry| {
+            cancel_entry(entry, entry.counted_in(&self.counts))
+        })?;
         if let Cancelled::BeforeStart(record) = &cancelled {
             self.retire(id, record.size_bytes());
         }
@@ -631,7 +664,7 @@ impl JobStore {
             .expect("job store poisoned")
             .iter()
             .filter(|(_, entry)| chosen(entry))
-            .map(|(id, entry)| (*id, cancel_entry(entry, &self.counts)))
+            .map(|(id, entry)| (*id, cancel_entry(entry, entry.counted_in(&self.counts))))
             .collect();
         let mut count = 0;
         for (id, cancelled) in outcomes {
@@ -681,32 +714,35 @@ impl JobStore {
             removed.extend(forgotten.iter().filter_map(|id| jobs.remove(id)));
         }
         for entry in &removed {
-            self.counts.remove(entry.record.borrow().status);
+            let status = entry.record.borrow().status;
+            entry.counted_in(&self.counts).remove(status);
         }
         let count = removed.len() as u64;
         self.counts.forgotten.fetch_add(count, Ordering::Relaxed);
     }
 
-    /// How many records the store keeps, by status.
-    /// How many of `tenant`'s jobs are in each state (a walk over the records kept).
+    /// How many of `tenant`'s jobs the store keeps in each state.
     pub(crate) fn counts_of(&self, tenant: &TenantId) -> JobCounts {
-        let mut counts = JobCounts::default();
-        for entry in self.jobs.read().expect("job store poisoned").values() {
-            let record = entry.record.borrow();
-            if record.tenant != *tenant {
-                continue;
-            }
-            let count = match record.status {
-                JobStatus::Queued => &mut counts.queued,
-                JobStatus::Running => &mut counts.running,
-                JobStatus::Succeeded => &mut counts.succeeded,
-                JobStatus::Failed => &mut counts.failed,
-            };
-            *count += 1;
+        let counts = self.counts_of_tenant(tenant);
+        JobCounts {
+            queued: counts.get(JobStatus::Queued),
+            running: counts.get(JobStatus::Running),
+            succeeded: counts.get(JobStatus::Succeeded),
+            failed: counts.get(JobStatus::Failed),
         }
-        counts
     }
 
+    /// `tenant`'s counts, made at its first job. (Kept for a tenant once made: a few words
+    /// per tenant.)
+    fn counts_of_tenant(&self, tenant: &TenantId) -> Arc<Counts> {
+        let mut by_tenant = self.tenant_counts.lock().expect("job store poisoned");
+        if let Some(counts) = by_tenant.get(tenant) {
+            return counts.clone();
+        }
+        by_tenant.entry(tenant.clone()).or_default().clone()
+    }
+
+    /// How many records the store keeps, by status.
     pub(crate) fn status(&self) -> JobStoreStatus {
         let [queued, running, succeeded, failed] = [
             JobStatus::Queued,
@@ -733,11 +769,12 @@ impl JobStore {
     /// there is no such job.
     pub(crate) async fn wait(
         &self,
+        tenant: &TenantId,
         id: JobId,
         until: Until,
         timeout: Duration,
     ) -> Option<JobRecord> {
-        let (mut updates, _start) = self.subscribe(id, until)?;
+        let (mut updates, _start) = self.subscribe(tenant, id, until)?;
         let finished = tokio::time::timeout(
             timeout,
             updates.wait_for(|record| until.reached(record.status)),
@@ -747,7 +784,7 @@ impl JobStore {
         .and_then(Result::ok)
         .map(|record| record.clone());
         let record = finished
-            .or_else(|| self.get(id))
+            .or_else(|| self.get(tenant, id))
             .unwrap_or_else(|| updates.borrow().clone());
         Some(record)
     }
@@ -757,11 +794,12 @@ impl JobStore {
     /// sleeping thread can be woken.
     pub(crate) fn wait_blocking(
         &self,
+        tenant: &TenantId,
         id: JobId,
         until: Until,
         timeout: Duration,
     ) -> Option<JobRecord> {
-        let (mut updates, _start) = self.subscribe(id, until)?;
+        let (mut updates, _start) = self.subscribe(tenant, id, until)?;
         let started = Instant::now();
         let (watch_until, deadline) = (started + WATCH_BEFORE_SLEEPING, started + timeout);
         while !until.reached(updates.borrow_and_update().status) {
@@ -780,22 +818,43 @@ impl JobStore {
                 break;
             }
         }
-        Some(self.get(id).unwrap_or_else(|| updates.borrow().clone()))
+        Some(
+            self.get(tenant, id)
+                .unwrap_or_else(|| updates.borrow().clone()),
+        )
     }
 
     /// A receiver of the job's record for a waiter until `until`, counted as a watcher of
     /// the start if it waits for that.
     fn subscribe(
         &self,
+        tenant: &TenantId,
         id: JobId,
         until: Until,
     ) -> Option<(watch::Receiver<JobRecord>, Option<StartWatch>)> {
-        self.with_entry(id, |entry| {
+        self.with_entry_of(tenant, id, |entry| {
             let start = (until == Until::Started).then(|| entry.start_watchers.watch());
             (entry.record.subscribe(), start)
         })
     }
 
+    /// `f` of the entry of `tenant`'s job `id`; `None` if it has no such job (another
+    /// tenant's is none of its: one lookup decides both).
+    fn with_entry_of<T>(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        f: impl FnOnce(&Entry) -> T,
+    ) -> Option<T> {
+        self.with_entry(id, |entry| {
+            // The record's borrow ends before `f` borrows it again.
+            let owned = entry.record.borrow().tenant == *tenant;
+            owned.then(|| f(entry))
+        })
+        .flatten()
+    }
+
+    /// `f` of the entry of the job `id`, whoever's it is: for the host's own bookkeeping.
     fn with_entry<T>(&self, id: JobId, f: impl FnOnce(&Entry) -> T) -> Option<T> {
         self.jobs
             .read()
@@ -808,7 +867,7 @@ impl JobStore {
 /// Decides from the record's status first, then signals the token: signalled first, a
 /// running job could stop and finish its record before the status is read, and its own
 /// cancellation would be reported as "already finished".
-fn cancel_entry(entry: &Entry, counts: &Counts) -> Cancelled {
+fn cancel_entry(entry: &Entry, counts: CountedIn<'_>) -> Cancelled {
     let mut outcome = Cancelled::Stopping;
     entry.record.send_if_modified(|record| match record.status {
         JobStatus::Queued => {
@@ -859,7 +918,11 @@ mod tests {
         until: Until,
     ) -> tokio::task::JoinHandle<Option<JobRecord>> {
         let store = store.clone();
-        tokio::spawn(async move { store.wait(id, until, Duration::from_secs(60)).await })
+        tokio::spawn(async move {
+            store
+                .wait(&TenantId::default(), id, until, Duration::from_secs(60))
+                .await
+        })
     }
 
     /// What a waiter returned, once it woke (within ten seconds).
@@ -878,10 +941,33 @@ mod tests {
         (store, id)
     }
 
+    #[tokio::test]
+    async fn another_tenant_s_job_is_none_of_its() {
+        let (store, id) = store_with_queued_job();
+        let other = TenantId::try_from("other".to_owned()).unwrap();
+        assert!(store.get(&other, id).is_none());
+        assert!(store.watch(&other, id).is_none());
+        assert!(store.cancel(&other, id).is_none());
+        let quick = Duration::from_millis(1);
+        assert!(
+            store
+                .wait(&other, id, Until::Finished, quick)
+                .await
+                .is_none()
+        );
+        assert!(
+            store
+                .wait_blocking(&other, id, Until::Finished, quick)
+                .is_none()
+        );
+        let record = store.get(&TenantId::default(), id).unwrap();
+        assert_eq!(record.status, JobStatus::Queued, "untouched");
+    }
+
     #[test]
     fn cancelling_a_queued_job_fails_it_at_once_and_it_never_runs() {
         let (store, id) = store_with_queued_job();
-        let Some(Cancelled::BeforeStart(record)) = store.cancel(id) else {
+        let Some(Cancelled::BeforeStart(record)) = store.cancel(&TenantId::default(), id) else {
             panic!("expected the queued job to be cancelled");
         };
         assert_eq!(record.status, JobStatus::Failed);
@@ -899,9 +985,15 @@ mod tests {
         let token = control.cancel.clone();
         store.insert(JobRecord::queued(id, "t", "h", Kind::Cpu), control);
         assert!(store.mark_running(id));
-        assert_eq!(store.cancel(id), Some(Cancelled::Stopping));
+        assert_eq!(
+            store.cancel(&TenantId::default(), id),
+            Some(Cancelled::Stopping)
+        );
         assert!(token.is_cancelled());
-        assert_eq!(store.get(id).unwrap().status, JobStatus::Running);
+        assert_eq!(
+            store.get(&TenantId::default(), id).unwrap().status,
+            JobStatus::Running
+        );
     }
 
     #[test]
@@ -909,7 +1001,8 @@ mod tests {
         let (store, id) = store_with_queued_job();
         store.mark_running(id);
         store.finish(id, succeeded());
-        let Some(Cancelled::AlreadyFinished(record)) = store.cancel(id) else {
+        let Some(Cancelled::AlreadyFinished(record)) = store.cancel(&TenantId::default(), id)
+        else {
             panic!("expected the job to be already finished");
         };
         assert_eq!(record.status, JobStatus::Succeeded);
@@ -946,11 +1039,11 @@ mod tests {
             store.finish(*id, succeeded());
         }
         assert!(
-            store.get(ids[0]).is_none(),
+            store.get(&TenantId::default(), ids[0]).is_none(),
             "the oldest finished job is forgotten"
         );
-        assert!(store.get(ids[1]).is_some());
-        assert!(store.get(ids[2]).is_some());
+        assert!(store.get(&TenantId::default(), ids[1]).is_some());
+        assert!(store.get(&TenantId::default(), ids[2]).is_some());
         let status = store.status();
         assert_eq!(
             (
@@ -963,7 +1056,7 @@ mod tests {
             "{status:?}"
         );
         assert!(
-            store.get(running).is_some(),
+            store.get(&TenantId::default(), running).is_some(),
             "unfinished jobs are never forgotten"
         );
     }
@@ -986,7 +1079,10 @@ mod tests {
         let status = store.status();
         assert!(status.bytes <= 3 * one_record, "{status:?}");
         assert_eq!((status.records, status.forgotten), (3, 2), "{status:?}");
-        assert!(store.get(ids[1]).is_none() && store.get(ids[2]).is_some());
+        assert!(
+            store.get(&TenantId::default(), ids[1]).is_none()
+                && store.get(&TenantId::default(), ids[2]).is_some()
+        );
 
         let filter = JobFilter::default();
         let listed = store.list(&filter, None, 10, RecordFields::default());
@@ -1007,7 +1103,10 @@ mod tests {
                 .all(|record| record.output.as_ref() == Some(&output))
         );
         assert!(listed.iter().all(|record| record.log.is_none()));
-        assert_eq!(store.get(ids[4]).unwrap().output, Some(output));
+        assert_eq!(
+            store.get(&TenantId::default(), ids[4]).unwrap().output,
+            Some(output)
+        );
     }
 
     #[tokio::test]
@@ -1037,7 +1136,8 @@ mod tests {
             let counter = Arc::new(CountingWaker::default());
             let waker = Waker::from(counter.clone());
             let mut context = Context::from_waker(&waker);
-            let mut wait = pin!(store.wait(id, until, Duration::from_secs(60)));
+            let tenant = TenantId::default();
+            let mut wait = pin!(store.wait(&tenant, id, until, Duration::from_secs(60)));
             assert!(wait.as_mut().poll(&mut context).is_pending());
 
             assert!(store.mark_running(id));
@@ -1064,13 +1164,13 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_sees_the_start_whether_it_came_before_or_after() {
         let (store, id) = store_with_queued_job();
-        let mut early = store.watch(id).unwrap();
+        let mut early = store.watch(&TenantId::default(), id).unwrap();
         store.mark_running(id);
         assert!(
             early.record.has_changed().unwrap(),
             "the start woke the watcher"
         );
-        let late = store.watch(id).unwrap();
+        let late = store.watch(&TenantId::default(), id).unwrap();
         assert_eq!(late.record.borrow().status, JobStatus::Running);
         assert_eq!(early.record.borrow_and_update().status, JobStatus::Running);
     }
@@ -1080,7 +1180,12 @@ mod tests {
         let (store, id) = store_with_queued_job();
         store.mark_running(id);
         let record = store
-            .wait(id, Until::Finished, Duration::from_secs(5))
+            .wait(
+                &TenantId::default(),
+                id,
+                Until::Finished,
+                Duration::from_secs(5),
+            )
             .await
             .unwrap();
         assert_eq!(record.status, JobStatus::Running);
@@ -1100,7 +1205,8 @@ mod tests {
                 let store = store.clone();
                 thread::spawn(move || {
                     let started = Instant::now();
-                    let record = store.wait_blocking(id, Until::Finished, TIMEOUT);
+                    let record =
+                        store.wait_blocking(&TenantId::default(), id, Until::Finished, TIMEOUT);
                     (record, started.elapsed())
                 })
             };
@@ -1125,17 +1231,32 @@ mod tests {
     fn a_blocking_wait_gives_up_after_its_timeout_and_knows_no_unknown_job() {
         let (store, id) = store_with_queued_job();
         let record = store
-            .wait_blocking(id, Until::Started, Duration::from_millis(5))
+            .wait_blocking(
+                &TenantId::default(),
+                id,
+                Until::Started,
+                Duration::from_millis(5),
+            )
             .unwrap();
         assert_eq!(record.status, JobStatus::Queued);
         store.mark_running(id);
         let record = store
-            .wait_blocking(id, Until::Started, Duration::from_secs(60))
+            .wait_blocking(
+                &TenantId::default(),
+                id,
+                Until::Started,
+                Duration::from_secs(60),
+            )
             .unwrap();
         assert_eq!(record.status, JobStatus::Running);
         assert!(
             store
-                .wait_blocking(JobId::new(), Until::Finished, Duration::ZERO)
+                .wait_blocking(
+                    &TenantId::default(),
+                    JobId::new(),
+                    Until::Finished,
+                    Duration::ZERO
+                )
                 .is_none()
         );
     }
@@ -1143,10 +1264,15 @@ mod tests {
     #[tokio::test]
     async fn unknown_jobs_are_none() {
         let store = JobStore::new(100, usize::MAX);
-        assert!(store.get(JobId::new()).is_none());
+        assert!(store.get(&TenantId::default(), JobId::new()).is_none());
         assert!(
             store
-                .wait(JobId::new(), Until::Finished, Duration::ZERO)
+                .wait(
+                    &TenantId::default(),
+                    JobId::new(),
+                    Until::Finished,
+                    Duration::ZERO
+                )
                 .await
                 .is_none()
         );

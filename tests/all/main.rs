@@ -28,6 +28,7 @@ mod metrics;
 mod namespaces;
 mod openapi;
 mod pool;
+mod quotas;
 mod reload;
 mod report;
 mod tenants;

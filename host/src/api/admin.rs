@@ -14,7 +14,7 @@ use super::auth::Admin;
 use super::error::ErrorBody;
 use super::{ApiError, ApiJson, ApiPath};
 use crate::host::Host;
-use crate::tenants::{TenantError, TenantId, TenantView};
+use crate::tenants::{Quotas, TenantError, TenantId, TenantView};
 
 /// The body of `POST /v1/admin/tenants`.
 #[derive(Deserialize, ToSchema)]
@@ -23,6 +23,17 @@ pub(super) struct NewTenant {
     /// The tenant's id: 1 to 63 of `a-z`, `0-9` and `-`.
     #[schema(pattern = "^[a-z0-9-]{1,63}$")]
     id: String,
+    /// Its quotas; none set unless given.
+    #[serde(default)]
+    quotas: Quotas,
+}
+
+/// The body of `PATCH /v1/admin/tenants/{id}`: what to change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantChange {
+    /// Its quotas, replacing the ones it had (a quota left out is no longer set).
+    quotas: Option<Quotas>,
 }
 
 /// `GET /v1/admin/tenants`.
@@ -46,7 +57,7 @@ fn tenant_id(id: String) -> Result<TenantId, ApiError> {
     TenantId::try_from(id).map_err(|error| ApiError::InvalidTenantId(error.to_string()))
 }
 
-/// Creates a tenant, with no keys yet.
+/// Creates a tenant, with its quotas (if any) and no keys yet.
 #[utoipa::path(
     post,
     path = "/v1/admin/tenants",
@@ -65,7 +76,7 @@ pub(super) async fn create_tenant(
     _: Admin,
     ApiJson(body): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let tenant = host.create_tenant(tenant_id(body.id)?)?;
+    let tenant = host.create_tenant(tenant_id(body.id)?, body.quotas)?;
     tracing::info!(tenant = tenant.id.as_str(), "tenant created");
     Ok((StatusCode::CREATED, Json(tenant)))
 }
@@ -109,6 +120,39 @@ pub(super) async fn get_tenant(
         Some(tenant) => Ok(Json(tenant)),
         None => Err(TenantError::NotFound(id).into()),
     }
+}
+
+/// Changes a tenant: its quotas, from the next request on.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body = TenantChange,
+    responses(
+        (status = OK, description = "The tenant as changed", body = TenantView),
+        (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`, `malformed_json`, `invalid_request`", body = ErrorBody),
+        (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
+        (status = NOT_FOUND, description = "`tenant_not_found`", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "`unsupported_media_type`", body = ErrorBody),
+    ),
+)]
+pub(super) async fn change_tenant(
+    State(host): State<Arc<Host>>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<TenantChange>,
+) -> Result<Json<TenantView>, ApiError> {
+    let id = tenant_id(id)?;
+    let tenant = match body.quotas {
+        Some(quotas) => host.set_quotas(&id, quotas)?,
+        None => host
+            .tenants()
+            .get(&id)
+            .ok_or_else(|| TenantError::NotFound(id.clone()))?,
+    };
+    tracing::info!(tenant = id.as_str(), quotas = ?tenant.quotas, "tenant changed");
+    Ok(Json(tenant))
 }
 
 /// Deletes a tenant: its keys are refused from the next request on, and its unfinished jobs

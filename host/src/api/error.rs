@@ -15,7 +15,7 @@ use crate::host::{BatchError, CancelError, SubmitError};
 use crate::jobs::JobId;
 use crate::registry::UploadError;
 use crate::scheduler::QueueFull;
-use crate::tenants::TenantError;
+use crate::tenants::{QuotaExceeded, TenantError};
 
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,10 @@ pub enum ApiError {
     /// A change to the tenants that cannot be made.
     #[error(transparent)]
     Tenant(#[from] TenantError),
+    /// Over one of the caller's quotas: `429` with `Retry-After` for a rate or a count that
+    /// frees up, `403` for a size or a ceiling.
+    #[error(transparent)]
+    QuotaExceeded(#[from] QuotaExceeded),
     /// No route has this path.
     #[error("no such route; the API lives under /v1")]
     NoRoute,
@@ -216,6 +220,9 @@ pub enum ApiErrorCode {
     TenantNotFound,
     /// The tenant has no key of this id.
     KeyNotFound,
+    /// Over one of the tenant's quotas: the body's `quota` names it, its `limit` and what is
+    /// `used`; `429` with `Retry-After` for rates and counts, `403` for sizes and ceilings.
+    QuotaExceeded,
     /// No route has this path.
     NotFound,
     /// The route exists but not with this method.
@@ -266,6 +273,10 @@ impl ApiError {
             Self::Tenant(TenantError::Storage(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
             }
+            Self::QuotaExceeded(over) => match over.retry_after {
+                Some(_) => (StatusCode::TOO_MANY_REQUESTS, Code::QuotaExceeded),
+                None => (StatusCode::FORBIDDEN, Code::QuotaExceeded),
+            },
             Self::NoRoute => (StatusCode::NOT_FOUND, Code::NotFound),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed),
         }
@@ -279,6 +290,10 @@ impl ApiError {
             Self::QueueFull(full) => Some(full.retry_after.as_secs()),
             Self::TaskLoading(_) | Self::NotReady(_) | Self::TooManyConnections(_) => Some(1),
             Self::InBatch { error, .. } => error.retry_after_seconds(),
+            // In whole seconds, rounded up: never earlier than it may pass.
+            Self::QuotaExceeded(over) => over
+                .retry_after
+                .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
             _ => None,
         }
     }
@@ -299,6 +314,35 @@ pub(super) struct ErrorDetail {
     code: ApiErrorCode,
     /// What went wrong, for people; may change between versions.
     message: String,
+    /// With `quota_exceeded`: which quota, its limit and what is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<QuotaDetail>,
+}
+
+/// The quota a request is over.
+#[derive(Serialize, ToSchema)]
+pub(super) struct QuotaDetail {
+    /// Its name, as the tenant's `quotas` has it.
+    name: &'static str,
+    /// Its limit.
+    limit: u64,
+    /// What is used, or for a ceiling what was asked.
+    used: u64,
+}
+
+impl ApiError {
+    /// The quota this error is over, if it is over one.
+    fn quota(&self) -> Option<QuotaDetail> {
+        match self {
+            Self::QuotaExceeded(over) => Some(QuotaDetail {
+                name: over.quota,
+                limit: over.limit,
+                used: over.used,
+            }),
+            Self::InBatch { error, .. } => error.quota(),
+            _ => None,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -308,6 +352,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code,
                 message: bounded(self.to_string()),
+                quota: self.quota(),
             },
         };
         let retry_after = self.retry_after_seconds();
@@ -337,6 +382,7 @@ impl From<SubmitError> for ApiError {
             }
             SubmitError::Limit(error) => Self::Limit(error),
             SubmitError::QueueFull(full) => Self::QueueFull(full),
+            SubmitError::Quota(over) => Self::QuotaExceeded(over),
             error @ SubmitError::NotDeterministic { .. } => Self::NotMemoizable {
                 code: ApiErrorCode::NotDeterministic,
                 message: error.to_string(),
@@ -357,6 +403,7 @@ impl From<BatchError> for ApiError {
                 error: Box::new(source.into()),
             },
             BatchError::QueueFull(full) => Self::QueueFull(full),
+            BatchError::Quota(over) => Self::QuotaExceeded(over),
             invalid => Self::Body {
                 status: StatusCode::BAD_REQUEST,
                 code: ApiErrorCode::InvalidRequest,
@@ -386,6 +433,7 @@ impl From<UploadError> for ApiError {
                     message: compile.to_string(),
                 }
             }
+            UploadError::Quota(over) => Self::QuotaExceeded(over),
             // Its key went with it.
             UploadError::TenantGone => Self::Unauthorized(super::auth::UNKNOWN_KEY),
             other => {

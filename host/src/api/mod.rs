@@ -22,9 +22,10 @@
 //! | `POST /v1/batches` | submit many jobs at once (`jobs`, or `task` + `inputs`; `max_concurrent`): all accepted or none; records in order |
 //! | `GET /v1/batches/{id}` | a batch and its jobs' records, in order; `?wait_ms=N` waits for it to finish |
 //! | `DELETE /v1/batches/{id}` | cancel every unfinished job of a batch |
-//! | `POST /v1/admin/tenants` | (admin key) create a tenant `{"id"}` |
+//! | `POST /v1/admin/tenants` | (admin key) create a tenant `{"id", "quotas"?}` |
 //! | `GET /v1/admin/tenants` | (admin key) every tenant, with its keys' ids |
 //! | `GET /v1/admin/tenants/{id}` | (admin key) one tenant |
+//! | `PATCH /v1/admin/tenants/{id}` | (admin key) change a tenant: `{"quotas"}` replaces its quotas |
 //! | `DELETE /v1/admin/tenants/{id}` | (admin key) delete a tenant; its keys stop working and its unfinished jobs are cancelled at once |
 //! | `POST /v1/admin/tenants/{id}/keys` | (admin key) issue a key, shown once: `{"id", "key"}` |
 //! | `DELETE /v1/admin/tenants/{id}/keys/{key_id}` | (admin key) revoke a key, at once |
@@ -119,7 +120,11 @@ fn authenticated_routes() -> OpenApiRouter<Arc<Host>> {
         )
         .routes(routes!(batches::get_batch, batches::cancel_batch))
         .routes(routes!(admin::create_tenant, admin::list_tenants))
-        .routes(routes!(admin::get_tenant, admin::delete_tenant))
+        .routes(routes!(
+            admin::get_tenant,
+            admin::change_tenant,
+            admin::delete_tenant
+        ))
         .routes(routes!(admin::issue_key))
         .routes(routes!(admin::revoke_key))
         .route_layer(axum::middleware::from_fn(auth::authenticate))

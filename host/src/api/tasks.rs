@@ -174,6 +174,7 @@ pub(super) async fn list_tasks(
         (status = OK, description = "It replaced the task's previous version", body = TaskSummary),
         (status = CREATED, description = "A new task", body = TaskSummary),
         (status = BAD_REQUEST, description = "`invalid_task_name`, `invalid_path`; `invalid_component`: the bytes are no binary component (empty, text, a core module, malformed)", body = ErrorBody),
+        (status = FORBIDDEN, description = "`quota_exceeded`: over the tenant's component size, number of tasks or stored bytes", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "`body_too_large`: past `--max-upload-mib`", body = ErrorBody),
         (status = UNSUPPORTED_MEDIA_TYPE, description = "`unsupported_media_type`: not `application/wasm`", body = ErrorBody),
         (status = UNPROCESSABLE_ENTITY, description = "`invalid_component`: the component is not a task, or is over a limit of what this host compiles (size, functions, compile time or memory, ...: the message names it)", body = ErrorBody),

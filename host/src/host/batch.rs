@@ -12,7 +12,7 @@ use super::{CANCEL_WAIT, Host, JobRequest, SubmitError};
 use crate::batches::{Batch, BatchId, BatchRecord};
 use crate::jobs::Until;
 use crate::scheduler::QueueFull;
-use crate::tenants::TenantId;
+use crate::tenants::{QuotaExceeded, TenantId};
 use crate::timestamp::Timestamp;
 
 /// Many jobs to submit at once.
@@ -58,6 +58,9 @@ pub enum BatchError {
     /// The queue has no room for the whole batch.
     #[error(transparent)]
     QueueFull(#[from] QueueFull),
+    /// The whole batch is over one of the tenant's quotas (queued jobs, submission rate).
+    #[error(transparent)]
+    Quota(#[from] QuotaExceeded),
 }
 
 impl Host {
@@ -75,6 +78,7 @@ impl Host {
         }
         let id = BatchId::new();
         let tenant = request.tenant;
+        let quotas = self.tenants.quotas(&tenant);
         let prepared = request
             .jobs
             .into_iter()
@@ -84,10 +88,11 @@ impl Host {
                     tenant: tenant.clone(),
                     ..job
                 };
-                self.prepare(job, Some(id))
+                self.prepare(job, Some(id), &quotas)
                     .map_err(|source| BatchError::Job { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        self.admit_for_tenant(&tenant, &quotas, count as u64)?;
         let tickets = self.scheduler.admit_all(count)?;
 
         let batch = Batch {
@@ -149,7 +154,7 @@ impl Host {
     pub async fn cancel_batch(&self, tenant: &TenantId, id: BatchId) -> Option<BatchRecord> {
         let batch = self.batch_of(tenant, id)?;
         for job in batch.jobs.iter() {
-            self.jobs.cancel(*job);
+            self.jobs.cancel(&batch.tenant, *job);
         }
         self.wait_for_jobs(&batch, CANCEL_WAIT).await;
         Some(self.batch_record(&batch))
@@ -160,11 +165,19 @@ impl Host {
         let deadline = Instant::now() + wait;
         for job in batch.jobs.iter() {
             let left = deadline.saturating_duration_since(Instant::now());
-            self.jobs.wait(*job, Until::Finished, left).await;
+            self.jobs
+                .wait(&batch.tenant, *job, Until::Finished, left)
+                .await;
         }
     }
 
     fn batch_record(&self, batch: &Batch) -> BatchRecord {
-        BatchRecord::new(batch, batch.jobs.iter().map(|job| self.jobs.get(*job)))
+        BatchRecord::new(
+            batch,
+            batch
+                .jobs
+                .iter()
+                .map(|job| self.jobs.get(&batch.tenant, *job)),
+        )
     }
 }

@@ -22,7 +22,10 @@ use crate::registry::{Catalogue, Lookup};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus, TenantStatus};
-use crate::tenants::{Auth, Caller, TenantError, TenantId, TenantView, Tenants, TenantsError};
+use crate::tenants::{
+    Auth, Caller, QuotaExceeded, Quotas, SubmissionRates, TenantError, TenantId, TenantView,
+    Tenants, TenantsError,
+};
 use dispatch::Dispatcher;
 use run::{Admitted, Memoized, RunJob};
 
@@ -34,6 +37,10 @@ pub use crate::registry::{
 pub use crate::scheduler::QueueFull;
 pub use batch::{BatchError, BatchRequest};
 pub use events::{EventPosition, InvalidPosition, JobEvent, JobEvents};
+
+/// When a tenant at its queued-jobs quota is told to try again: jobs start within moments
+/// on a host that is not overloaded.
+const QUEUED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// How long cancelling a running job waits for it to stop before answering: a few epoch
 /// ticks are enough; this bound only matters if the machine is badly overloaded.
@@ -132,6 +139,9 @@ pub enum SubmitError {
     /// The queue is full.
     #[error(transparent)]
     QueueFull(#[from] QueueFull),
+    /// Over one of the tenant's quotas.
+    #[error(transparent)]
+    Quota(#[from] QuotaExceeded),
 }
 
 /// Errors from cancelling a job.
@@ -185,6 +195,8 @@ pub struct Host {
     stopping: tokio_util::sync::CancellationToken,
     /// Who may call the API.
     tenants: Tenants,
+    /// Each tenant's submissions, against its rate.
+    rates: SubmissionRates,
     /// Whether requests need API keys.
     auth: Auth,
 }
@@ -249,6 +261,7 @@ impl Host {
             drain_timeout: config.drain_timeout,
             stopping: Default::default(),
             tenants,
+            rates: SubmissionRates::default(),
             auth: config.auth,
         })
     }
@@ -268,13 +281,20 @@ impl Host {
         &self.tenants
     }
 
-    /// Creates the tenant `id`, with an empty namespace of tasks of its own.
-    pub fn create_tenant(&self, id: TenantId) -> Result<TenantView, TenantError> {
-        let tenant = self.tenants.create(id)?;
+    /// Creates the tenant `id` with `quotas`, and an empty namespace of tasks of its own.
+    pub fn create_tenant(&self, id: TenantId, quotas: Quotas) -> Result<TenantView, TenantError> {
+        let tenant = self.tenants.create(id, quotas)?;
         if let Err(error) = self.catalogue.add_tenant(&tenant.id) {
             // Its uploads will be refused until a restart makes the directory.
             tracing::error!(tenant = tenant.id.as_str(), %error, "cannot make the tenant's tasks directory");
         }
+        Ok(tenant)
+    }
+
+    /// Replaces the quotas of the tenant `id`, from the next request on.
+    pub fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantView, TenantError> {
+        let tenant = self.tenants.set_quotas(id, quotas)?;
+        self.rates.forget(id);
         Ok(tenant)
     }
 
@@ -284,6 +304,7 @@ impl Host {
     /// cancelled.
     pub fn delete_tenant(&self, id: &TenantId) -> Result<usize, TenantError> {
         self.tenants.delete(id)?;
+        self.rates.forget(id);
         let cancelled = self.jobs.cancel_all_of(id);
         if let Err(error) = self.catalogue.remove_tenant(id) {
             tracing::error!(tenant = id.as_str(), %error, "cannot delete the tenant's tasks");
@@ -334,7 +355,33 @@ impl Host {
         name: &str,
         bytes: &[u8],
     ) -> Result<(Arc<TaskVersion>, bool), UploadError> {
+        if let Scope::Tenant(tenant) = scope {
+            self.check_upload(tenant, name, bytes.len() as u64)
+                .inspect_err(|over| self.count_refusal(tenant, over))?;
+        }
         self.catalogue.upload(scope, name, bytes)
+    }
+
+    /// Whether `tenant` may upload `size` bytes as its task `name` (replacing the one it has
+    /// of that name, if any): within its quotas of component size, tasks and stored bytes.
+    fn check_upload(&self, tenant: &TenantId, name: &str, size: u64) -> Result<(), QuotaExceeded> {
+        let quotas = self.tenants.quotas(tenant);
+        Quotas::check("max_task_bytes", quotas.max_task_bytes, 0, size)
+            .map_err(|over| QuotaExceeded { used: size, ..over })?;
+        let others: Vec<_> = self
+            .catalogue
+            .uploads_of(tenant)
+            .into_iter()
+            .filter(|version| version.name != name)
+            .collect();
+        Quotas::check("max_tasks", quotas.max_tasks, others.len() as u64, 1)?;
+        let stored: u64 = others.iter().map(|version| version.size as u64).sum();
+        Quotas::check(
+            "max_stored_task_bytes",
+            quotas.max_stored_task_bytes,
+            stored,
+            size,
+        )
     }
 
     /// Deletes `scope`'s own task `name` and its file; false if there was no such task (a
@@ -368,22 +415,54 @@ impl Host {
 
     /// Accepts a job and queues it; returns its record as queued.
     pub fn submit(&self, request: JobRequest) -> Result<JobRecord, SubmitError> {
-        let (record, kind, run) = self.prepare(request, None)?;
+        let quotas = self.tenants.quotas(&request.tenant);
+        let (record, kind, run) = self.prepare(request, None, &quotas)?;
+        self.admit_for_tenant(&record.tenant, &quotas, 1)?;
         let ticket = self.scheduler.admit()?;
         self.jobs.insert(record.clone(), run.control.clone());
         self.dispatcher.dispatch(Admitted { ticket, kind, run });
         Ok(record)
     }
 
+    /// Counts `count` submissions of `tenant` in, or refuses them all: over its queued jobs
+    /// (counted before any token is taken) or its submission rate. A refusal is counted in
+    /// the metrics by tenant and quota.
+    fn admit_for_tenant(
+        &self,
+        tenant: &TenantId,
+        quotas: &Quotas,
+        count: u64,
+    ) -> Result<(), QuotaExceeded> {
+        let queued = self.jobs.counts_of(tenant).queued as u64;
+        Quotas::check("max_queued_jobs", quotas.max_queued_jobs, queued, count)
+            .map_err(|over| QuotaExceeded {
+                retry_after: Some(QUEUED_RETRY_AFTER),
+                ..over
+            })
+            .and_then(|()| self.rates.take(tenant, quotas, count))
+            .inspect_err(|over| self.count_refusal(tenant, over))
+    }
+
+    /// Counts a refusal by `tenant`'s quota in the metrics.
+    fn count_refusal(&self, tenant: &TenantId, over: &QuotaExceeded) {
+        self.metrics.quota_refused(tenant.as_str(), over.quota);
+    }
+
     /// Checks a request and makes its job: the record it starts with, how it runs, and the
-    /// run itself (not yet accepted).
+    /// run itself (not yet accepted). Its limits are within the host's and its tenant's
+    /// `quotas`.
     fn prepare(
         &self,
         request: JobRequest,
         batch: Option<BatchId>,
+        quotas: &Quotas,
     ) -> Result<(JobRecord, Kind, RunJob), SubmitError> {
         let version = self.task(Scope::Tenant(&request.tenant), &request.task)?;
         let limits = self.limits.resolve(request.limits)?;
+        let budgets_allowed = self.limits.fuel_metering.allows_budgets();
+        let limits = quotas
+            .cap(limits, &request.limits, budgets_allowed)
+            .inspect_err(|over| self.count_refusal(&request.tenant, over))?;
         let kind = request
             .kind
             .unwrap_or_else(|| version.compiled.task.default_kind().0);
@@ -459,7 +538,8 @@ impl Host {
             .as_bytes(),
         );
         // Keys are per tenant: another tenant's use of the same key is another key.
-        let tenant_key = format!("{}\0{key}", request.tenant.as_str());
+        let tenant = request.tenant.clone();
+        let tenant_key = format!("{}\0{key}", tenant.as_str());
         let claim = self.idempotency.claim(&tenant_key, fingerprint, || {
             let record = self.submit(request)?;
             Ok::<_, SubmitError>((record.id, record))
@@ -468,7 +548,7 @@ impl Host {
             Claim::New(record) => Ok((record, false)),
             Claim::Existing(id) => self
                 .jobs
-                .get(id)
+                .get(&tenant, id)
                 .map(|record| (record, true))
                 .ok_or_else(|| SubmitError::KeyExpired(key.to_owned())),
         }
@@ -495,10 +575,7 @@ impl Host {
     /// The current record of `tenant`'s job `id`: `None` if there is none (another
     /// tenant's job is none of this one's).
     pub fn job(&self, tenant: &TenantId, id: JobId) -> Option<JobRecord> {
-        self.jobs
-            .is_of(id, tenant)
-            .then(|| self.jobs.get(id))
-            .flatten()
+        self.jobs.get(tenant, id)
     }
 
     /// The events of `tenant`'s job (queued, started, log lines, progress, finished) as
@@ -510,10 +587,7 @@ impl Host {
         id: JobId,
         resume: Option<EventPosition>,
     ) -> Option<JobEvents> {
-        if !self.jobs.is_of(id, tenant) {
-            return None;
-        }
-        let watch = self.jobs.watch(id)?;
+        let watch = self.jobs.watch(tenant, id)?;
         Some(JobEvents::new(watch, resume, self.stopping.clone()))
     }
 
@@ -527,11 +601,8 @@ impl Host {
     /// thread. The fastest way to run short jobs from a plain thread, since it watches the
     /// job for a few microseconds before sleeping.
     pub fn wait_blocking(&self, tenant: &TenantId, id: JobId, wait: Duration) -> Option<JobRecord> {
-        if !self.jobs.is_of(id, tenant) {
-            return None;
-        }
         self.jobs
-            .wait_blocking(id, Until::Finished, wait.min(self.max_wait))
+            .wait_blocking(tenant, id, Until::Finished, wait.min(self.max_wait))
     }
 
     /// `tenant`'s job's record once it has reached `until`, or as it is after `wait`
@@ -543,26 +614,26 @@ impl Host {
         until: Until,
         wait: Duration,
     ) -> Option<JobRecord> {
-        if !self.jobs.is_of(id, tenant) {
-            return None;
-        }
-        self.jobs.wait(id, until, wait.min(self.max_wait)).await
+        self.jobs
+            .wait(tenant, id, until, wait.min(self.max_wait))
+            .await
     }
 
     /// Cancels `tenant`'s job: a queued job fails with `cancelled` at once; a running one is
     /// stopped at its next epoch tick, and this returns once it has.
     pub async fn cancel(&self, tenant: &TenantId, id: JobId) -> Result<JobRecord, CancelError> {
-        if !self.jobs.is_of(id, tenant) {
-            return Err(CancelError::NotFound(id));
-        }
-        match self.jobs.cancel(id).ok_or(CancelError::NotFound(id))? {
+        match self
+            .jobs
+            .cancel(tenant, id)
+            .ok_or(CancelError::NotFound(id))?
+        {
             Cancelled::BeforeStart(record) => Ok(record),
             Cancelled::AlreadyFinished(record) => {
                 Err(CancelError::AlreadyFinished(Box::new(record)))
             }
             Cancelled::Stopping => self
                 .jobs
-                .wait(id, Until::Finished, CANCEL_WAIT)
+                .wait(tenant, id, Until::Finished, CANCEL_WAIT)
                 .await
                 .ok_or(CancelError::NotFound(id)),
         }

@@ -102,6 +102,7 @@ pub struct Metrics {
     queued_io: Histogram,
     loaded_compiled: Histogram,
     loaded_from_disk: Histogram,
+    quota_refusals: Family<Labels<2>, Counter>,
     /// Each task name's handles, so that a name installed again keeps its series.
     tasks: Mutex<HashMap<String, Arc<TaskMetrics>>>,
 }
@@ -135,6 +136,14 @@ impl Metrics {
         let fuel_consumed: Family<Labels<1>, Counter> = Family::default();
         let cpu_seconds: Family<Labels<1>, SecondsCounter> = Family::default();
         let loaded = histograms(LOAD_SECONDS);
+        let quota_refusals: Family<Labels<2>, Counter> = Family::default();
+        add(
+            &mut registry,
+            "quota_refusals",
+            "Requests refused for being over a tenant's quota, by tenant and quota",
+            None,
+            quota_refusals.clone(),
+        );
         add(
             &mut registry,
             "jobs_finished",
@@ -197,8 +206,16 @@ impl Metrics {
             peak_memory_bytes,
             fuel_consumed,
             cpu_seconds,
+            quota_refusals,
             tasks: Mutex::default(),
         }
+    }
+
+    /// Counts a request of `tenant` refused for being over its quota `quota`.
+    pub(crate) fn quota_refused(&self, tenant: &str, quota: &'static str) {
+        self.quota_refusals
+            .get_or_create_owned(&[("tenant", tenant.to_owned()), ("quota", quota.to_owned())])
+            .inc();
     }
 
     /// The handles of the task called `name` (created, every outcome at zero, the first

@@ -198,6 +198,13 @@ impl Catalogue {
         let _ = tokio::time::timeout(wait, changes).await;
     }
 
+    /// The versions `tenant`'s own uploads serve.
+    pub fn uploads_of(&self, tenant: &TenantId) -> Vec<Arc<TaskVersion>> {
+        self.namespace(Scope::Tenant(tenant))
+            .map(|own| own.registry.snapshot().tasks)
+            .unwrap_or_default()
+    }
+
     /// How many names, in every namespace, are loading for the first time.
     pub fn loading(&self) -> usize {
         let tenants = self.read();

@@ -254,6 +254,9 @@ pub enum UploadError {
     /// The bytes are not a component of the task world.
     #[error(transparent)]
     Compile(Arc<CompileError>),
+    /// The upload is over one of its tenant's quotas.
+    #[error(transparent)]
+    Quota(#[from] crate::tenants::QuotaExceeded),
     /// The uploading tenant was deleted meanwhile.
     #[error("the tenant has been deleted")]
     TenantGone,

@@ -9,6 +9,7 @@
 //! `default.key` by itself. Later starts reuse them.
 
 mod keys;
+mod quotas;
 
 use std::collections::HashMap;
 use std::fs;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::timestamp::Timestamp;
 
 pub use keys::{ApiKey, KeyHash, KeyId};
+pub use quotas::{QuotaExceeded, Quotas, SubmissionRates};
 
 /// The file of the `default` tenant's key, in the data directory.
 pub const DEFAULT_KEY_FILE: &str = "default.key";
@@ -140,6 +142,8 @@ struct StoredTenant {
     #[serde(default = "Timestamp::now")]
     created_at: Timestamp,
     keys: Vec<StoredKey>,
+    #[serde(default, skip_serializing_if = "Quotas::is_empty")]
+    quotas: Quotas,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -161,6 +165,8 @@ pub struct TenantView {
     pub created_at: Timestamp,
     /// Its keys, by id.
     pub keys: Vec<KeyView>,
+    /// Its quotas (those set; the others do not bound it beyond the host's limits).
+    pub quotas: Quotas,
 }
 
 /// One of a tenant's keys, as the admin API shows it.
@@ -186,6 +192,7 @@ impl From<&StoredTenant> for TenantView {
                     created_at: key.created_at,
                 })
                 .collect(),
+            quotas: tenant.quotas,
         }
     }
 }
@@ -229,10 +236,11 @@ pub struct Tenants {
     state: RwLock<State>,
 }
 
-/// The tenants, and who holds each key.
+/// The tenants, who holds each key, and each tenant's quotas.
 struct State {
     stored: Stored,
     callers: HashMap<KeyHash, Caller>,
+    quotas: HashMap<TenantId, Quotas>,
 }
 
 impl State {
@@ -249,7 +257,16 @@ impl State {
             })
             .collect();
         callers.insert(admin, Caller::Admin);
-        Self { stored, callers }
+        let quotas = stored
+            .tenants
+            .iter()
+            .map(|tenant| (tenant.id.clone(), tenant.quotas))
+            .collect();
+        Self {
+            stored,
+            callers,
+            quotas,
+        }
     }
 }
 
@@ -317,8 +334,13 @@ impl Tenants {
             .map(TenantView::from)
     }
 
-    /// Creates the tenant `id`, with no keys yet.
-    pub fn create(&self, id: TenantId) -> Result<TenantView, TenantError> {
+    /// The quotas of the tenant `id` (none set if there is no such tenant).
+    pub fn quotas(&self, id: &TenantId) -> Quotas {
+        self.read().quotas.get(id).copied().unwrap_or_default()
+    }
+
+    /// Creates the tenant `id` with `quotas`, and no keys yet.
+    pub fn create(&self, id: TenantId, quotas: Quotas) -> Result<TenantView, TenantError> {
         self.change(|stored| {
             if stored.tenants.iter().any(|tenant| tenant.id == id) {
                 return Err(TenantError::Exists(id));
@@ -327,10 +349,20 @@ impl Tenants {
                 id,
                 created_at: Timestamp::now(),
                 keys: Vec::new(),
+                quotas,
             };
             let view = TenantView::from(&tenant);
             stored.tenants.push(tenant);
             Ok(view)
+        })
+    }
+
+    /// Replaces the quotas of the tenant `id`, from the next request on.
+    pub fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantView, TenantError> {
+        self.change(|stored| {
+            let tenant = tenant_mut(stored, id)?;
+            tenant.quotas = quotas;
+            Ok(TenantView::from(&*tenant))
         })
     }
 
@@ -442,6 +474,7 @@ fn first_start(data_dir: &Path) -> Result<Stored, TenantsError> {
                 hash: key.hash(),
                 created_at: Timestamp::now(),
             }],
+            quotas: Quotas::default(),
         }],
     })
 }
@@ -506,6 +539,35 @@ mod tests {
             Some(Caller::Tenant(TenantId::default_tenant()))
         );
         assert_eq!(again.authenticate(&admin_key), Some(Caller::Admin));
+    }
+
+    #[test]
+    fn quotas_are_kept_across_restarts_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenants = Tenants::open(dir.path()).unwrap();
+        let id = TenantId::try_from("acme".to_owned()).unwrap();
+        let quotas = Quotas {
+            max_tasks: Some(3),
+            max_queued_jobs: Some(10),
+            ..Quotas::default()
+        };
+        tenants.create(id.clone(), quotas).unwrap();
+        assert_eq!(tenants.quotas(&id), quotas);
+        let again = Tenants::open(dir.path()).unwrap();
+        assert_eq!(again.quotas(&id), quotas);
+        let fewer = Quotas {
+            max_tasks: Some(1),
+            ..Quotas::default()
+        };
+        assert_eq!(again.set_quotas(&id, fewer).unwrap().quotas, fewer);
+        assert_eq!(Tenants::open(dir.path()).unwrap().quotas(&id), fewer);
+        let default = TenantId::default_tenant();
+        assert!(again.quotas(&default).is_empty(), "none set");
+        let missing = TenantId::try_from("nobody".to_owned()).unwrap();
+        assert!(matches!(
+            again.set_quotas(&missing, fewer),
+            Err(TenantError::NotFound(_))
+        ));
     }
 
     #[test]
