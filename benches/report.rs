@@ -8,13 +8,16 @@
 //! - what compiling a fuel-metered variant beside the epoch-only one costs, and what on-demand
 //!   metering saves jobs without a budget through the host;
 //! - CPU-heavy jobs on one engine thread vs all of them;
+//! - fairness between tenants: one tenant's job latency alone and while another floods the
+//!   queue, and the CPU time two saturating tenants of weights 3:1 get;
 //! - how long after its deadline an infinite loop is stopped;
 //! - getting a compiled component: Cranelift compile vs disk-cache load vs memory hit, for a
 //!   typical example task and the largest (`grep`, which links `regex`);
 //! - from saving a task file to its new version serving.
 //!
 //! `cargo bench -p taskhost-benches --bench report [-- SECTION...]`, sections: noop, threads,
-//! metering, fuel-variant, fuel-on-demand, scaling, deadline, cache, reload (all by default).
+//! metering, fuel-variant, fuel-on-demand, scaling, fairness, deadline, cache, reload (all by
+//! default).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use serde_json::json;
 use taskhost::config::{CompileSettings, FuelMetering, TasksSettings};
 use taskhost::host::Scope;
 use taskhost::internals::{ComponentCache, HashedWasm, Limits};
-use taskhost::tenants::TenantId;
+use taskhost::tenants::{Quotas, TenantId};
 use taskhost::{Host, JobRequest};
 use taskhost_benches::bare::{Bare, Metering};
 use taskhost_benches::{engine, host, request, task_path};
@@ -360,6 +363,163 @@ fn scaling() {
     println!();
 }
 
+/// A host with `workers` engine threads and a data directory of its own, with the tenants
+/// `ids` created, each of `weight`.
+fn host_with_tenants(
+    workers: usize,
+    data_dir: &std::path::Path,
+    tenants: &[(&str, u32)],
+) -> (Arc<Host>, Vec<TenantId>) {
+    let mut config = taskhost_benches::config(workers, FuelMetering::OnDemand, true);
+    config.data_dir = data_dir.to_owned();
+    let host = Arc::new(Host::start(&config).expect("starting a host"));
+    let ids = tenants
+        .iter()
+        .map(|(id, weight)| {
+            let id = TenantId::try_from(id.to_string()).unwrap();
+            let quotas = Quotas {
+                weight: Some(*weight),
+                ..Quotas::default()
+            };
+            host.create_tenant(id.clone(), quotas).unwrap();
+            id
+        })
+        .collect();
+    (host, ids)
+}
+
+/// Keeps `queued` jobs of `job` queued for `tenant` until `stop`; the ids submitted.
+fn keep_queued(
+    host: &Arc<Host>,
+    job: &JobRequest,
+    queued: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<taskhost::jobs::JobId> {
+    use std::sync::atomic::Ordering;
+    let mut ids = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let waiting = host.tenant_status(&job.tenant).jobs.queued;
+        for _ in waiting..queued {
+            ids.push(host.submit(job.clone()).unwrap().id);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ids
+}
+
+/// The CPU milliseconds of the jobs `ids` of `tenant` that have finished.
+fn cpu_ms_of(host: &Host, tenant: &TenantId, ids: &[taskhost::jobs::JobId]) -> f64 {
+    ids.iter()
+        .filter_map(|id| host.job(tenant, *id)?.cpu_ms)
+        .sum()
+}
+
+fn fairness() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let fib = |tenant: &TenantId| JobRequest {
+        tenant: tenant.clone(),
+        ..request("fib", json!({"n": 27}))
+    };
+    println!(
+        "## Fairness between tenants: fib(27) jobs, {cores} engine threads
+"
+    );
+
+    // B submits one job every 50 ms, alone, then while A keeps 2,000 jobs queued.
+    let dir = tempfile::tempdir().unwrap();
+    let (host, ids) = host_with_tenants(cores, dir.path(), &[("a", 1), ("b", 1)]);
+    let (a, b) = (&ids[0], &ids[1]);
+    batch_of(&host, &fib(b), 8); // warm-up
+    let latencies = |samples: usize| {
+        let runtime = runtime();
+        let mut times: Vec<Duration> = (0..samples)
+            .map(|_| {
+                let tick = Instant::now();
+                let id = host.submit(fib(b)).unwrap().id;
+                runtime.block_on(host.wait(b, id, Duration::from_secs(120)));
+                let took = tick.elapsed();
+                std::thread::sleep(Duration::from_millis(50).saturating_sub(took));
+                took
+            })
+            .collect();
+        times.sort();
+        Sample(times)
+    };
+    let alone = latencies(60);
+    let stop = AtomicBool::new(false);
+    let flooded = std::thread::scope(|scope| {
+        let feeder = scope.spawn(|| keep_queued(&host, &fib(a), 2000, &stop));
+        while host.tenant_status(a).jobs.queued < 2000 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let flooded = latencies(100);
+        stop.store(true, Ordering::Relaxed);
+        feeder.join().unwrap();
+        flooded
+    });
+    host.delete_tenant(a).unwrap();
+    println!("| tenant B's job latency | p50 ms | p99 ms | p99 vs alone |");
+    println!("| --- | ---: | ---: | ---: |");
+    let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+    for (case, sample) in [("alone", &alone), ("A keeps 2,000 queued", &flooded)] {
+        println!(
+            "| {case} | {:.2} | {:.2} | {:.2}x |",
+            ms(sample.percentile(0.5)),
+            ms(sample.percentile(0.99)),
+            sample.percentile(0.99).as_secs_f64() / alone.percentile(0.99).as_secs_f64()
+        );
+    }
+
+    // Weights 3:1, both keeping 500 jobs queued for 5 s.
+    let dir = tempfile::tempdir().unwrap();
+    let (host, ids) = host_with_tenants(cores, dir.path(), &[("heavy", 3), ("light", 1)]);
+    let stop = AtomicBool::new(false);
+    let submitted = std::thread::scope(|scope| {
+        let feeders: Vec<_> = ids
+            .iter()
+            .map(|tenant| {
+                let (host, stop, job) = (&host, &stop, fib(tenant));
+                scope.spawn(move || keep_queued(host, &job, 500, stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(5));
+        stop.store(true, Ordering::Relaxed);
+        // What finished by now is what the shares gave; the rest is cancelled unstarted.
+        let cpu: Vec<f64> = feeders
+            .into_iter()
+            .zip(&ids)
+            .map(|(feeder, tenant)| {
+                let submitted = feeder.join().unwrap();
+                cpu_ms_of(&host, tenant, &submitted)
+            })
+            .collect();
+        cpu
+    });
+    for tenant in &ids {
+        host.delete_tenant(tenant).unwrap();
+    }
+    println!(
+        "
+| weights 3:1, both saturating 5 s | CPU s of finished jobs | share |"
+    );
+    println!("| --- | ---: | ---: |");
+    let total: f64 = submitted.iter().sum();
+    for ((id, weight), cpu) in [("heavy", 3), ("light", 1)].iter().zip(&submitted) {
+        println!(
+            "| {id} (weight {weight}) | {:.2} | {:.1}% |",
+            cpu / 1e3,
+            cpu / total * 100.0
+        );
+    }
+    println!(
+        "
+Ratio {:.2}:1 (the goal is 3:1 within 10%).
+",
+        submitted[0] / submitted[1]
+    );
+}
+
 fn deadline_precision() {
     println!("## Deadline precision: `loop` with timeout_ms = 20, 50 runs\n");
     let host = host(1, FuelMetering::OnDemand, true);
@@ -505,13 +665,14 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with('-'))
         .collect();
-    let sections: [(&str, fn()); 9] = [
+    let sections: [(&str, fn()); 10] = [
         ("noop", noop_one_thread),
         ("threads", noop_all_threads),
         ("metering", metering),
         ("fuel-variant", fuel_variant),
         ("fuel-on-demand", fuel_on_demand),
         ("scaling", scaling),
+        ("fairness", fairness),
         ("deadline", deadline_precision),
         ("cache", component_cache),
         ("reload", reload),

@@ -19,7 +19,7 @@ use crate::jobs::{Cancelled, JobFilter, JobId, JobRecord, JobStore, RecordFields
 use crate::memo::{MemoCache, MemoKey};
 use crate::metrics::Metrics;
 use crate::registry::{Catalogue, Lookup};
-use crate::scheduler::{Scheduler, SchedulerSettings};
+use crate::scheduler::{Scheduler, SchedulerSettings, Share};
 use crate::server::HttpStatus;
 use crate::status::{EngineStatus, Parts, Status, TasksStatus, TenantStatus};
 use crate::tenants::{
@@ -41,6 +41,22 @@ pub use events::{EventPosition, InvalidPosition, JobEvent, JobEvents};
 /// When a tenant at its queued-jobs quota is told to try again: jobs start within moments
 /// on a host that is not overloaded.
 const QUEUED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The share of the engine threads (or IO slots) of `tenant`'s jobs of `kind`, as its
+/// `quotas` set it.
+fn share_of(tenant: &TenantId, quotas: &Quotas, kind: Kind) -> Share {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    tenant.hash(&mut hasher);
+    Share {
+        tenant: hasher.finish(),
+        weight: quotas.weight.unwrap_or(1).max(1),
+        max_running: match kind {
+            Kind::Cpu => quotas.max_running_cpu_jobs,
+            Kind::Io => quotas.max_running_io_jobs,
+        },
+    }
+}
 
 /// How long cancelling a running job waits for it to stop before answering: a few epoch
 /// ticks are enough; this bound only matters if the machine is badly overloaded.
@@ -482,6 +498,7 @@ impl Host {
             JobRecord::queued(id, &version.name, &version.compiled.hash.to_hex(), kind);
         record.tenant = request.tenant;
         record.batch = batch;
+        let share = share_of(&record.tenant, quotas, kind);
         let run = RunJob {
             id,
             code: Ok(version.compiled.clone()),
@@ -489,6 +506,7 @@ impl Host {
             input,
             memo,
             limits,
+            share,
             control: self.engine.job_control(),
             engine: self.engine.clone(),
             jobs: self.jobs.clone(),

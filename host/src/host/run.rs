@@ -17,7 +17,7 @@ use crate::jobs::{JobId, JobStore};
 use crate::memo::{Memo, MemoCache, MemoKey};
 use crate::metrics::Metrics;
 use crate::registry::TaskVersion;
-use crate::scheduler::{Demand, Finish, Scheduler, Ticket};
+use crate::scheduler::{Demand, Finish, Scheduler, Share, Ticket};
 
 use super::dispatch::Dispatcher;
 
@@ -41,6 +41,7 @@ impl Admitted {
                 .map_or(0, |code| code.task.pool_memories()),
             group: run.version.group(),
             long: scheduler.is_long(run.limits.timeout),
+            share: run.share,
         };
         match kind {
             Kind::Cpu => scheduler.run_cpu(ticket, demand, Box::new(move || run.run())),
@@ -93,6 +94,8 @@ pub(super) struct RunJob {
     /// Where its result is memoized, when the job asked for that.
     pub memo: Option<Memoized>,
     pub limits: Limits,
+    /// Whose it is, for sharing the engine threads and IO slots between tenants.
+    pub share: Share,
     pub control: JobControl,
     pub engine: Arc<TaskEngine>,
     pub jobs: Arc<JobStore>,

@@ -15,6 +15,13 @@
 //!   thread idles while work waits.
 //! - **Long jobs** run on at most `long_threads` engine threads, always, so a few jobs with
 //!   deadlines of minutes cannot take every thread from short ones.
+//! - **Tenants share by weight.** Each job names its tenant's [`Share`]. Of the jobs that may
+//!   start, the one whose tenant has had the least time in the lane so far, divided by its
+//!   weight, starts first (a tenant's jobs keep their order): a tenant that floods the queue
+//!   delays another's job by at most the jobs already running, and tenants that both keep
+//!   the lane busy get its time in the ratio of their weights. A tenant that was idle starts
+//!   level with the least-served tenant at work, so idling banks no credit. A tenant may
+//!   also be capped at some jobs running at once in a lane.
 //!
 //! The gate is plain data, driven under its owner's lock: [`Gate::enter`] and
 //! [`Gate::leave`] change it, [`Gate::next`] takes the next job that may start.
@@ -32,6 +39,33 @@ pub enum Lane {
     Io,
 }
 
+/// Whose a job is, for sharing the lanes between tenants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// The tenant, as a number (any value that tells tenants apart).
+    pub tenant: u64,
+    /// Its weight, at least 1: of two tenants that keep a lane busy, one of weight 3 gets
+    /// three times the time of one of weight 1.
+    pub weight: u32,
+    /// Most of the tenant's jobs running at once in the job's lane; `None`: no bound.
+    pub max_running: Option<u32>,
+}
+
+impl Share {
+    /// One tenant, of weight 1, unbounded: a host without tenants.
+    pub const DEFAULT: Self = Self {
+        tenant: 0,
+        weight: 1,
+        max_running: None,
+    };
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// What a job holds while it runs, besides its lane's thread or slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Demand {
@@ -43,6 +77,8 @@ pub struct Demand {
     pub group: u64,
     /// Whether it runs in the long-job lane.
     pub long: bool,
+    /// Whose it is.
+    pub share: Share,
 }
 
 /// How much the gate lets run at once.
@@ -71,6 +107,7 @@ enum Reason {
     PoolSlots,
     GroupThreads,
     LongLane,
+    TenantRunning,
 }
 
 /// What the gate holds and lets run, for `/v1/status`.
@@ -132,6 +169,9 @@ pub struct Waiting {
     /// Their deadline makes them long jobs, and the long-job lane is full
     /// (`--long-job-ms`, `--long-job-threads`).
     pub long_job_lane: usize,
+    /// Their tenant has as many jobs running in their lane as its quota allows
+    /// (`max_running_cpu_jobs`, `max_running_io_jobs`).
+    pub tenant_running_ceiling: usize,
 }
 
 /// A job held by the gate.
@@ -143,13 +183,42 @@ struct Held<W> {
     work: W,
 }
 
+/// The index of a lane in per-lane arrays.
+fn lane_index(lane: Lane) -> usize {
+    match lane {
+        Lane::Cpu => 0,
+        Lane::Io => 1,
+    }
+}
+
+/// What the gate knows of a tenant with jobs waiting or running, per lane.
+#[derive(Clone, Copy, Default)]
+struct TenantUse {
+    /// Seconds of the lane its jobs have had, divided by its weight.
+    served: [f64; 2],
+    running: [u32; 2],
+    waiting: [usize; 2],
+}
+
+impl TenantUse {
+    fn active(&self, lane: usize) -> bool {
+        self.running[lane] > 0 || self.waiting[lane] > 0
+    }
+}
+
+/// A CPU queue: a tenant's jobs of one group and length.
+type CpuKey = (u64, u64, bool);
+
 /// Jobs waiting to start, and what the running ones hold.
 pub struct Gate<W> {
     limits: GateLimits,
     next_seq: u64,
-    /// CPU jobs by group and length, each queue in order of arrival.
-    cpu: BTreeMap<(u64, bool), VecDeque<Held<W>>>,
-    io: VecDeque<Held<W>>,
+    /// CPU jobs by tenant, group and length, each queue in order of arrival.
+    cpu: BTreeMap<CpuKey, VecDeque<Held<W>>>,
+    /// IO jobs by tenant, each queue in order of arrival.
+    io: BTreeMap<u64, VecDeque<Held<W>>>,
+    /// The tenants with jobs waiting or running (forgotten when they have none).
+    tenants: HashMap<u64, TenantUse>,
     cpu_running: usize,
     io_running: usize,
     long_running: usize,
@@ -165,7 +234,8 @@ impl<W> Gate<W> {
             limits,
             next_seq: 0,
             cpu: BTreeMap::new(),
-            io: VecDeque::new(),
+            io: BTreeMap::new(),
+            tenants: HashMap::new(),
             cpu_running: 0,
             io_running: 0,
             long_running: 0,
@@ -188,7 +258,10 @@ impl<W> Gate<W> {
             }
             Lane::Io => self.io.is_empty() && self.io_running < self.limits.io_slots,
         };
-        let start = free && self.fits(demand);
+        let start = free && self.fits(demand) && !self.at_tenant_ceiling(lane, &demand.share);
+        if start {
+            self.activate(lane, &demand.share);
+        }
         if start {
             self.hold(lane, demand);
         }
@@ -205,18 +278,33 @@ impl<W> Gate<W> {
             work,
         };
         self.next_seq += 1;
+        self.activate(lane, &demand.share);
+        let tenant = demand.share.tenant;
+        if let Some(tenant) = self.tenants.get_mut(&tenant) {
+            tenant.waiting[lane_index(lane)] += 1;
+        }
         match lane {
             Lane::Cpu => self
                 .cpu
-                .entry((demand.group, demand.long))
+                .entry((tenant, demand.group, demand.long))
                 .or_default()
                 .push_back(held),
-            Lane::Io => self.io.push_back(held),
+            Lane::Io => self.io.entry(tenant).or_default().push_back(held),
         }
     }
 
-    /// Gives back what a job in `lane` with `demand` held: it has finished.
-    pub fn leave(&mut self, lane: Lane, demand: &Demand) {
+    /// Gives back what a job in `lane` with `demand` held, having run for `ran`: it has
+    /// finished. Its tenant is charged `ran`, divided by its weight.
+    pub fn leave(&mut self, lane: Lane, demand: &Demand, ran: std::time::Duration) {
+        let index = lane_index(lane);
+        let share = &demand.share;
+        if let Some(tenant) = self.tenants.get_mut(&share.tenant) {
+            tenant.running[index] -= 1;
+            tenant.served[index] += ran.as_secs_f64() / f64::from(share.weight.max(1));
+            if !tenant.active(0) && !tenant.active(1) {
+                self.tenants.remove(&share.tenant);
+            }
+        }
         self.memory_used -= demand.memory_bytes;
         self.pool_memories_used -= demand.pool_memories;
         match lane {
@@ -237,58 +325,118 @@ impl<W> Gate<W> {
     /// The next job that may start, counted as holding what it asked for; `None` while none
     /// can.
     pub fn next(&mut self) -> Option<(Lane, Demand, W)> {
-        let cpu = self.next_cpu_queue().filter(|key| {
-            let head = &self.cpu[key][0];
-            self.fits(&head.demand)
-        });
+        let cpu = self
+            .next_cpu_queue()
+            .filter(|key| self.fits(&self.cpu[key][0].demand));
         let io = self
-            .io
-            .front()
-            .filter(|head| self.io_running < self.limits.io_slots && self.fits(&head.demand))
-            .map(|head| head.seq);
+            .next_io_queue()
+            .filter(|key| self.fits(&self.io[key][0].demand));
+        // The lanes are separate resources: between their picks, the older goes first.
         let held = match (cpu, io) {
             (None, None) => return None,
-            (Some(key), Some(io)) if io < self.cpu[&key][0].seq => self.take_io(),
-            (Some(key), _) => self.take_cpu(key),
-            (None, Some(_)) => self.take_io(),
+            (Some(key), Some(io)) if self.io[&io][0].seq < self.cpu[&key][0].seq => {
+                take(&mut self.io, io)
+            }
+            (Some(key), _) => take(&mut self.cpu, key),
+            (None, Some(io)) => take(&mut self.io, io),
         };
+        if let Some(tenant) = self.tenants.get_mut(&held.demand.share.tenant) {
+            tenant.waiting[lane_index(held.lane)] -= 1;
+        }
         self.hold(held.lane, &held.demand);
         Some((held.lane, held.demand, held.work))
     }
 
-    /// The CPU queue whose head starts next, if an engine thread is free for it: the oldest
-    /// head among groups below their thread ceiling, else (no such group waiting) the oldest
-    /// head of all. Long jobs only while the long lane has room.
-    fn next_cpu_queue(&self) -> Option<(u64, bool)> {
+    /// The CPU queue whose head starts next, if an engine thread is free for it: the fairest
+    /// head (see [`Gate::fairest`]) among groups below their thread ceiling, else (no such
+    /// group waiting) the fairest of all. Long jobs only while the long lane has room; a
+    /// tenant's only while it is below its ceiling of running jobs.
+    fn next_cpu_queue(&self) -> Option<CpuKey> {
         if self.cpu_running >= self.limits.workers {
             return None;
         }
         let long_lane_full = self.long_running >= self.limits.long_threads;
+        let startable = self.cpu.iter().filter(|((_, _, long), queue)| {
+            let in_long_lane = *long && long_lane_full;
+            !in_long_lane && !self.at_tenant_ceiling(Lane::Cpu, &queue[0].demand.share)
+        });
+        let below_ceiling = self.fairest(
+            Lane::Cpu,
+            startable.clone().filter(|((_, group, _), _)| {
+                self.group_threads(*group) < self.limits.group_threads
+            }),
+        );
+        below_ceiling.or_else(|| self.fairest(Lane::Cpu, startable))
+    }
+
+    /// The IO queue whose head starts next, if an IO slot is free for it: the fairest head of
+    /// the tenants below their ceiling of running jobs.
+    fn next_io_queue(&self) -> Option<u64> {
+        if self.io_running >= self.limits.io_slots {
+            return None;
+        }
         let startable = self
-            .cpu
+            .io
             .iter()
-            .filter(|((_, long), _)| !(*long && long_lane_full))
-            .map(|(key, queue)| (*key, queue[0].seq));
-        let below_ceiling = startable
-            .clone()
-            .filter(|((group, _), _)| self.group_threads(*group) < self.limits.group_threads)
-            .min_by_key(|(_, seq)| *seq);
-        below_ceiling
-            .or_else(|| startable.min_by_key(|(_, seq)| *seq))
+            .filter(|(_, queue)| !self.at_tenant_ceiling(Lane::Io, &queue[0].demand.share));
+        self.fairest(Lane::Io, startable)
+    }
+
+    /// Of `queues`, the key of the one whose head is fairest to start next in `lane`: its
+    /// tenant has had the least time in the lane for its weight; on a tie, the tenant with
+    /// fewer jobs running (a tenant just come has none), then the oldest head.
+    fn fairest<'a, K: Copy + 'a>(
+        &self,
+        lane: Lane,
+        queues: impl Iterator<Item = (&'a K, &'a VecDeque<Held<W>>)>,
+    ) -> Option<K>
+    where
+        W: 'a,
+    {
+        let index = lane_index(lane);
+        let rank = |queue: &VecDeque<Held<W>>| {
+            let head = &queue[0];
+            let tenant = self.tenants.get(&head.demand.share.tenant);
+            let served = tenant.map_or(0.0, |tenant| tenant.served[index]);
+            let running = tenant.map_or(0, |tenant| tenant.running[index]);
+            (served, running, head.seq)
+        };
+        queues
+            .map(|(key, queue)| (*key, rank(queue)))
+            .min_by(|(_, a), (_, b)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)))
             .map(|(key, _)| key)
     }
 
-    fn take_io(&mut self) -> Held<W> {
-        self.io.pop_front().expect("the IO queue has a head")
+    /// Whether the tenant of `share` has as many jobs running in `lane` as it may.
+    fn at_tenant_ceiling(&self, lane: Lane, share: &Share) -> bool {
+        let running = self
+            .tenants
+            .get(&share.tenant)
+            .map_or(0, |tenant| tenant.running[lane_index(lane)]);
+        share.max_running.is_some_and(|max| running >= max)
     }
 
-    fn take_cpu(&mut self, key: (u64, bool)) -> Held<W> {
-        let queue = self.cpu.get_mut(&key).expect("the queue exists");
-        let held = queue.pop_front().expect("the queue has a head");
-        if queue.is_empty() {
-            self.cpu.remove(&key);
+    /// Counts the tenant of `share` in for a job in `lane`. A tenant that had no job in the
+    /// lane starts level with the least-served tenant at work there (it banks no credit by
+    /// idling).
+    fn activate(&mut self, lane: Lane, share: &Share) {
+        let index = lane_index(lane);
+        let idle = self
+            .tenants
+            .get(&share.tenant)
+            .is_none_or(|tenant| !tenant.active(index));
+        if idle {
+            let floor = self
+                .tenants
+                .iter()
+                .filter(|(id, tenant)| **id != share.tenant && tenant.active(index))
+                .map(|(_, tenant)| tenant.served[index])
+                .min_by(f64::total_cmp);
+            let tenant = self.tenants.entry(share.tenant).or_default();
+            if let Some(floor) = floor {
+                tenant.served[index] = tenant.served[index].max(floor);
+            }
         }
-        held
     }
 
     fn fits(&self, demand: &Demand) -> bool {
@@ -300,6 +448,9 @@ impl<W> Gate<W> {
     }
 
     fn hold(&mut self, lane: Lane, demand: &Demand) {
+        if let Some(tenant) = self.tenants.get_mut(&demand.share.tenant) {
+            tenant.running[lane_index(lane)] += 1;
+        }
         self.memory_used += demand.memory_bytes;
         self.pool_memories_used += demand.pool_memories;
         match lane {
@@ -324,6 +475,8 @@ impl<W> Gate<W> {
         };
         if lane == Lane::Cpu && demand.long && self.long_running >= self.limits.long_threads {
             Reason::LongLane
+        } else if self.at_tenant_ceiling(lane, &demand.share) {
+            Reason::TenantRunning
         } else if lane_full {
             match lane {
                 Lane::Cpu => Reason::EngineThreads,
@@ -345,7 +498,7 @@ impl<W> Gate<W> {
     /// What the gate holds and lets run.
     pub fn status(&self) -> GateStatus {
         let mut waiting = Waiting::default();
-        let queues = self.cpu.values().chain(std::iter::once(&self.io));
+        let queues = self.cpu.values().chain(self.io.values());
         for queue in queues.filter(|queue| !queue.is_empty()) {
             let count = match self.reason(queue[0].lane, &queue[0].demand) {
                 Reason::EngineThreads => &mut waiting.engine_threads,
@@ -354,6 +507,7 @@ impl<W> Gate<W> {
                 Reason::PoolSlots => &mut waiting.pool_slots,
                 Reason::GroupThreads => &mut waiting.task_thread_ceiling,
                 Reason::LongLane => &mut waiting.long_job_lane,
+                Reason::TenantRunning => &mut waiting.tenant_running_ceiling,
             };
             *count += queue.len();
         }
@@ -380,14 +534,25 @@ impl<W> Gate<W> {
 
     /// Takes every job still waiting, oldest first (at shutdown).
     pub fn take_waiting(&mut self) -> Vec<W> {
+        self.tenants.clear();
         let mut held: Vec<Held<W>> = std::mem::take(&mut self.cpu)
             .into_values()
             .flatten()
-            .chain(self.io.drain(..))
+            .chain(std::mem::take(&mut self.io).into_values().flatten())
             .collect();
         held.sort_by_key(|held| held.seq);
         held.into_iter().map(|held| held.work).collect()
     }
+}
+
+/// Takes the head of the queue `key` of `queues`, dropping the queue if that empties it.
+fn take<K: Ord, W>(queues: &mut BTreeMap<K, VecDeque<Held<W>>>, key: K) -> Held<W> {
+    let queue = queues.get_mut(&key).expect("the queue exists");
+    let held = queue.pop_front().expect("a queue has a head");
+    if queue.is_empty() {
+        queues.remove(&key);
+    }
+    held
 }
 
 #[cfg(test)]
@@ -413,6 +578,7 @@ mod tests {
             pool_memories: 1,
             group,
             long: false,
+            share: Share::DEFAULT,
         };
         (Lane::Cpu, demand)
     }
@@ -426,7 +592,7 @@ mod tests {
     }
 
     fn leave(gate: &mut Gate<&'static str>, (lane, demand): (Lane, Demand)) {
-        gate.leave(lane, &demand);
+        gate.leave(lane, &demand, std::time::Duration::from_millis(10));
     }
 
     /// Every job that may start now, by name.
@@ -578,6 +744,91 @@ mod tests {
         let status = gate.status();
         assert_eq!(status.memory_reserved_bytes, 1002 * MIB);
         assert_eq!(status.io_jobs.running, 1);
+    }
+
+    /// A CPU job of `tenant`, of `weight`, at most `max_running` of the tenant's at once.
+    fn of_tenant(tenant: u64, weight: u32, max_running: Option<u32>) -> (Lane, Demand) {
+        let demand = Demand {
+            share: Share {
+                tenant,
+                weight,
+                max_running,
+            },
+            ..cpu(1, 1).1
+        };
+        (Lane::Cpu, demand)
+    }
+
+    #[test]
+    fn a_flooding_tenant_delays_another_s_job_by_the_jobs_running_only() {
+        let mut gate = Gate::new(GateLimits {
+            group_threads: 2,
+            ..limits()
+        });
+        let (flood, other) = (of_tenant(1, 1, None), of_tenant(2, 1, None));
+        for _ in 0..100 {
+            enter(&mut gate, flood, "flood");
+        }
+        assert_eq!(started(&mut gate), ["flood", "flood"]);
+        enter(&mut gate, other, "other");
+        leave(&mut gate, flood);
+        assert_eq!(
+            started(&mut gate),
+            ["other"],
+            "next, ahead of 98 older jobs"
+        );
+        // Served alike so far, the tenant with fewer jobs running (to be charged) goes first.
+        enter(&mut gate, other, "other2");
+        leave(&mut gate, other);
+        assert_eq!(started(&mut gate), ["other2"]);
+        leave(&mut gate, flood);
+        assert_eq!(
+            started(&mut gate),
+            ["flood"],
+            "the other has nothing waiting"
+        );
+    }
+
+    #[test]
+    fn tenants_that_keep_the_lane_busy_share_it_by_weight() {
+        let mut gate = Gate::new(GateLimits {
+            workers: 1,
+            group_threads: 1,
+            ..limits()
+        });
+        let (heavy, light) = (of_tenant(1, 3, None), of_tenant(2, 1, None));
+        for _ in 0..1000 {
+            enter(&mut gate, heavy, "heavy");
+            enter(&mut gate, light, "light");
+        }
+        let mut counts = HashMap::new();
+        for _ in 0..400 {
+            let (lane, demand, name) = gate.next().expect("a job starts");
+            *counts.entry(name).or_insert(0) += 1;
+            gate.leave(lane, &demand, std::time::Duration::from_millis(10));
+        }
+        assert!((297..=303).contains(&counts["heavy"]), "{counts:?}");
+        assert!((97..=103).contains(&counts["light"]), "{counts:?}");
+    }
+
+    #[test]
+    fn a_tenant_at_its_running_ceiling_waits_and_leaves_threads_to_others() {
+        let mut gate = Gate::new(GateLimits {
+            group_threads: 2,
+            ..limits()
+        });
+        let capped = of_tenant(1, 1, Some(1));
+        for _ in 0..3 {
+            enter(&mut gate, capped, "capped");
+        }
+        assert_eq!(started(&mut gate), ["capped"], "a thread stays free");
+        assert_eq!(gate.status().waiting.tenant_running_ceiling, 2);
+        let (lane, demand) = capped;
+        assert!(!gate.start_now(lane, &demand), "not even at once");
+        enter(&mut gate, of_tenant(2, 1, None), "other");
+        assert_eq!(started(&mut gate), ["other"]);
+        leave(&mut gate, capped);
+        assert_eq!(started(&mut gate), ["capped"], "its next, one at a time");
     }
 
     #[test]

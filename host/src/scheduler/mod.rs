@@ -17,11 +17,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use gate::{Demand, GateStatus, Lane, LaneUse, PoolUse, Waiting};
+pub use gate::{Demand, GateStatus, Lane, LaneUse, PoolUse, Share, Waiting};
 pub use io::{IoExecutor, IoStatus};
 pub use pool::{CpuPool, Finish, Work, WorkerStatus};
 
@@ -271,11 +271,12 @@ impl Scheduler {
         }
     }
 
-    /// Gives back what a job in `lane` held at the gate, and starts the jobs that lets start.
-    fn release(&self, lane: Lane, demand: &Demand) {
+    /// Gives back what a job in `lane` held at the gate, having run for `ran`, and starts the
+    /// jobs that lets start.
+    fn release(&self, lane: Lane, demand: &Demand, ran: Duration) {
         let next = {
             let mut gate = self.gate();
-            gate.leave(lane, demand);
+            gate.leave(lane, demand, ran);
             gate.next()
         };
         if let Some((lane, demand, start)) = next {
@@ -412,6 +413,7 @@ impl Ticket {
         Running {
             scheduler,
             held: self.held.take(),
+            started: Instant::now(),
         }
     }
 }
@@ -420,7 +422,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(scheduler) = self.scheduler.take() {
             if let Some((lane, demand)) = self.held.take() {
-                scheduler.release(lane, &demand);
+                scheduler.release(lane, &demand, Duration::ZERO);
             }
             scheduler.update(|in_flight| in_flight.queued -= 1);
         }
@@ -432,12 +434,15 @@ impl Drop for Ticket {
 struct Running {
     scheduler: Arc<Scheduler>,
     held: Option<(Lane, Demand)>,
+    /// When it started: its tenant is charged the time it ran.
+    started: Instant,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some((lane, demand)) = self.held.take() {
-            self.scheduler.release(lane, &demand);
+            self.scheduler
+                .release(lane, &demand, self.started.elapsed());
         }
         self.scheduler.completed.fetch_add(1, Ordering::Relaxed);
         self.scheduler.update(|in_flight| in_flight.running -= 1);
@@ -454,6 +459,7 @@ mod tests {
         pool_memories: 1,
         group: 0,
         long: false,
+        share: Share::DEFAULT,
     };
 
     fn scheduler(workers: usize, max_queued: usize) -> Arc<Scheduler> {

@@ -39,6 +39,17 @@ pub struct Quotas {
     /// has a budget (this one unless it asks for less).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_fuel: Option<u64>,
+    /// Most of its CPU-bound jobs running at once (on engine threads); the rest wait,
+    /// queued, while the threads go to other tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running_cpu_jobs: Option<u32>,
+    /// Most of its IO-bound jobs running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running_io_jobs: Option<u32>,
+    /// Not a bound but its share: when tenants' jobs wait for the same engine threads (or IO
+    /// slots), each gets their time in the ratio of the weights (1 unless set; at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
     /// Largest component it may upload, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_task_bytes: Option<u64>,
