@@ -723,7 +723,10 @@ impl JobStore {
 
     /// How many of `tenant`'s jobs the store keeps in each state.
     pub(crate) fn counts_of(&self, tenant: &TenantId) -> JobCounts {
-        let counts = self.counts_of_tenant(tenant);
+        let by_tenant = self.tenant_counts.lock().expect("job store poisoned");
+        let Some(counts) = by_tenant.get(tenant) else {
+            return JobCounts::default();
+        };
         JobCounts {
             queued: counts.get(JobStatus::Queued),
             running: counts.get(JobStatus::Running),
@@ -732,8 +735,8 @@ impl JobStore {
         }
     }
 
-    /// `tenant`'s counts, made at its first job. (Kept for a tenant once made: a few words
-    /// per tenant.)
+    /// `tenant`'s counts, to count a new job in: made at its first job. (Kept for a tenant
+    /// once made: a few words per tenant.)
     fn counts_of_tenant(&self, tenant: &TenantId) -> Arc<Counts> {
         let mut by_tenant = self.tenant_counts.lock().expect("job store poisoned");
         if let Some(counts) = by_tenant.get(tenant) {

@@ -338,7 +338,7 @@ impl Host {
     pub async fn tasks_after(&self, scope: Scope<'_>, revision: u64, wait: Duration) -> Snapshot {
         self.catalogue
             .wait_until(scope, wait.min(self.max_wait), || {
-                self.catalogue.snapshot(scope).revision > revision
+                self.catalogue.revision(scope) > revision
             })
             .await;
         self.catalogue.snapshot(scope)
@@ -382,8 +382,8 @@ impl Host {
     /// of that name, if any): within its quotas of component size, tasks and stored bytes.
     fn check_upload(&self, tenant: &TenantId, name: &str, size: u64) -> Result<(), QuotaExceeded> {
         let quotas = self.tenants.quotas(tenant);
-        Quotas::check("max_task_bytes", quotas.max_task_bytes, 0, size)
-            .map_err(|over| QuotaExceeded { used: size, ..over })?;
+        // A size is its own use: nothing is added to it.
+        Quotas::check("max_task_bytes", quotas.max_task_bytes, size, 0)?;
         let others: Vec<_> = self
             .catalogue
             .uploads_of(tenant)

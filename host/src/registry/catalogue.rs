@@ -34,6 +34,24 @@ struct Namespace {
     loader: Arc<TaskLoader>,
 }
 
+impl Namespace {
+    /// The (empty) namespace of `dir`, `owner`'s tasks (`None`: the operator's), compiled
+    /// through `cache`.
+    fn new(
+        dir: PathBuf,
+        owner: Option<TenantId>,
+        cache: &Arc<ComponentCache>,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
+        let registry = Arc::new(Registry::default());
+        let loader = TaskLoader::new(dir, owner, cache.clone(), registry.clone(), metrics.clone());
+        Self {
+            registry,
+            loader: Arc::new(loader),
+        }
+    }
+}
+
 /// Every namespace of tasks: the shared one and each tenant's.
 pub struct Catalogue {
     shared: Namespace,
@@ -56,20 +74,12 @@ impl Catalogue {
         cache: Arc<ComponentCache>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, WatchError> {
-        let namespace = |dir: PathBuf, owner: Option<TenantId>| {
-            let registry = Arc::new(Registry::default());
-            let loader =
-                TaskLoader::new(dir, owner, cache.clone(), registry.clone(), metrics.clone());
-            Namespace {
-                registry,
-                loader: Arc::new(loader),
-            }
-        };
-        let shared = namespace(settings.dir.clone(), None);
+        let shared = Namespace::new(settings.dir.clone(), None, &cache, &metrics);
         let mut own = HashMap::new();
         for tenant in tenants {
             let dir = tenant_tasks_dir(&tenants_dir, &tenant)?;
-            own.insert(tenant.clone(), namespace(dir, Some(tenant)));
+            let namespace = Namespace::new(dir, Some(tenant.clone()), &cache, &metrics);
+            own.insert(tenant, namespace);
         }
         let loaders = std::iter::once(&shared)
             .chain(own.values())
@@ -92,17 +102,9 @@ impl Catalogue {
     /// Gives the new tenant `id` its (empty) namespace.
     pub fn add_tenant(&self, id: &TenantId) -> Result<(), WatchError> {
         let dir = tenant_tasks_dir(&self.tenants_dir, id)?;
-        let registry = Arc::new(Registry::default());
-        let loader = Arc::new(TaskLoader::new(
-            dir,
-            Some(id.clone()),
-            self.cache.clone(),
-            registry.clone(),
-            self.metrics.clone(),
-        ));
-        self.watcher.add(loader.clone())?;
-        self.write()
-            .insert(id.clone(), Namespace { registry, loader });
+        let namespace = Namespace::new(dir, Some(id.clone()), &self.cache, &self.metrics);
+        self.watcher.add(namespace.loader.clone())?;
+        self.write().insert(id.clone(), namespace);
         Ok(())
     }
 
@@ -166,6 +168,15 @@ impl Catalogue {
                 .filter(|name| !shadowed.contains(name)),
         );
         own
+    }
+
+    /// The revision of what `scope` sees: as [`snapshot`](Self::snapshot) gives it, without
+    /// copying the tasks.
+    pub fn revision(&self, scope: Scope<'_>) -> u64 {
+        let own = self
+            .namespace(scope)
+            .map_or(0, |namespace| namespace.registry.revision());
+        self.shared.registry.revision() + own
     }
 
     /// Waits up to `wait` until `done` holds, checking it again at every change `scope` can

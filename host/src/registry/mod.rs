@@ -187,7 +187,7 @@ impl Registry {
         let mut versions: Vec<_> = tasks.current.values().cloned().collect();
         versions.sort_by(|a, b| a.name.cmp(&b.name));
         Snapshot {
-            revision: *self.revision.borrow(),
+            revision: self.revision(),
             tasks: versions,
             problems: tasks.problems.clone(),
             loading: tasks.loading.clone(),
@@ -197,6 +197,11 @@ impl Registry {
     /// How many names are loading for the first time.
     pub fn loading(&self) -> usize {
         self.read().loading.len()
+    }
+
+    /// Counts changes: any change to the registry gives a larger revision.
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
     }
 
     /// A receiver that sees every change of the revision.
