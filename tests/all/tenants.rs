@@ -171,8 +171,31 @@ fn the_cli_manages_tenants_with_the_admin_key_of_the_data_dir() {
             text(&output.stderr),
         )
     };
-    let (ok, stdout, stderr) = cli(&["tenant", "add", "acme"]);
+    let (ok, stdout, stderr) = cli(&["tenant", "add", "acme", "--quota", "max_tasks=3"]);
     assert!(ok, "{stdout}{stderr}");
+    let quotas_after = |args: &[&str]| {
+        let (ok, quotas, stderr) = cli(args);
+        assert!(ok, "{quotas}{stderr}");
+        serde_json::from_str::<Value>(&quotas).unwrap()
+    };
+    assert_eq!(
+        quotas_after(&["tenant", "quotas", "acme"]),
+        json!({"max_tasks": 3})
+    );
+    assert_eq!(
+        quotas_after(&["tenant", "quotas", "acme", "--quota", "weight=2"]),
+        json!({"weight": 2}),
+        "replaced whole"
+    );
+    assert_eq!(
+        quotas_after(&["tenant", "quotas", "acme", "--clear"]),
+        json!({})
+    );
+    let (ok, _, stderr) = cli(&["tenant", "quotas", "acme", "--quota", "max_task=1"]);
+    assert!(
+        !ok && stderr.contains("unknown field `max_task`"),
+        "{stderr}"
+    );
     let (ok, key, stderr) = cli(&["tenant", "key", "new", "acme"]);
     assert!(ok && key.trim().starts_with("th_"), "{key}{stderr}");
     assert!(stderr.contains("not shown again"), "{stderr}");
@@ -193,6 +216,89 @@ fn the_cli_manages_tenants_with_the_admin_key_of_the_data_dir() {
     let (ok, _, stderr) = cli(&["tenant", "rm", "nobody"]);
     assert!(!ok && stderr.contains("tenant_not_found"), "{stderr}");
     assert!(cli(&["tenant", "rm", "acme"]).0);
+}
+
+#[test]
+fn tenants_declared_in_the_config_file_hold_their_keys_and_the_default_quotas_apply() {
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_taskhost"))
+        .args(["tenant", "key", "generate"])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(generated.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let hint = String::from_utf8(generated.stderr).unwrap();
+    let hashes = hint
+        .split("key_hashes = ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no hash in {hint:?}"));
+    assert!(
+        key.starts_with("th_") && !hint.contains(&key),
+        "{key} {hint}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taskhost.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[default_quotas]\nmax_timeout_ms = 2000\n\n\
+             [[tenants]]\nid = \"acme\"\nkey_hashes = {hashes}\nquotas = {{ max_memory_mib = 64 }}\n"
+        ),
+    )
+    .unwrap();
+    let server = crate::server_with(&["--config", file.to_str().unwrap()]);
+    assert!(
+        !server.data_dir().join("default.key").exists(),
+        "no default tenant beside declared ones"
+    );
+    assert_eq!(run_as(&server, &key).status, 200, "the declared key works");
+
+    let long = json!({"task": "noop", "timeout_ms": 5000});
+    let refused = as_key(&server, &key, "POST", "/v1/jobs", Some(long));
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(refused.json["error"]["quota"]["name"], "max_timeout_ms");
+    assert_eq!(
+        refused.json["error"]["quota"]["limit"], 2000,
+        "the default quota"
+    );
+    let big = json!({"task": "noop", "memory_mib": 65});
+    let refused = as_key(&server, &key, "POST", "/v1/jobs", Some(big));
+    assert_eq!(
+        refused.json["error"]["quota"]["name"], "max_memory_mib",
+        "its own"
+    );
+
+    let shown = admin(&server, "GET", "/v1/admin/tenants/acme", None);
+    assert_eq!(shown.json["origin"], "config", "{}", shown.text);
+    let change = json!({"quotas": {}});
+    let patched = admin(&server, "PATCH", "/v1/admin/tenants/acme", Some(change));
+    assert_eq!(
+        (patched.status, &patched.json["error"]["code"]),
+        (409, &json!("tenant_declared")),
+        "{}",
+        patched.text
+    );
+    for (method, path) in [
+        ("DELETE", "/v1/admin/tenants/acme"),
+        ("POST", "/v1/admin/tenants/acme/keys"),
+    ] {
+        assert_eq!(
+            admin(&server, method, path, None).status,
+            409,
+            "{method} {path}"
+        );
+    }
+    let created = admin(
+        &server,
+        "POST",
+        "/v1/admin/tenants",
+        Some(json!({"id": "acme"})),
+    );
+    assert_eq!(created.json["error"]["code"], "tenant_exists");
+    let server = server.restart();
+    assert_eq!(run_as(&server, &key).status, 200, "after a restart too");
 }
 
 /// A new tenant `id` and a key of its.

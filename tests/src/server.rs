@@ -23,7 +23,8 @@ pub struct Server {
     agent: ureq::Agent,
     /// Sends no key but what a request has.
     anonymous: ureq::Agent,
-    /// The `default` tenant's key, which the server wrote on its first start.
+    /// The `default` tenant's key, which the server wrote on its first start (empty if the
+    /// config file declares tenants: then there is no `default` tenant).
     key: String,
     /// The admin key, which the server wrote on its first start.
     admin_key: String,
@@ -147,7 +148,9 @@ impl Server {
             std::fs::read_to_string(&path)
                 .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
         };
-        let (key, admin_key) = (read_key("default.key"), read_key("admin.key"));
+        // No `default` tenant (and no key) when the config file declares tenants.
+        let key = std::fs::read_to_string(server_data(&data_dir).join("default.key"));
+        let (key, admin_key) = (key.unwrap_or_default(), read_key("admin.key"));
         Self {
             child: Some(child),
             base,

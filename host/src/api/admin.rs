@@ -134,6 +134,7 @@ pub(super) async fn get_tenant(
         (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`, `malformed_json`, `invalid_request`", body = ErrorBody),
         (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
         (status = NOT_FOUND, description = "`tenant_not_found`", body = ErrorBody),
+        (status = CONFLICT, description = "`tenant_declared`: declared in the config file, changed there", body = ErrorBody),
         (status = UNSUPPORTED_MEDIA_TYPE, description = "`unsupported_media_type`", body = ErrorBody),
     ),
 )]
@@ -167,6 +168,7 @@ pub(super) async fn change_tenant(
         (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`", body = ErrorBody),
         (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
         (status = NOT_FOUND, description = "`tenant_not_found`", body = ErrorBody),
+        (status = CONFLICT, description = "`tenant_declared`: declared in the config file, changed there", body = ErrorBody),
     ),
 )]
 pub(super) async fn delete_tenant(
@@ -191,6 +193,7 @@ pub(super) async fn delete_tenant(
         (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`", body = ErrorBody),
         (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
         (status = NOT_FOUND, description = "`tenant_not_found`", body = ErrorBody),
+        (status = CONFLICT, description = "`tenant_declared`: declared in the config file, changed there", body = ErrorBody),
     ),
 )]
 pub(super) async fn issue_key(
@@ -222,6 +225,7 @@ pub(super) async fn issue_key(
         (status = BAD_REQUEST, description = "`invalid_tenant_id`, `invalid_path`", body = ErrorBody),
         (status = FORBIDDEN, description = "`forbidden`: not the admin key", body = ErrorBody),
         (status = NOT_FOUND, description = "`tenant_not_found`, `key_not_found`", body = ErrorBody),
+        (status = CONFLICT, description = "`tenant_declared`: declared in the config file, changed there", body = ErrorBody),
     ),
 )]
 pub(super) async fn revoke_key(

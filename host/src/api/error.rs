@@ -220,6 +220,8 @@ pub enum ApiErrorCode {
     TenantNotFound,
     /// The tenant has no key of this id.
     KeyNotFound,
+    /// The tenant is declared in the config file, where it is changed (then restart).
+    TenantDeclared,
     /// Over one of the tenant's quotas: the body's `quota` names it, its `limit` and what is
     /// `used`; `429` with `Retry-After` for rates and counts, `403` for sizes and ceilings.
     QuotaExceeded,
@@ -267,6 +269,7 @@ impl ApiError {
             Self::InvalidTenantId(_) => (StatusCode::BAD_REQUEST, Code::InvalidTenantId),
             Self::Tenant(TenantError::Exists(_)) => (StatusCode::CONFLICT, Code::TenantExists),
             Self::Tenant(TenantError::NotFound(_)) => (StatusCode::NOT_FOUND, Code::TenantNotFound),
+            Self::Tenant(TenantError::Declared(_)) => (StatusCode::CONFLICT, Code::TenantDeclared),
             Self::Tenant(TenantError::KeyNotFound { .. }) => {
                 (StatusCode::NOT_FOUND, Code::KeyNotFound)
             }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use taskhost::jobs::{JobId, JobRecord, JobStatus, Kind, KindSource};
+use taskhost::tenants::Quotas;
 
 /// The longest one long poll asks the server to wait (the server may cap it lower, with
 /// `--max-wait-ms`); waiting longer takes several.
@@ -198,15 +199,25 @@ impl Client {
     }
 
     /// Creates tenant `id` (`POST /v1/admin/tenants`).
-    pub fn create_tenant(&self, id: &str) -> Result<Value, ClientError> {
+    pub fn create_tenant(&self, id: &str, quotas: &Quotas) -> Result<Value, ClientError> {
         let url = self.url("/v1/admin/tenants");
-        let body = serde_json::json!({"id": id}).to_string();
-        let sent = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/json")
-            .send(&body);
-        let (_, body) = self.receive(&url, sent)?;
+        let body = serde_json::json!({"id": id, "quotas": quotas});
+        let (_, body) = self.receive(&url, self.agent.post(&url).send_json(body))?;
+        parse(&url, &body)
+    }
+
+    /// Tenant `id` (`GET /v1/admin/tenants/{id}`) as the server sent it.
+    pub fn tenant(&self, id: &str) -> Result<Value, ClientError> {
+        let url = self.url(&format!("/v1/admin/tenants/{id}"));
+        let (_, body) = self.receive(&url, self.agent.get(&url).call())?;
+        parse(&url, &body)
+    }
+
+    /// Replaces tenant `id`'s quotas (`PATCH /v1/admin/tenants/{id}`): the tenant after.
+    pub fn set_quotas(&self, id: &str, quotas: &Quotas) -> Result<Value, ClientError> {
+        let url = self.url(&format!("/v1/admin/tenants/{id}"));
+        let body = serde_json::json!({"quotas": quotas});
+        let (_, body) = self.receive(&url, self.agent.patch(&url).send_json(body))?;
         parse(&url, &body)
     }
 

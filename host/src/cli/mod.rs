@@ -123,6 +123,24 @@ pub enum TenantCommand {
     Add {
         /// 1 to 63 of a-z, 0-9 and -.
         id: String,
+        /// A quota of the tenant, as NAME=VALUE (`--quota max_queued_jobs=100`); repeat for
+        /// more. The names are those of `taskhost tenant quotas --help`.
+        #[arg(long = "quota", value_name = "NAME=VALUE", value_parser = quota)]
+        quotas: Vec<(String, u64)>,
+    },
+    /// Show tenant ID's quotas, or replace them with those given (a quota not given is no
+    /// longer set): max_queued_jobs, submissions_per_second, submission_burst,
+    /// max_timeout_ms, max_memory_mib, max_fuel, max_running_cpu_jobs, max_running_io_jobs,
+    /// weight, max_task_bytes, max_tasks, max_stored_task_bytes.
+    Quotas {
+        /// The tenant.
+        id: String,
+        /// A quota, as NAME=VALUE; repeat for more.
+        #[arg(long = "quota", value_name = "NAME=VALUE", value_parser = quota)]
+        quotas: Vec<(String, u64)>,
+        /// Remove every quota of the tenant.
+        #[arg(long, conflicts_with = "quotas")]
+        clear: bool,
     },
     /// List the tenants, with their keys' ids.
     List {
@@ -142,6 +160,17 @@ pub enum TenantCommand {
     },
 }
 
+/// `NAME=VALUE`, a quota and its value.
+fn quota(text: &str) -> Result<(String, u64), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE (e.g. max_queued_jobs=100)"))?;
+    let value = value
+        .parse()
+        .map_err(|_| format!("the value of {name} must be a whole number, not {value:?}"))?;
+    Ok((name.to_owned(), value))
+}
+
 /// `taskhost tenant key ...`.
 #[derive(Subcommand)]
 pub enum KeyCommand {
@@ -150,6 +179,9 @@ pub enum KeyCommand {
         /// The tenant.
         id: String,
     },
+    /// Make a new key without a server, for a tenant of the config file: the key on stdout,
+    /// its hash (for `key_hashes` in `[[tenants]]`) on stderr.
+    Generate,
     /// Revoke key KEY_ID of tenant ID: refused from the next request on.
     Revoke {
         /// The tenant.

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Auth, Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, setting};
+use super::{
+    Auth, Config, ConfigError, InstanceAllocation, LimitPolicy, ServeArgs, TenantsConfig, setting,
+};
 use crate::compile::CompileSettings;
 use crate::egress::{HttpAllowList, HttpTrust};
 use crate::engine::{ComponentLimits, EngineSettings, LogLimits, POOL_SLOT_BYTES, PoolSettings};
@@ -496,6 +498,8 @@ impl ServeArgs {
                 body_min_bytes_per_sec: self.http_body_min_bytes_per_sec,
                 max_requests_per_connection: self.http_max_requests_per_connection,
             },
+            // The config file alone declares tenants: `Resolved::check` adds them.
+            tenants: TenantsConfig::default(),
         })
     }
 }

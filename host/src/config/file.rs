@@ -1,6 +1,8 @@
 //! A config file: TOML whose top-level keys are settings, spelled as the fields of
-//! [`ServeArgs`](super::ServeArgs) (snake_case). Each value is checked against its setting's
-//! type and parsed as its flag would be; every problem is reported with the file and line.
+//! [`ServeArgs`](super::ServeArgs) (snake_case), besides the tenants' tables
+//! (`[[tenants]]`, `[default_quotas]`), which have no flags. Each value is checked against its
+//! setting's type and parsed as its flag would be; every problem is reported with the file and
+//! line.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -11,6 +13,10 @@ use toml::{Spanned, Value};
 
 use super::setting::{self, Kind, Scalar};
 use super::sources::{Given, Layer, Origin};
+use crate::tenants::TenantsConfig;
+
+/// The keys of [`TenantsConfig`], which are tables rather than settings.
+const TENANT_KEYS: [&str; 2] = ["tenants", "default_quotas"];
 
 /// What a config file gives: the settings it sets, and a problem for each key or value that
 /// is wrong (those settings are left out).
@@ -18,6 +24,8 @@ use super::sources::{Given, Layer, Origin};
 pub(super) struct FileSettings {
     /// The settings whose values are right.
     pub layer: Layer,
+    /// The tenants it declares, and their default quotas.
+    pub tenants: TenantsConfig,
     /// `FILE:LINE: what is wrong`, in the file's order.
     pub problems: Vec<String>,
 }
@@ -52,7 +60,22 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<FileSettings, String> {
     let mut entries: Vec<_> = table.into_iter().collect();
     entries.sort_by_key(|(_, value)| value.span().start);
     let mut settings = FileSettings::default();
+    match toml::from_str::<TenantsConfig>(text) {
+        Ok(tenants) => settings.tenants = tenants,
+        Err(error) => {
+            let (line, _) = position(text, error.span().map_or(0, |span| span.start));
+            let message = error.message().trim_end();
+            settings.problems.push(format!(
+                "{}:{line}: {message} (tenants are [[tenants]] tables of id, key_hashes and \
+                 quotas; [default_quotas] is a table of quotas)",
+                path.display()
+            ));
+        }
+    }
     for (key, value) in entries {
+        if TENANT_KEYS.contains(&key.as_str()) {
+            continue;
+        }
         let (line, _) = position(text, value.span().start);
         match values(&key, value.get_ref()) {
             Ok(values) => {
@@ -286,6 +309,52 @@ mod tests {
         assert!(
             listen.starts_with("taskhost.toml:3: listen = \"localhost\" is not valid: "),
             "{listen}"
+        );
+    }
+
+    #[test]
+    fn tenants_and_default_quotas_are_tables_beside_the_settings() {
+        let hash = "ab".repeat(32);
+        let settings = parse(&format!(
+            "max_queued = 5\n\
+             [default_quotas]\n\
+             max_queued_jobs = 100\n\
+             [[tenants]]\n\
+             id = \"acme\"\n\
+             key_hashes = [\"{hash}\"]\n\
+             quotas = {{ weight = 3 }}\n\
+             [[tenants]]\n\
+             id = \"beta\"\n"
+        ))
+        .unwrap();
+        assert!(settings.problems.is_empty(), "{:?}", settings.problems);
+        assert_eq!(values_of(&settings, "max_queued"), ["5"]);
+        let tenants = &settings.tenants;
+        assert_eq!(tenants.default_quotas.max_queued_jobs, Some(100));
+        let ids: Vec<_> = tenants.declared.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["acme", "beta"]);
+        assert_eq!(tenants.declared[0].quotas.weight, Some(3));
+        assert_eq!(tenants.declared[0].key_hashes.len(), 1);
+
+        let wrong = parse("max_queued = 5\n[[tenants]]\nid = \"Acme\"\n").unwrap();
+        let [problem] = wrong.problems.as_slice() else {
+            panic!("{:?}", wrong.problems);
+        };
+        assert!(
+            problem.starts_with("taskhost.toml:3: ")
+                && problem.contains("\"Acme\" is not a tenant id"),
+            "{problem}"
+        );
+        assert_eq!(
+            values_of(&wrong, "max_queued"),
+            ["5"],
+            "the settings still count"
+        );
+        let unknown = parse("[default_quotas]\nmax_queue = 1\n").unwrap();
+        assert!(
+            unknown.problems[0].contains("unknown field `max_queue`"),
+            "{:?}",
+            unknown.problems
         );
     }
 

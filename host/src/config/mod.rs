@@ -36,7 +36,7 @@ pub use crate::engine::{ComponentLimits, EngineSettings, FuelMetering, LogLimits
 pub use crate::registry::TasksSettings;
 pub use crate::scheduler::SchedulerSettings;
 pub use crate::server::ServerSettings;
-pub use crate::tenants::Auth;
+pub use crate::tenants::{Auth, TenantsConfig};
 
 /// Validated configuration of a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +75,8 @@ pub struct Config {
     pub memo_cache_bytes: u64,
     /// Settings of the HTTP server.
     pub http: ServerSettings,
+    /// Tenants of the config file, and the quotas of tenants that set none.
+    pub tenants: TenantsConfig,
 }
 
 impl Default for Config {
@@ -104,6 +106,7 @@ impl Default for Config {
             compile,
             memo_cache_bytes: 64 << 20,
             http: ServerSettings::DEFAULT,
+            tenants: TenantsConfig::default(),
         }
     }
 }

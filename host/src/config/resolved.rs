@@ -11,6 +11,7 @@ use super::check::create_data_dir;
 use super::setting::{self, Kind, Scalar};
 use super::sources::{Merged, Origin};
 use super::{Config, ConfigError, ServeArgs};
+use crate::tenants::TenantsConfig;
 
 /// The settings `serve` would run with, resolved from flags, environment, config file and
 /// defaults, but not yet checked.
@@ -26,6 +27,8 @@ pub struct Resolved {
     file: Option<PathBuf>,
     /// What is wrong in the config file; an error when it could not be used at all.
     file_problems: Result<Vec<String>, String>,
+    /// The tenants the config file declares.
+    tenants: TenantsConfig,
 }
 
 impl Resolved {
@@ -40,7 +43,13 @@ impl Resolved {
             origins: merged.origins,
             file,
             file_problems,
+            tenants: TenantsConfig::default(),
         }
+    }
+
+    /// These settings, with the tenants of the config file.
+    pub(super) fn with_tenants(self, tenants: TenantsConfig) -> Self {
+        Self { tenants, ..self }
     }
 
     /// Where the setting `key` (a field of [`ServeArgs`]) got its value.
@@ -61,8 +70,12 @@ impl Resolved {
                 });
             }
         };
+        problems.extend(self.tenants.problems());
         match self.args.clone().check(&|key| self.name(key)) {
-            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(config) if problems.is_empty() => Ok(Config {
+                tenants: self.tenants.clone(),
+                ..config
+            }),
             Ok(_) => Err(ConfigError { problems }),
             Err(more) => {
                 problems.extend(more);
@@ -88,6 +101,10 @@ impl Resolved {
         for (setting, source) in lines {
             let width = width.unwrap_or_default();
             toml.push_str(&format!("{setting:<width$}  # {source}\n"));
+        }
+        if self.tenants != TenantsConfig::default() {
+            let tenants = toml::to_string(&self.tenants).expect("tenants serialize");
+            toml.push_str(&format!("\n# Tenants, from the config file.\n{tenants}"));
         }
         toml
     }

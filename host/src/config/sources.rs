@@ -163,7 +163,8 @@ impl ServeOptions {
                 merge(&[&self.given, &file.layer]),
                 Some(path.clone()),
                 Ok(file.problems),
-            ),
+            )
+            .with_tenants(file.tenants),
             Err(problem) => Resolved::new(merge(&[&self.given]), Some(path.clone()), Err(problem)),
         }
     }

@@ -228,7 +228,7 @@ impl Host {
                  and the default tenant"
             );
         }
-        let tenants = Tenants::open(&config.data_dir)?;
+        let tenants = Tenants::open(&config.data_dir, config.tenants.clone())?;
         let engine = Arc::new(TaskEngine::new(config.engine.clone())?);
         let scheduler = Scheduler::start(SchedulerSettings {
             pool_memories: engine.allocation().pool_memories(),

@@ -95,6 +95,14 @@ impl KeyId {
     }
 }
 
+impl KeyId {
+    /// The id of a key known only by its `hash` (one of the config file's): the hash's
+    /// first 8 hex digits, which tell nothing of the key.
+    pub fn of_hash(hash: &KeyHash) -> Self {
+        Self(hash.0.to_hex()[..8].to_owned())
+    }
+}
+
 impl fmt::Display for KeyId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.0)

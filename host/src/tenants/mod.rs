@@ -6,8 +6,10 @@
 //! hashes, never keys). With none there, the first start creates the `default` tenant and
 //! writes its key to `default.key` and the admin key to `admin.key` (both mode 0600), so
 //! that a server started without configuration can be used at once: the CLI reads
-//! `default.key` by itself. Later starts reuse them.
+//! `default.key` by itself. Later starts reuse them. Tenants may also be declared in the
+//! config file (`declared`), which then creates no `default` tenant.
 
+mod declared;
 mod keys;
 mod quotas;
 
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::timestamp::Timestamp;
 
+pub use declared::{DeclaredTenant, TenantsConfig};
 pub use keys::{ApiKey, KeyHash, KeyId};
 pub use quotas::{QuotaExceeded, Quotas, SubmissionRates};
 
@@ -118,6 +121,18 @@ pub enum TenantsError {
         /// Why.
         source: io::Error,
     },
+    /// A tenant is both in the config file and in `tenants.json`.
+    #[error(
+        "tenant {} is declared in the config file and was also created over the admin API \
+         (it is in {}): drop it from the config file, or delete it over the API first",
+        id.as_str(), path.display()
+    )]
+    DeclaredTwice {
+        /// The tenant.
+        id: TenantId,
+        /// `tenants.json`.
+        path: PathBuf,
+    },
     /// `tenants.json` is not what this host writes.
     #[error("{} is not a tenants file this host wrote ({reason}): fix it or move it away", path.display())]
     Unreadable {
@@ -167,6 +182,19 @@ pub struct TenantView {
     pub keys: Vec<KeyView>,
     /// Its quotas (those set; the others do not bound it beyond the host's limits).
     pub quotas: Quotas,
+    /// Where it is kept: `api` (created over the admin API, which may change it) or `config`
+    /// (declared in the config file, changed there).
+    pub origin: TenantOrigin,
+}
+
+/// Where a tenant is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantOrigin {
+    /// In the data directory, created over the admin API (or at the first start).
+    Api,
+    /// In the config file.
+    Config,
 }
 
 /// One of a tenant's keys, as the admin API shows it.
@@ -193,6 +221,27 @@ impl From<&StoredTenant> for TenantView {
                 })
                 .collect(),
             quotas: tenant.quotas,
+            origin: TenantOrigin::Api,
+        }
+    }
+}
+
+impl TenantView {
+    /// The view of `tenant`, declared in the config file read at `started_at`.
+    fn declared(tenant: &DeclaredTenant, started_at: Timestamp) -> Self {
+        Self {
+            id: tenant.id.clone(),
+            created_at: started_at,
+            keys: tenant
+                .key_hashes
+                .iter()
+                .map(|hash| KeyView {
+                    id: KeyId::of_hash(hash),
+                    created_at: started_at,
+                })
+                .collect(),
+            quotas: tenant.quotas,
+            origin: TenantOrigin::Config,
         }
     }
 }
@@ -215,6 +264,12 @@ pub enum TenantError {
     /// No tenant has this id.
     #[error("no tenant {}", .0.as_str())]
     NotFound(TenantId),
+    /// The tenant is declared in the config file, where it is changed.
+    #[error(
+        "tenant {} is declared in the config file: change it there and restart the server",
+        .0.as_str()
+    )]
+    Declared(TenantId),
     /// The tenant has no key of this id.
     #[error("tenant {} has no key {key}", tenant.as_str())]
     KeyNotFound {
@@ -233,10 +288,14 @@ pub enum TenantError {
 pub struct Tenants {
     file: PathBuf,
     admin: KeyHash,
+    /// The tenants of the config file, and the default quotas.
+    config: TenantsConfig,
+    /// When the config file was read: the creation time shown for its tenants.
+    started_at: Timestamp,
     state: RwLock<State>,
 }
 
-/// The tenants, who holds each key, and each tenant's quotas.
+/// The tenants, who holds each key, and each tenant's quotas (its own over the defaults).
 struct State {
     stored: Stored,
     callers: HashMap<KeyHash, Caller>,
@@ -244,23 +303,31 @@ struct State {
 }
 
 impl State {
-    fn new(stored: Stored, admin: KeyHash) -> Self {
-        let mut callers: HashMap<KeyHash, Caller> = stored
-            .tenants
-            .iter()
-            .flat_map(|tenant| {
-                let caller = Caller::Tenant(tenant.id.clone());
-                tenant
-                    .keys
-                    .iter()
-                    .map(move |key| (key.hash, caller.clone()))
-            })
+    fn new(stored: Stored, config: &TenantsConfig, admin: KeyHash) -> Self {
+        let stored_keys = stored.tenants.iter().flat_map(|tenant| {
+            let keys = tenant.keys.iter().map(|key| key.hash);
+            keys.map(|hash| (hash, tenant.id.clone()))
+        });
+        let declared_keys = config.declared.iter().flat_map(|tenant| {
+            let keys = tenant.key_hashes.iter().copied();
+            keys.map(|hash| (hash, tenant.id.clone()))
+        });
+        let mut callers: HashMap<KeyHash, Caller> = stored_keys
+            .chain(declared_keys)
+            .map(|(hash, id)| (hash, Caller::Tenant(id)))
             .collect();
         callers.insert(admin, Caller::Admin);
-        let quotas = stored
+        let stored_quotas = stored
             .tenants
             .iter()
-            .map(|tenant| (tenant.id.clone(), tenant.quotas))
+            .map(|tenant| (&tenant.id, tenant.quotas));
+        let declared_quotas = config
+            .declared
+            .iter()
+            .map(|tenant| (&tenant.id, tenant.quotas));
+        let quotas = stored_quotas
+            .chain(declared_quotas)
+            .map(|(id, quotas)| (id.clone(), quotas.or(config.default_quotas)))
             .collect();
         Self {
             stored,
@@ -271,10 +338,11 @@ impl State {
 }
 
 impl Tenants {
-    /// The tenants of `data_dir` (created if missing): from its `tenants.json`, or, on a
-    /// first start, the `default` tenant, its key written to `default.key`; and the admin
-    /// key of `admin.key`, written first if missing.
-    pub fn open(data_dir: &Path) -> Result<Self, TenantsError> {
+    /// The tenants of `config` and of `data_dir` (created if missing): from its
+    /// `tenants.json`, or, on a first start without tenants in `config`, the `default`
+    /// tenant, its key written to `default.key`; and the admin key of `admin.key`, written
+    /// first if missing.
+    pub fn open(data_dir: &Path, config: TenantsConfig) -> Result<Self, TenantsError> {
         let io_error = |path: &Path| {
             let path = path.to_owned();
             move |source| TenantsError::Io { path, source }
@@ -289,19 +357,36 @@ impl Tenants {
                 })?
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                let stored = first_start(data_dir)?;
+                let stored = match config.declared.is_empty() {
+                    true => first_start(data_dir)?,
+                    false => Stored::default(),
+                };
                 write_stored(&file, &stored).map_err(io_error(&file))?;
                 stored
             }
             Err(error) => return Err(io_error(&file)(error)),
         };
+        let declared_twice = stored.tenants.iter().find(|tenant| {
+            config
+                .declared
+                .iter()
+                .any(|declared| declared.id == tenant.id)
+        });
+        if let Some(tenant) = declared_twice {
+            return Err(TenantsError::DeclaredTwice {
+                id: tenant.id.clone(),
+                path: file,
+            });
+        }
         let admin_file = data_dir.join(ADMIN_KEY_FILE);
         let admin = read_or_create_key(&admin_file, ApiKey::new_admin_key)
             .map_err(io_error(&admin_file))?;
         Ok(Self {
             file,
             admin,
-            state: RwLock::new(State::new(stored, admin)),
+            state: RwLock::new(State::new(stored, &config, admin)),
+            config,
+            started_at: Timestamp::now(),
         })
     }
 
@@ -312,12 +397,15 @@ impl Tenants {
 
     /// Every tenant, by id.
     pub fn list(&self) -> Vec<TenantView> {
+        let declared = self.config.declared.iter();
+        let declared = declared.map(|tenant| TenantView::declared(tenant, self.started_at));
         let mut tenants: Vec<TenantView> = self
             .read()
             .stored
             .tenants
             .iter()
             .map(TenantView::from)
+            .chain(declared)
             .collect();
         tenants.sort_by(|one, other| one.id.as_str().cmp(other.id.as_str()));
         tenants
@@ -325,6 +413,9 @@ impl Tenants {
 
     /// The tenant `id`.
     pub fn get(&self, id: &TenantId) -> Option<TenantView> {
+        if let Some(tenant) = self.declared(id) {
+            return Some(TenantView::declared(tenant, self.started_at));
+        }
         let state = self.read();
         state
             .stored
@@ -334,13 +425,30 @@ impl Tenants {
             .map(TenantView::from)
     }
 
-    /// The quotas of the tenant `id` (none set if there is no such tenant).
+    /// The quotas that bound the tenant `id`: its own, and the default quotas for those it
+    /// does not set (none set if there is no such tenant).
     pub fn quotas(&self, id: &TenantId) -> Quotas {
         self.read().quotas.get(id).copied().unwrap_or_default()
     }
 
+    /// The tenant `id` of the config file, if it is one.
+    fn declared(&self, id: &TenantId) -> Option<&DeclaredTenant> {
+        self.config.declared.iter().find(|tenant| tenant.id == *id)
+    }
+
+    /// Refused if the tenant `id` is one of the config file's, which only the file changes.
+    fn changeable(&self, id: &TenantId) -> Result<(), TenantError> {
+        match self.declared(id) {
+            Some(_) => Err(TenantError::Declared(id.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// Creates the tenant `id` with `quotas`, and no keys yet.
     pub fn create(&self, id: TenantId, quotas: Quotas) -> Result<TenantView, TenantError> {
+        if self.declared(&id).is_some() {
+            return Err(TenantError::Exists(id));
+        }
         self.change(|stored| {
             if stored.tenants.iter().any(|tenant| tenant.id == id) {
                 return Err(TenantError::Exists(id));
@@ -359,6 +467,7 @@ impl Tenants {
 
     /// Replaces the quotas of the tenant `id`, from the next request on.
     pub fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantView, TenantError> {
+        self.changeable(id)?;
         self.change(|stored| {
             let tenant = tenant_mut(stored, id)?;
             tenant.quotas = quotas;
@@ -368,6 +477,7 @@ impl Tenants {
 
     /// Deletes the tenant `id`: its keys are refused from the next request on.
     pub fn delete(&self, id: &TenantId) -> Result<(), TenantError> {
+        self.changeable(id)?;
         self.change(|stored| {
             let before = stored.tenants.len();
             stored.tenants.retain(|tenant| tenant.id != *id);
@@ -380,6 +490,7 @@ impl Tenants {
 
     /// Issues the tenant `id` a new key.
     pub fn issue_key(&self, id: &TenantId) -> Result<IssuedKey, TenantError> {
+        self.changeable(id)?;
         let key = ApiKey::new_tenant_key().map_err(TenantError::Storage)?;
         let key_id = KeyId::new().map_err(TenantError::Storage)?;
         let hash = key.hash();
@@ -397,6 +508,7 @@ impl Tenants {
 
     /// Revokes the tenant `id`'s key `key`: refused from the next request on.
     pub fn revoke_key(&self, id: &TenantId, key: &str) -> Result<(), TenantError> {
+        self.changeable(id)?;
         self.change(|stored| {
             let tenant = tenant_mut(stored, id)?;
             let before = tenant.keys.len();
@@ -424,7 +536,7 @@ impl Tenants {
             tracing::error!(file = %self.file.display(), %error, "could not write the tenants");
             TenantError::Storage(error)
         })?;
-        *state = State::new(stored, self.admin);
+        *state = State::new(stored, &self.config, self.admin);
         Ok(result)
     }
 
@@ -510,7 +622,7 @@ mod tests {
     #[test]
     fn a_first_start_creates_the_default_tenant_and_later_starts_reuse_its_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let tenants = Tenants::open(dir.path()).unwrap();
+        let tenants = Tenants::open(dir.path(), TenantsConfig::default()).unwrap();
         let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap();
         let (default_key, admin_key) = (read(DEFAULT_KEY_FILE), read(ADMIN_KEY_FILE));
         for name in [DEFAULT_KEY_FILE, ADMIN_KEY_FILE, TENANTS_FILE] {
@@ -532,7 +644,7 @@ mod tests {
         assert_eq!(tenants.authenticate("th_0000"), None);
         assert_eq!(tenants.authenticate(""), None);
 
-        let again = Tenants::open(dir.path()).unwrap();
+        let again = Tenants::open(dir.path(), TenantsConfig::default()).unwrap();
         assert_eq!(read(DEFAULT_KEY_FILE), default_key);
         assert_eq!(
             again.authenticate(&default_key),
@@ -544,7 +656,7 @@ mod tests {
     #[test]
     fn quotas_are_kept_across_restarts_and_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let tenants = Tenants::open(dir.path()).unwrap();
+        let tenants = Tenants::open(dir.path(), TenantsConfig::default()).unwrap();
         let id = TenantId::try_from("acme".to_owned()).unwrap();
         let quotas = Quotas {
             max_tasks: Some(3),
@@ -553,14 +665,19 @@ mod tests {
         };
         tenants.create(id.clone(), quotas).unwrap();
         assert_eq!(tenants.quotas(&id), quotas);
-        let again = Tenants::open(dir.path()).unwrap();
+        let again = Tenants::open(dir.path(), TenantsConfig::default()).unwrap();
         assert_eq!(again.quotas(&id), quotas);
         let fewer = Quotas {
             max_tasks: Some(1),
             ..Quotas::default()
         };
         assert_eq!(again.set_quotas(&id, fewer).unwrap().quotas, fewer);
-        assert_eq!(Tenants::open(dir.path()).unwrap().quotas(&id), fewer);
+        assert_eq!(
+            Tenants::open(dir.path(), TenantsConfig::default())
+                .unwrap()
+                .quotas(&id),
+            fewer
+        );
         let default = TenantId::default_tenant();
         assert!(again.quotas(&default).is_empty(), "none set");
         let missing = TenantId::try_from("nobody".to_owned()).unwrap();
@@ -571,10 +688,96 @@ mod tests {
     }
 
     #[test]
+    fn tenants_of_the_config_file_hold_their_keys_and_are_changed_only_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ApiKey::new_tenant_key().unwrap();
+        let acme = TenantId::try_from("acme".to_owned()).unwrap();
+        let config = TenantsConfig {
+            declared: vec![DeclaredTenant {
+                id: acme.clone(),
+                key_hashes: vec![key.hash()],
+                quotas: Quotas {
+                    max_tasks: Some(2),
+                    ..Quotas::default()
+                },
+            }],
+            default_quotas: Quotas {
+                max_tasks: Some(9),
+                max_queued_jobs: Some(50),
+                ..Quotas::default()
+            },
+        };
+        let tenants = Tenants::open(dir.path(), config.clone()).unwrap();
+        assert!(
+            !dir.path().join(DEFAULT_KEY_FILE).exists(),
+            "declared tenants replace the default one"
+        );
+        assert_eq!(
+            tenants.authenticate(key.expose()),
+            Some(Caller::Tenant(acme.clone()))
+        );
+        let view = tenants.get(&acme).unwrap();
+        assert_eq!(view.origin, TenantOrigin::Config);
+        assert_eq!(view.keys[0].id, KeyId::of_hash(&key.hash()));
+        assert_eq!(tenants.list(), [view]);
+        let effective = tenants.quotas(&acme);
+        assert_eq!(
+            (effective.max_tasks, effective.max_queued_jobs),
+            (Some(2), Some(50)),
+            "its own quota over the default one"
+        );
+
+        for refused in [
+            tenants.set_quotas(&acme, Quotas::default()).map(drop),
+            tenants.delete(&acme),
+            tenants.issue_key(&acme).map(drop),
+            tenants.revoke_key(&acme, "x"),
+        ] {
+            assert!(
+                matches!(refused, Err(TenantError::Declared(_))),
+                "{refused:?}"
+            );
+        }
+        assert!(matches!(
+            tenants.create(acme.clone(), Quotas::default()),
+            Err(TenantError::Exists(_))
+        ));
+        let other = TenantId::try_from("other".to_owned()).unwrap();
+        tenants.create(other.clone(), Quotas::default()).unwrap();
+        assert_eq!(
+            tenants.quotas(&other).max_queued_jobs,
+            Some(50),
+            "the default"
+        );
+
+        let error = Tenants::open(
+            dir.path(),
+            TenantsConfig {
+                declared: vec![DeclaredTenant {
+                    id: other,
+                    key_hashes: Vec::new(),
+                    quotas: Quotas::default(),
+                }],
+                ..config
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            error.contains("tenant other is declared in the config file and was also created"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_damaged_tenants_file_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(TENANTS_FILE), b"{\"tenants\": 7}").unwrap();
-        let error = Tenants::open(dir.path()).err().unwrap().to_string();
+        let error = Tenants::open(dir.path(), TenantsConfig::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             error.contains("tenants.json") && error.contains("move it away"),
             "{error}"

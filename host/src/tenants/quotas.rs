@@ -67,6 +67,28 @@ impl Quotas {
         *self == Self::default()
     }
 
+    /// These quotas, with each one not set taken from `defaults`.
+    pub fn or(self, defaults: Quotas) -> Quotas {
+        Quotas {
+            max_queued_jobs: self.max_queued_jobs.or(defaults.max_queued_jobs),
+            submissions_per_second: self
+                .submissions_per_second
+                .or(defaults.submissions_per_second),
+            submission_burst: self.submission_burst.or(defaults.submission_burst),
+            max_timeout_ms: self.max_timeout_ms.or(defaults.max_timeout_ms),
+            max_memory_mib: self.max_memory_mib.or(defaults.max_memory_mib),
+            max_fuel: self.max_fuel.or(defaults.max_fuel),
+            max_running_cpu_jobs: self.max_running_cpu_jobs.or(defaults.max_running_cpu_jobs),
+            max_running_io_jobs: self.max_running_io_jobs.or(defaults.max_running_io_jobs),
+            weight: self.weight.or(defaults.weight),
+            max_task_bytes: self.max_task_bytes.or(defaults.max_task_bytes),
+            max_tasks: self.max_tasks.or(defaults.max_tasks),
+            max_stored_task_bytes: self
+                .max_stored_task_bytes
+                .or(defaults.max_stored_task_bytes),
+        }
+    }
+
     /// Refused if `used` plus `adding` would pass the quota `quota` (of limit `limit`).
     pub(crate) fn check(
         quota: &'static str,
